@@ -1,0 +1,61 @@
+"""ε of a DpEvent: the RDP accountant (what the ledger uses) and PLD (a second opinion).
+
+The RDP accountant is the only one in dp_accounting that supports
+``RepeatAndSelectDpEvent``, so it is the one every charge is made with. The PLD
+accountant is tighter for compositions; where it supports an event we report
+its figure next to the RDP one so a reviewer sees how loose RDP is. Both
+accountants fail closed: an event they cannot handle raises, never yields 0.
+
+This module imports neither torch nor Ray.
+"""
+
+from __future__ import annotations
+
+import math
+
+from dp_accounting import dp_event
+from dp_accounting.pld import pld_privacy_accountant
+from dp_accounting.rdp import rdp_privacy_accountant
+
+__all__ = ["UnsupportedEventError", "pld_epsilon", "rdp_epsilon"]
+
+#: Rényi orders: dp_accounting's defaults plus larger ones, which matter for
+#: small δ with strongly subsampled mechanisms and for repeat-and-select.
+RDP_ORDERS: tuple[float, ...] = tuple(
+    [1.0 + x / 10.0 for x in range(1, 100)] + list(range(11, 64)) + [80, 96, 128, 192, 256, 512, 1024]
+)
+
+#: PLD discretisation: pessimistic estimate (an upper bound) at this grid.
+PLD_DISCRETIZATION = 1e-3
+
+
+class UnsupportedEventError(ValueError):
+    """The accountant cannot analyse this event; we never treat that as ε = 0."""
+
+
+def rdp_accountant() -> rdp_privacy_accountant.RdpAccountant:
+    return rdp_privacy_accountant.RdpAccountant(list(RDP_ORDERS))
+
+
+def rdp_epsilon(event: dp_event.DpEvent, delta: float) -> float:
+    """ε at ``delta`` of ``event`` by the RDP accountant (add/remove adjacency)."""
+    _check_delta(delta)
+    accountant = rdp_accountant()
+    if not accountant.supports(event):
+        raise UnsupportedEventError(f"RDP accountant does not support event {type(event).__name__}")
+    return float(accountant.compose(event).get_epsilon(delta))
+
+
+def pld_epsilon(event: dp_event.DpEvent, delta: float) -> float | None:
+    """ε at ``delta`` by the PLD accountant, or ``None`` if PLD cannot analyse the event
+    (e.g. repeat-and-select)."""
+    _check_delta(delta)
+    accountant = pld_privacy_accountant.PLDAccountant(value_discretization_interval=PLD_DISCRETIZATION)
+    if not accountant.supports(event):
+        return None
+    return float(accountant.compose(event).get_epsilon(delta))
+
+
+def _check_delta(delta: float) -> None:
+    if not (math.isfinite(delta) and 0 < delta < 1):
+        raise ValueError(f"Expected delta={delta} in (0, 1)")

@@ -1,0 +1,381 @@
+"""The privacy ledger: one per protected dataset, one sqlite file, one global (ε, δ).
+
+Every search is charged *before* its first trial reads data. The charge is a
+stored DpEvent; admission recomputes the RDP composition of every stored event
+plus the new one at the ledger's δ and admits only if it stays within the
+global ε. The read-compose-insert runs inside one ``BEGIN IMMEDIATE``
+transaction, so two processes charging at once serialise on sqlite's write
+lock and cannot both spend the last of the budget; once committed, a charge
+survives a killed process (sqlite's journal makes the commit durable).
+
+A charge is never removed or reduced: a failed, interrupted or early-stopped
+search still touched the data. Status changes are bookkeeping only.
+
+Stored rows are untrusted: each event row carries a SHA-256 of its JSON and
+the global budget a SHA-256 of its fields; a row that fails either check, or
+does not decode through the whitelist, makes the ledger refuse to operate
+(:class:`LedgerCorruptError`) rather than under-count.
+
+This module imports neither torch nor Ray.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import re
+import sqlite3
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from dp_accounting import dp_event
+
+from tunedp.accounting.epsilon import rdp_epsilon
+from tunedp.accounting.serialization import EventDecodeError, event_from_json, event_to_json
+
+__all__ = [
+    "BudgetExceededError",
+    "Charge",
+    "LedgerCorruptError",
+    "LedgerError",
+    "LedgerMissingError",
+    "PrivacyLedger",
+    "default_ledger_path",
+]
+
+SCHEMA_VERSION = "1"
+STATUSES = ("charged", "running", "completed", "failed", "interrupted")
+_DATASET_NAME = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
+_BUSY_TIMEOUT_S = 60.0
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS ledger_meta (
+    key TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS charges (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    search_id TEXT NOT NULL UNIQUE,
+    created_at TEXT NOT NULL,
+    config_hash TEXT NOT NULL,
+    mode TEXT NOT NULL,
+    label TEXT NOT NULL,
+    epsilon REAL NOT NULL,
+    event_json TEXT NOT NULL,
+    event_sha256 TEXT NOT NULL,
+    status TEXT NOT NULL,
+    updated_at TEXT NOT NULL
+);
+"""
+
+
+class LedgerError(ValueError):
+    """A user-facing ledger problem (one line, with the fix)."""
+
+
+class LedgerMissingError(LedgerError):
+    pass
+
+
+class LedgerCorruptError(LedgerError):
+    pass
+
+
+class BudgetExceededError(LedgerError):
+    pass
+
+
+@dataclass(frozen=True, kw_only=True)
+class Charge:
+    """One charged search as stored (the event is decoded and verified)."""
+
+    search_id: str
+    created_at: str
+    config_hash: str
+    mode: str
+    label: str
+    epsilon: float
+    status: str
+    event: dp_event.DpEvent
+
+
+def default_ledger_path(dataset: str) -> Path:
+    """``$TUNEDP_LEDGER_DIR/<dataset>.sqlite``, else ``$TUNEDP_HOME/ledgers/``, else ``./.tunedp/ledgers/``."""
+    _check_dataset_name(dataset)
+    directory = os.environ.get("TUNEDP_LEDGER_DIR")
+    if directory:
+        return Path(directory) / f"{dataset}.sqlite"
+    home = Path(os.environ.get("TUNEDP_HOME", ".tunedp"))
+    return home / "ledgers" / f"{dataset}.sqlite"
+
+
+def _check_dataset_name(dataset: str) -> None:
+    if not _DATASET_NAME.match(dataset):
+        raise LedgerError(
+            f"--dataset: {dataset!r} is not a valid dataset name; use letters, digits, '_', '-', '.'"
+        )
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def _sha256(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def _meta_digest(dataset: str, epsilon: str, delta: str) -> str:
+    return _sha256(f"tunedp-ledger|{SCHEMA_VERSION}|{dataset}|{epsilon}|{delta}")
+
+
+class PrivacyLedger:
+    """The global privacy budget of one protected dataset, persisted in sqlite."""
+
+    def __init__(self, path: Path, *, dataset: str, epsilon: float, delta: float) -> None:
+        self.path = path
+        self.dataset = dataset
+        self.epsilon = epsilon
+        self.delta = delta
+
+    # ------------------------------------------------------------------ opening
+
+    @classmethod
+    def create(cls, path: Path | str, *, dataset: str, epsilon: float, delta: float) -> PrivacyLedger:
+        """Create a new ledger file; refuse to overwrite an existing one (budgets only shrink)."""
+        path = Path(path)
+        _check_dataset_name(dataset)
+        if not (math.isfinite(epsilon) and epsilon > 0):
+            raise LedgerError(f"--epsilon: {epsilon} must be a finite number > 0")
+        if not (math.isfinite(delta) and 0 < delta < 1):
+            raise LedgerError(f"--delta: {delta} must be in (0, 1)")
+        if path.exists():
+            raise LedgerError(f"ledger {path} already exists; a global budget cannot be reset")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        eps_text, delta_text = repr(float(epsilon)), repr(float(delta))
+        # Write to a temporary file and rename, so a crash never leaves a
+        # half-initialised ledger that a later `create` would refuse.
+        temporary = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
+        connection = sqlite3.connect(temporary)
+        try:
+            connection.executescript(_SCHEMA)
+            connection.executemany(
+                "INSERT INTO ledger_meta(key, value) VALUES (?, ?)",
+                [
+                    ("schema_version", SCHEMA_VERSION),
+                    ("dataset", dataset),
+                    ("epsilon", eps_text),
+                    ("delta", delta_text),
+                    ("created_at", _now()),
+                    ("meta_sha256", _meta_digest(dataset, eps_text, delta_text)),
+                ],
+            )
+            connection.commit()
+        finally:
+            connection.close()
+        try:
+            os.link(temporary, path)  # atomic and fails if `path` appeared meanwhile
+        except FileExistsError:
+            raise LedgerError(f"ledger {path} already exists; a global budget cannot be reset") from None
+        finally:
+            temporary.unlink(missing_ok=True)
+        return cls(path, dataset=dataset, epsilon=float(epsilon), delta=float(delta))
+
+    @classmethod
+    def open(cls, path: Path | str, *, dataset: str | None = None) -> PrivacyLedger:
+        """Open an existing ledger, verifying its header (and its dataset if given)."""
+        path = Path(path)
+        if not path.is_file():
+            name = dataset or path.stem
+            raise LedgerMissingError(
+                f"no ledger at {path}; create it with `tunedp budget init --dataset {name} "
+                "--epsilon E --delta D`"
+            )
+        with _connect(path) as connection:
+            meta = _read_meta(connection, path)
+        ledger = cls(path, dataset=meta[0], epsilon=float(meta[1]), delta=float(meta[2]))
+        if dataset is not None and ledger.dataset != dataset:
+            raise LedgerError(f"ledger {path} belongs to dataset {ledger.dataset!r}, not {dataset!r}")
+        return ledger
+
+    # ------------------------------------------------------------------ reading
+
+    def charges(self) -> list[Charge]:
+        """Every charge, verified; a tampered row raises :class:`LedgerCorruptError`."""
+        with _connect(self.path) as connection:
+            _read_meta(connection, self.path)
+            return _read_charges(connection, self.path)
+
+    def spent_epsilon(self) -> float:
+        """RDP ε at the ledger's δ of the composition of everything charged so far."""
+        return self._composed_epsilon([c.event for c in self.charges()])
+
+    def remaining(self) -> float:
+        """Global ε minus spent ε.
+
+        ε does not add up under RDP composition; this figure is for display.
+        Admission never uses it: :meth:`charge` recomposes every event.
+        """
+        return max(0.0, self.epsilon - self.spent_epsilon())
+
+    def admissible(self, event: dp_event.DpEvent) -> tuple[bool, float]:
+        """Whether ``event`` fits now, and the spent ε it would leave (dry run of charge)."""
+        events = [c.event for c in self.charges()]
+        after = self._composed_epsilon([*events, event])
+        return after <= self.epsilon, after
+
+    # ------------------------------------------------------------------ writing
+
+    def charge(
+        self,
+        event: dp_event.DpEvent,
+        *,
+        config_hash: str,
+        mode: str,
+        label: str = "",
+        search_id: str | None = None,
+    ) -> Charge:
+        """Admit and record a search atomically, or raise :class:`BudgetExceededError`.
+
+        Called before the search's first trial reads data. The whole
+        read-compose-insert runs under ``BEGIN IMMEDIATE``: a concurrent
+        charger waits for our commit and then sees our row.
+        """
+        event_json = json.dumps(event_to_json(event), sort_keys=True, separators=(",", ":"))
+        own_epsilon = rdp_epsilon(event, self.delta)
+        search_id = search_id or uuid.uuid4().hex
+        with _connect(self.path) as connection:
+            connection.execute("BEGIN IMMEDIATE")
+            try:
+                _read_meta(connection, self.path)
+                existing = [c.event for c in _read_charges(connection, self.path)]
+                after = self._composed_epsilon([*existing, event])
+                if after > self.epsilon:
+                    before = self._composed_epsilon(existing)
+                    raise BudgetExceededError(
+                        f"budget: dataset {self.dataset!r} has spent epsilon={before:.4g} of {self.epsilon:g}; "
+                        f"this search would bring it to {after:.4g}; lower --budget or raise the global budget"
+                    )
+                now = _now()
+                connection.execute(
+                    "INSERT INTO charges(search_id, created_at, config_hash, mode, label, epsilon, "
+                    "event_json, event_sha256, status, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (
+                        search_id,
+                        now,
+                        config_hash,
+                        mode,
+                        label,
+                        own_epsilon,
+                        event_json,
+                        _sha256(event_json),
+                        "charged",
+                        now,
+                    ),
+                )
+                connection.execute("COMMIT")
+            except BaseException:
+                connection.execute("ROLLBACK")
+                raise
+        return Charge(
+            search_id=search_id,
+            created_at=now,
+            config_hash=config_hash,
+            mode=mode,
+            label=label,
+            epsilon=own_epsilon,
+            status="charged",
+            event=event,
+        )
+
+    def set_status(self, search_id: str, status: str) -> None:
+        """Record a search's progress; never changes what was charged."""
+        if status not in STATUSES:
+            raise ValueError(f"Expected status={status!r} in {STATUSES}")
+        with _connect(self.path) as connection:
+            connection.execute("BEGIN IMMEDIATE")
+            cursor = connection.execute(
+                "UPDATE charges SET status = ?, updated_at = ? WHERE search_id = ?",
+                (status, _now(), search_id),
+            )
+            connection.execute("COMMIT")
+        if cursor.rowcount != 1:
+            raise LedgerError(f"no charge with search id {search_id!r} in {self.path}")
+
+    # ------------------------------------------------------------------ helpers
+
+    def _composed_epsilon(self, events: list[dp_event.DpEvent]) -> float:
+        if not events:
+            return 0.0
+        return rdp_epsilon(dp_event.ComposedDpEvent(events), self.delta)
+
+
+@contextmanager
+def _connect(path: Path) -> Iterator[sqlite3.Connection]:
+    # isolation_level=None: we issue BEGIN IMMEDIATE / COMMIT ourselves.
+    connection = sqlite3.connect(path, timeout=_BUSY_TIMEOUT_S, isolation_level=None)
+    try:
+        connection.execute("PRAGMA synchronous = FULL")
+        yield connection
+    except sqlite3.OperationalError as error:
+        if "locked" in str(error) or "busy" in str(error):
+            raise LedgerError(f"ledger {path} is busy (another process holds it); retry") from None
+        raise LedgerCorruptError(f"ledger {path} is not a readable tunedp ledger ({error})") from None
+    except sqlite3.DatabaseError as error:
+        raise LedgerCorruptError(f"ledger {path} is not a readable tunedp ledger ({error})") from None
+    finally:
+        connection.close()
+
+
+def _read_meta(connection: sqlite3.Connection, path: Path) -> tuple[str, str, str]:
+    try:
+        rows = dict(connection.execute("SELECT key, value FROM ledger_meta").fetchall())
+    except sqlite3.DatabaseError:
+        raise LedgerCorruptError(f"ledger {path} is not a tunedp ledger (no ledger_meta table)") from None
+    try:
+        dataset, epsilon, delta = rows["dataset"], rows["epsilon"], rows["delta"]
+        digest = rows["meta_sha256"]
+        version = rows["schema_version"]
+    except KeyError as missing:
+        raise LedgerCorruptError(f"ledger {path} header lacks {missing}; refusing to use it") from None
+    if version != SCHEMA_VERSION or digest != _meta_digest(dataset, epsilon, delta):
+        raise LedgerCorruptError(
+            f"ledger {path}: global budget was edited outside tunedp (checksum mismatch); refusing to use it"
+        )
+    return dataset, epsilon, delta
+
+
+def _read_charges(connection: sqlite3.Connection, path: Path) -> list[Charge]:
+    rows = connection.execute(
+        "SELECT id, search_id, created_at, config_hash, mode, label, epsilon, event_json, event_sha256, "
+        "status FROM charges ORDER BY id"
+    ).fetchall()
+    charges = []
+    for row_id, search_id, created, config_hash, mode, label, epsilon, event_json, digest, status in rows:
+        if not isinstance(event_json, str) or _sha256(event_json) != digest:
+            raise LedgerCorruptError(
+                f"ledger {path}: charge row {row_id} was edited outside tunedp (checksum mismatch); "
+                "refusing to use it"
+            )
+        try:
+            event = event_from_json(json.loads(event_json))
+        except (EventDecodeError, json.JSONDecodeError) as error:
+            raise LedgerCorruptError(f"ledger {path}: charge row {row_id} is invalid ({error})") from None
+        charges.append(
+            Charge(
+                search_id=search_id,
+                created_at=created,
+                config_hash=config_hash,
+                mode=mode,
+                label=label,
+                epsilon=float(epsilon),
+                status=status,
+                event=event,
+            )
+        )
+    return charges

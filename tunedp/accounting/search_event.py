@@ -1,0 +1,77 @@
+"""The DpEvent of a whole search, built from the DpEvent of one trial.
+
+- ``random`` with ``release: best``: ``RepeatAndSelectDpEvent(trial, mean, shape)``
+  (Papernot & Steinke 2022). Only the best trial is released — and the number
+  of trials K is not released either: the bound assumes K is random *and
+  unseen*; publishing K turns the output into best-of-k for a known k, which
+  the bound does not cover.
+- ``random`` with ``release: all``: every trial is shown, so the charge is the
+  composition of ``max_trials`` trials (K is capped at ``max_trials``; the cap
+  is data-independent and composing fewer trials never costs more).
+- ``adaptive`` and ``grid``: the (adaptive) composition of every trial at full
+  planned length with all of its releases.
+
+This module imports neither torch nor Ray.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Literal
+
+from dp_accounting import dp_event
+
+__all__ = ["SearchShape", "search_event"]
+
+
+@dataclass(frozen=True, kw_only=True)
+class SearchShape:
+    """The mode-dependent part of a search's privacy cost.
+
+    ``expected_trials`` is the mean of K (random) or the fixed number of trials;
+    ``max_trials`` is ``None`` when K is unbounded (random, ``release: best``);
+    ``shape`` is the repeat-and-select shape (∞ for Poisson) in random mode.
+    """
+
+    mode: Literal["random", "adaptive", "grid"]
+    release: Literal["best", "all"]
+    expected_trials: float
+    max_trials: int | None
+    shape: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.expected_trials < 1:
+            raise ValueError(f"Expected expected_trials={self.expected_trials} >= 1")
+        if self.repeat_and_select:
+            if self.shape is None or math.isnan(self.shape) or self.shape < 0:
+                raise ValueError(f"Expected shape={self.shape} >= 0 for repeat-and-select")
+            if self.max_trials is not None:
+                raise ValueError("repeat-and-select must not cap the number of trials")
+        elif self.max_trials is None or self.max_trials < 1:
+            raise ValueError(f"Expected max_trials={self.max_trials} >= 1 for a composed search")
+
+    @property
+    def repeat_and_select(self) -> bool:
+        return self.mode == "random" and self.release == "best"
+
+    @property
+    def composed_trials(self) -> int:
+        """How many trials a naive composition of this search would charge."""
+        if self.max_trials is not None:
+            return self.max_trials
+        return math.ceil(self.expected_trials)
+
+
+def search_event(trial: dp_event.DpEvent, shape: SearchShape) -> dp_event.DpEvent:
+    """The event the ledger is charged for a search whose every trial is ``trial``."""
+    if shape.repeat_and_select:
+        assert shape.shape is not None  # checked in __post_init__
+        return dp_event.RepeatAndSelectDpEvent(trial, float(shape.expected_trials), float(shape.shape))
+    assert shape.max_trials is not None
+    return dp_event.SelfComposedDpEvent(trial, shape.max_trials)
+
+
+def naive_event(trial: dp_event.DpEvent, shape: SearchShape) -> dp_event.DpEvent:
+    """Composition of the same (expected, rounded up) number of trials, for comparison."""
+    return dp_event.SelfComposedDpEvent(trial, shape.composed_trials)

@@ -1,0 +1,303 @@
+"""The ``tunedp`` command line: plan, budget, search, report, ui.
+
+Every user error ends the same way: one line on stderr that names the field
+and the fix, exit code 2, and nothing written or charged. Heavy imports
+(torch, Ray, MLflow) happen inside the commands that need them so ``plan``
+and ``budget`` stay instant.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Annotated, Any, NoReturn
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from tunedp.accounting.calibration import CalibrationError
+from tunedp.accounting.ledger import (
+    LedgerError,
+    LedgerMissingError,
+    PrivacyLedger,
+    default_ledger_path,
+)
+from tunedp.config import ConfigError, SearchConfig, load_config
+
+__all__ = ["app", "main"]
+
+app = typer.Typer(
+    name="tunedp",
+    help="Differentially private hyperparameter tuning, charged against one global privacy budget.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+budget_app = typer.Typer(help="The global privacy budget (ledger) of a protected dataset.", no_args_is_help=True)
+app.add_typer(budget_app, name="budget")
+
+console = Console()
+err_console = Console(stderr=True)
+
+USER_ERRORS = (ConfigError, CalibrationError, LedgerError)
+
+
+class UserError(Exception):
+    """A one-line problem with what the user asked for (exit code 2)."""
+
+
+def fail(message: str, code: int = 2) -> NoReturn:
+    err_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    raise typer.Exit(code)
+
+
+def config_hash(config: SearchConfig) -> str:
+    """A stable fingerprint of what was asked, stored with each charge."""
+    canonical = json.dumps(config.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+
+
+def resolve_ledger_path(dataset: str, ledger: Path | None) -> Path:
+    return ledger if ledger is not None else default_ledger_path(dataset)
+
+
+def _quiet_libraries() -> None:
+    # dp_accounting logs through absl when it drops a Rényi order whose series
+    # does not converge; the order is then excluded (ε can only go up), which
+    # is the conservative outcome, so the warning is noise for users.
+    logging.getLogger("absl").setLevel(logging.ERROR)
+
+
+def _positive(name: str, value: float | None) -> None:
+    if value is not None and not value > 0:
+        raise UserError(f"{name}: {value} must be > 0")
+
+
+def _load(config_path: Path, budget: float | None, delta: float | None) -> SearchConfig:
+    _positive("--budget", budget)
+    if delta is not None and not 0 < delta < 1:
+        raise UserError(f"--delta: {delta} must be in (0, 1)")
+    config = load_config(config_path)
+    try:
+        return config.with_budget(epsilon=budget, delta=delta)
+    except Exception as error:  # pydantic ValidationError: reuse the one-line formatter
+        from pydantic import ValidationError
+
+        from tunedp.config import format_validation_error
+
+        if isinstance(error, ValidationError):
+            raise UserError(format_validation_error(error)) from None
+        raise
+
+
+ConfigOption = Annotated[
+    Path, typer.Option("--config", "-c", help="Search config (YAML).", dir_okay=False, show_default=False)
+]
+BudgetOption = Annotated[
+    float | None, typer.Option("--budget", help="Override budget.epsilon of the config.", show_default=False)
+]
+DeltaOption = Annotated[
+    float | None, typer.Option("--delta", help="Override budget.delta of the config.", show_default=False)
+]
+LedgerOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--ledger",
+        help="Ledger file (default: $TUNEDP_LEDGER_DIR/<dataset>.sqlite or ./.tunedp/ledgers/).",
+        dir_okay=False,
+        show_default=False,
+    ),
+]
+JsonOption = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
+
+
+# ---------------------------------------------------------------------------- plan
+
+
+@app.command()
+def plan(
+    config: ConfigOption,
+    budget: BudgetOption = None,
+    delta: DeltaOption = None,
+    ledger: LedgerOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Calibrate σ and price the whole search; reads no data and charges nothing."""
+    from tunedp.plan import plan_search
+
+    _quiet_libraries()
+    search_config = _load(config, budget, delta)
+    search_plan = plan_search(search_config)
+    figures = search_plan.to_json()
+    ledger_path = resolve_ledger_path(search_config.dataset_name, ledger)
+    figures["ledger"] = str(ledger_path)
+    if ledger_path.exists():
+        opened = PrivacyLedger.open(ledger_path, dataset=search_config.dataset_name)
+        fits, after = opened.admissible(search_plan.event)
+        figures["admissible"] = fits
+        figures["ledger_spent_epsilon"] = opened.spent_epsilon()
+        figures["ledger_spent_after_epsilon"] = after
+        figures["ledger_epsilon"] = opened.epsilon
+        figures["ledger_delta"] = opened.delta
+    else:
+        figures["admissible"] = None
+    if as_json:
+        print(json.dumps(figures, indent=2))
+        return
+    print_plan(figures)
+
+
+def print_plan(figures: dict[str, Any]) -> None:
+    table = Table(title=f"Plan: {figures['mode']} search on {figures['workload']}", show_header=False)
+    table.add_column("what", style="bold")
+    table.add_column("value")
+    trials = (
+        f"{figures['expected_trials']:g} expected (unbounded; K stays secret)"
+        if figures["max_trials"] is None
+        else f"{figures['max_trials']} (charged as their composition)"
+    )
+    rows = [
+        ("budget", f"ε = {figures['budget_epsilon']:g}, δ = {figures['delta']:g}"),
+        ("release", figures["release"]),
+        ("noise multiplier σ", f"{figures['noise_multiplier']:.4f} (calibrated)"),
+        ("trial ε", f"{figures['trial_epsilon']:.4f}"),
+        ("search ε (charged)", f"{figures['search_epsilon']:.4f} ({figures['fraction_of_budget']:.2%} of budget)"),
+        ("naive composition ε", f"{figures['naive_epsilon']:.4f} for {figures['naive_trials']} trials"),
+        ("trials", trials),
+        ("steps per trial", f"{figures['steps']} at q = {figures['sampling_rate']:.4g}"),
+        ("score releases per trial", f"{figures['score_releases']} ({figures['validation']} validation)"),
+    ]
+    if figures.get("best_release_epsilon") is not None:
+        rows.append(("ε with release: best", f"{figures['best_release_epsilon']:.4f}"))
+    if figures["admissible"] is None:
+        rows.append(("ledger", f"none yet at {figures['ledger']}"))
+    else:
+        verdict = "[green]admissible[/]" if figures["admissible"] else "[red]NOT admissible[/]"
+        rows.append(
+            (
+                "ledger",
+                f"{verdict}: spent {figures['ledger_spent_epsilon']:.4f} → "
+                f"{figures['ledger_spent_after_epsilon']:.4f} of {figures['ledger_epsilon']:g}",
+            )
+        )
+    for name, value in rows:
+        table.add_row(name, value)
+    console.print(table)
+
+
+# ---------------------------------------------------------------------------- budget
+
+
+@budget_app.command("init")
+def budget_init(
+    dataset: Annotated[str, typer.Option("--dataset", help="Protected dataset name.", show_default=False)],
+    epsilon: Annotated[float, typer.Option("--epsilon", help="Global ε.", show_default=False)],
+    delta: Annotated[float, typer.Option("--delta", help="Global δ.", show_default=False)],
+    ledger: LedgerOption = None,
+) -> None:
+    """Create the ledger of a protected dataset with its global (ε, δ)."""
+    _check_delta_against_dataset(dataset, delta)
+    path = resolve_ledger_path(dataset, ledger)
+    created = PrivacyLedger.create(path, dataset=dataset, epsilon=epsilon, delta=delta)
+    console.print(f"created ledger for {dataset!r}: ε = {created.epsilon:g}, δ = {created.delta:g} at {path}")
+
+
+def _check_delta_against_dataset(dataset: str, delta: float) -> None:
+    """δ ≤ 1/n for the known datasets (n = examples the trials touch)."""
+    from trials.sizes import DECLARED_SIZES
+
+    for sizes in DECLARED_SIZES.values():
+        if sizes["dataset"] == dataset:
+            n = sizes["train"] + sizes["validation"]
+            if delta > 1.0 / n:
+                raise UserError(f"--delta: {delta:g} exceeds 1/n = {1.0 / n:.3g} for dataset {dataset!r}")
+
+
+@budget_app.command("show")
+def budget_show(
+    dataset: Annotated[
+        str | None, typer.Option("--dataset", help="Protected dataset name.", show_default=False)
+    ] = None,
+    ledger: LedgerOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Global, spent and remaining budget, and one line per charged search."""
+    _quiet_libraries()
+    if dataset is None and ledger is None:
+        raise UserError("--dataset: give the dataset name (or --ledger PATH)")
+    path = resolve_ledger_path(dataset or "", ledger) if ledger is None else ledger
+    opened = PrivacyLedger.open(path, dataset=dataset)
+    charges = opened.charges()
+    spent = opened.spent_epsilon()
+    summary = {
+        "dataset": opened.dataset,
+        "ledger": str(path),
+        "epsilon": opened.epsilon,
+        "delta": opened.delta,
+        "spent_epsilon": spent,
+        "remaining_epsilon": max(0.0, opened.epsilon - spent),
+        "charges": [
+            {
+                "search_id": c.search_id,
+                "created_at": c.created_at,
+                "mode": c.mode,
+                "label": c.label,
+                "epsilon": c.epsilon,
+                "status": c.status,
+                "config_hash": c.config_hash,
+            }
+            for c in charges
+        ],
+    }
+    if as_json:
+        print(json.dumps(summary, indent=2))
+        return
+    console.print(
+        f"[bold]{opened.dataset}[/]: global ε = {opened.epsilon:g}, δ = {opened.delta:g}; "
+        f"spent ε = {spent:.4f}; remaining ε ≈ {summary['remaining_epsilon']:.4f} "
+        "(RDP composition; not additive)"
+    )
+    table = Table("search", "created", "mode", "label", "ε alone", "status")
+    for c in charges:
+        table.add_row(c.search_id[:12], c.created_at, c.mode, c.label, f"{c.epsilon:.4f}", c.status)
+    console.print(table)
+
+
+# ---------------------------------------------------------------------------- entry point
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Run the app; map every user error to one line and exit code 2."""
+    command = typer.main.get_command(app)
+    try:
+        # standalone_mode=False: parsing errors come to us as exceptions, so
+        # they print as one line instead of click's usage block.
+        result = command.main(args=argv, prog_name="tunedp", standalone_mode=False)
+    except typer.Abort:
+        err_console.print("aborted")
+        sys.exit(130)
+    except typer.TyperException as error:
+        err_console.print(f"[bold red]error:[/] {_click_message(error)}", highlight=False, soft_wrap=True)
+        sys.exit(2)
+    except (UserError, *USER_ERRORS) as error:
+        err_console.print(f"[bold red]error:[/] {error}", highlight=False, soft_wrap=True)
+        sys.exit(2)
+    sys.exit(result if isinstance(result, int) else 0)
+
+
+def _click_message(error: typer.TyperException) -> str:
+    """One line from a command-line parsing error, naming the option when there is one."""
+    message = error.format_message().splitlines()[0] if error.format_message() else type(error).__name__
+    param = getattr(error, "param", None)
+    names = getattr(param, "opts", None)
+    if names and names[0] not in message:
+        return f"{names[0]}: {message}"
+    return message
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,428 @@
+"""What users write: frozen, strict pydantic models of a search configuration.
+
+A config is loaded from YAML (``search_spaces/*.yaml``). Every model is frozen
+(a plan derived from a config cannot be mutated under it) and forbids unknown
+fields (a typo such as ``epochz`` must be an error, not a silently ignored key
+that changes the privacy cost). Errors reach the CLI as one line through
+:func:`format_validation_error`.
+
+This module imports neither torch nor Ray nor MLflow.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from tunedp.accounting.schedule import ConstantSchedule, NoiseSchedule
+
+__all__ = [
+    "ADAM_TYPE_OPTIMIZERS",
+    "OPTIMIZERS",
+    "AdaptiveSearch",
+    "Budget",
+    "ChoiceParam",
+    "ConfigError",
+    "FixedParam",
+    "GridSearch",
+    "LogUniformParam",
+    "PrivateValidation",
+    "PublicValidation",
+    "RandomSearch",
+    "SearchConfig",
+    "SearchSpace",
+    "Training",
+    "UniformParam",
+    "format_validation_error",
+    "load_config",
+]
+
+OPTIMIZERS = ("dp_sgd", "dp_adam", "dp_adamwosm", "dp2_rmsprop")
+#: Update rules whose step is invariant to the clipping norm C (the noisy
+#: gradient and its noise both scale with C, and the update normalises it away),
+#: so only the learning rate is searched (Mohapatra et al., AAAI 2022).
+ADAM_TYPE_OPTIMIZERS = ("dp_adam", "dp_adamwosm")
+
+#: Hyperparameters a search space may name. ``step_size`` is η·C, the only
+#: quantity a clipped DP-SGD step depends on (the lr–clip coupling).
+HYPERPARAMETERS = (
+    "lr",
+    "step_size",
+    "clip_norm",
+    "momentum",
+    "weight_decay",
+    "beta1",
+    "beta2",
+    "eps",
+    "cutoff",
+    "delay",
+    "gamma",
+    "clip_norm_2",
+    "lr_2",
+)
+
+_STRICT = ConfigDict(frozen=True, extra="forbid", strict=True)
+
+
+class ConfigError(ValueError):
+    """A user error in a config: the message is one line naming the field and the fix."""
+
+
+def _finite_positive(value: float, field: str) -> float:
+    if not (math.isfinite(value) and value > 0):
+        raise ValueError(f"{field} must be a finite number > 0, got {value}")
+    return value
+
+
+# --------------------------------------------------------------------------- budget
+
+
+class Budget(BaseModel):
+    """The (ε, δ) this one search may spend (a share of the ledger's global budget)."""
+
+    model_config = _STRICT
+    epsilon: float = Field(gt=0, allow_inf_nan=False)
+    delta: float = Field(gt=0, lt=1, allow_inf_nan=False)
+
+
+# --------------------------------------------------------------------------- search modes
+
+
+class RandomSearch(BaseModel):
+    """Random search with a random number of trials (Papernot & Steinke 2022).
+
+    ``negative_binomial`` is the truncated negative binomial with ``shape``
+    (shape 1 is geometric, 0 logarithmic); ``poisson`` is Poisson. With
+    ``release: best`` only the best trial leaves the driver and the cost is
+    ``RepeatAndSelectDpEvent``. With ``release: all`` every trial is shown, so
+    the cost is the composition of ``max_trials`` trials: K is drawn from the
+    same distribution and then capped at ``max_trials`` — the cap is
+    data-independent and composing fewer trials never costs more, so the
+    composition of ``max_trials`` trials bounds whatever K turns out to be.
+    """
+
+    model_config = _STRICT
+    mode: Literal["random"] = "random"
+    expected_trials: float = Field(ge=1, allow_inf_nan=False)
+    distribution: Literal["negative_binomial", "poisson"] = "negative_binomial"
+    shape: float = Field(default=1.0, ge=0, allow_inf_nan=False)
+    release: Literal["best", "all"] = "best"
+    max_trials: int | None = Field(default=None, ge=1, le=10_000)
+
+    @model_validator(mode="after")
+    def _check(self) -> RandomSearch:
+        if self.release == "all" and self.max_trials is None:
+            raise ValueError(
+                "search.max_trials is required with release: all (the charge is the composition "
+                "of max_trials trials); set e.g. max_trials: 3 * expected_trials"
+            )
+        if self.release == "all" and self.max_trials is not None and self.max_trials < self.expected_trials:
+            raise ValueError(
+                f"search.max_trials={self.max_trials} must be >= expected_trials={self.expected_trials}"
+            )
+        if self.release == "best" and self.max_trials is not None:
+            raise ValueError(
+                "search.max_trials applies only to release: all; with release: best the number "
+                "of trials must not be capped (the repeat-and-select bound assumes the full distribution)"
+            )
+        return self
+
+    @property
+    def accountant_shape(self) -> float:
+        """The ``shape`` argument of ``RepeatAndSelectDpEvent`` (∞ means Poisson)."""
+        return math.inf if self.distribution == "poisson" else self.shape
+
+
+class AdaptiveSearch(BaseModel):
+    """Optuna TPE (optionally with ASHA early stopping) sees every noisy score.
+
+    The charge is the adaptive composition of ``max_trials`` trials at full
+    planned length with all their score releases; early stopping saves time,
+    never budget.
+    """
+
+    model_config = _STRICT
+    mode: Literal["adaptive"] = "adaptive"
+    max_trials: int = Field(ge=1, le=10_000)
+    scheduler: Literal["none", "asha"] = "none"
+    grace_period: int = Field(default=1, ge=1)
+    reduction_factor: int = Field(default=2, ge=2)
+    startup_trials: int = Field(default=4, ge=1)
+
+
+class GridSearch(BaseModel):
+    """Every point of the cartesian product of the ``choice`` parameters; composition."""
+
+    model_config = _STRICT
+    mode: Literal["grid"] = "grid"
+
+
+SearchMode = Annotated[RandomSearch | AdaptiveSearch | GridSearch, Field(discriminator="mode")]
+
+
+# --------------------------------------------------------------------------- search space
+
+
+class LogUniformParam(BaseModel):
+    model_config = _STRICT
+    distribution: Literal["log_uniform"] = "log_uniform"
+    low: float = Field(gt=0, allow_inf_nan=False)
+    high: float = Field(gt=0, allow_inf_nan=False)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> LogUniformParam:
+        if self.low >= self.high:
+            raise ValueError(f"low={self.low} must be < high={self.high}")
+        return self
+
+
+class UniformParam(BaseModel):
+    model_config = _STRICT
+    distribution: Literal["uniform"] = "uniform"
+    low: float = Field(allow_inf_nan=False)
+    high: float = Field(allow_inf_nan=False)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> UniformParam:
+        if self.low >= self.high:
+            raise ValueError(f"low={self.low} must be < high={self.high}")
+        return self
+
+
+class ChoiceParam(BaseModel):
+    model_config = _STRICT
+    distribution: Literal["choice"] = "choice"
+    values: tuple[float, ...] = Field(min_length=1)
+
+
+class FixedParam(BaseModel):
+    model_config = _STRICT
+    distribution: Literal["fixed"] = "fixed"
+    value: float = Field(allow_inf_nan=False)
+
+
+Param = Annotated[
+    LogUniformParam | UniformParam | ChoiceParam | FixedParam, Field(discriminator="distribution")
+]
+
+
+class SearchSpace(BaseModel):
+    """The hyperparameters searched, with the lr–clip coupling made explicit.
+
+    ``coupling``:
+      - ``lr_clip`` (DP-SGD): search ``step_size`` = η·C and ``clip_norm`` (or
+        fix C in ``training.clip_norm``); η = step_size / C. A clipped DP-SGD
+        step depends on η·C only, so this is the same space with one fewer
+        effective dimension to waste trials — and budget — on.
+      - ``fixed_clip``: C fixed in ``training.clip_norm``, only ``lr`` searched
+        (the right choice for Adam-type rules, which are invariant to C).
+      - ``none``: ``lr`` and ``clip_norm`` searched independently (DP-SGD only).
+    """
+
+    model_config = _STRICT
+    coupling: Literal["lr_clip", "fixed_clip", "none"]
+    params: dict[str, Param] = Field(min_length=1)
+
+    @field_validator("params")
+    @classmethod
+    def _known_names(cls, params: dict[str, Any]) -> dict[str, Any]:
+        unknown = sorted(set(params) - set(HYPERPARAMETERS))
+        if unknown:
+            raise ValueError(f"unknown hyperparameter {unknown[0]!r}; allowed: {', '.join(HYPERPARAMETERS)}")
+        return params
+
+
+# --------------------------------------------------------------------------- training
+
+
+class Training(BaseModel):
+    """The fixed length and batch geometry of every trial (not searched).
+
+    Sampling rate and length are fixed across trials so that every trial has
+    the same DpEvent — what repeat-and-select and the planned composition
+    assume. σ is not here: it is calibrated from the budget.
+    """
+
+    model_config = _STRICT
+    epochs: float | None = Field(default=None, gt=0, allow_inf_nan=False)
+    steps: int | None = Field(default=None, ge=1)
+    expected_batch_size: float | None = Field(default=None, gt=0, allow_inf_nan=False)
+    sampling_rate: float | None = Field(default=None, gt=0, le=1, allow_inf_nan=False)
+    clip_norm: float | None = Field(default=None, gt=0, allow_inf_nan=False)
+    noise_schedule: NoiseSchedule = Field(default_factory=ConstantSchedule)
+    segment_steps: int | None = Field(default=None, ge=1)
+    evaluations: int = Field(default=1, ge=1, le=1000)
+
+    @model_validator(mode="after")
+    def _one_of_each(self) -> Training:
+        if (self.epochs is None) == (self.steps is None):
+            raise ValueError("set exactly one of training.epochs or training.steps")
+        if (self.expected_batch_size is None) == (self.sampling_rate is None):
+            raise ValueError("set exactly one of training.expected_batch_size or training.sampling_rate")
+        return self
+
+
+# --------------------------------------------------------------------------- validation
+
+
+class PrivateValidation(BaseModel):
+    """Validation scores are noisy counts: ``N(0, score_noise_multiplier²)`` added to
+    the number of correct predictions (sensitivity 1), each release charged."""
+
+    model_config = _STRICT
+    policy: Literal["private"] = "private"
+    score_noise_multiplier: float = Field(gt=0, allow_inf_nan=False)
+
+
+class PublicValidation(BaseModel):
+    """The user asserts the validation split is public: exact scores, no charge."""
+
+    model_config = _STRICT
+    policy: Literal["public"] = "public"
+
+
+Validation = Annotated[PrivateValidation | PublicValidation, Field(discriminator="policy")]
+
+
+# --------------------------------------------------------------------------- the whole config
+
+
+class SearchConfig(BaseModel):
+    """One search: workload, budget share, mode, trial length, validation, optimizer, space."""
+
+    model_config = _STRICT
+    name: str | None = None
+    workload: str = Field(min_length=1)
+    model: str | None = None
+    dataset: str | None = None
+    budget: Budget
+    search: SearchMode
+    training: Training
+    validation: Validation
+    optimizer: Literal["dp_sgd", "dp_adam", "dp_adamwosm", "dp2_rmsprop"]
+    space: SearchSpace
+
+    @model_validator(mode="after")
+    def _coupling_matches_optimizer(self) -> SearchConfig:
+        params = self.space.params
+        coupling = self.space.coupling
+        clip_fixed = self.training.clip_norm is not None
+        if "clip_norm" in params and clip_fixed:
+            raise ValueError("clip_norm is both searched (space.params) and fixed (training.clip_norm); keep one")
+        if self.optimizer in ADAM_TYPE_OPTIMIZERS:
+            if coupling != "fixed_clip" or "clip_norm" in params or "step_size" in params:
+                raise ValueError(
+                    f"space.coupling: {self.optimizer} is invariant to clip_norm; use coupling: fixed_clip, "
+                    "fix training.clip_norm and search only lr"
+                )
+        if coupling == "lr_clip":
+            if self.optimizer != "dp_sgd":
+                raise ValueError("space.coupling: lr_clip applies to dp_sgd only; use fixed_clip")
+            if "step_size" not in params or "lr" in params:
+                raise ValueError(
+                    "space.params: coupling lr_clip searches step_size (= lr * clip_norm), not lr; "
+                    "rename lr to step_size"
+                )
+            if "clip_norm" not in params and not clip_fixed:
+                raise ValueError("space.params: coupling lr_clip needs clip_norm in params or training.clip_norm")
+        elif coupling == "fixed_clip":
+            if not clip_fixed or "clip_norm" in params:
+                raise ValueError("space.coupling: fixed_clip needs training.clip_norm and no clip_norm in params")
+            if "lr" not in params or "step_size" in params:
+                raise ValueError("space.params: coupling fixed_clip searches lr (and not step_size)")
+        else:  # none
+            if self.optimizer != "dp_sgd" and self.optimizer != "dp2_rmsprop":
+                raise ValueError("space.coupling: none is only meaningful for dp_sgd")
+            if "lr" not in params or "step_size" in params:
+                raise ValueError("space.params: coupling none searches lr (and not step_size)")
+            if "clip_norm" not in params and not clip_fixed:
+                raise ValueError("space.params: coupling none needs clip_norm in params or training.clip_norm")
+        if isinstance(self.search, GridSearch):
+            for name, param in params.items():
+                if not isinstance(param, ChoiceParam | FixedParam):
+                    raise ValueError(
+                        f"space.params.{name}: grid search needs distribution choice or fixed, "
+                        f"got {param.distribution}"
+                    )
+        return self
+
+    @property
+    def dataset_name(self) -> str:
+        """The protected dataset whose ledger this search is charged to."""
+        return self.dataset or self.workload
+
+    def with_budget(self, *, epsilon: float | None, delta: float | None) -> SearchConfig:
+        """A copy with the budget overridden from the command line (validated again)."""
+        if epsilon is None and delta is None:
+            return self
+        budget = {
+            "epsilon": self.budget.epsilon if epsilon is None else epsilon,
+            "delta": self.budget.delta if delta is None else delta,
+        }
+        data = self.model_dump(mode="python")
+        data["budget"] = budget
+        return SearchConfig.model_validate(data, strict=False)
+
+
+def format_validation_error(error: ValidationError) -> str:
+    """One line: the first failing field's dotted path and what is wrong with it."""
+    first = error.errors()[0]
+    location = ".".join(str(part) for part in first["loc"] if not _is_union_tag(part))
+    message = first["msg"]
+    if message.startswith("Value error, "):
+        message = message[len("Value error, ") :]
+    if first["type"] == "extra_forbidden":
+        message = "unknown field; remove it or check its spelling"
+    elif first["type"] == "missing":
+        message = "required field is missing"
+    return f"{location}: {message}" if location else message
+
+
+def _is_union_tag(part: object) -> bool:
+    """Pydantic puts the discriminator's value into error paths (``search.random.…``); drop it."""
+    return part in {
+        "random", "adaptive", "grid", "private", "public",
+        "constant", "linear", "exponential", "step", "cyclic",
+        "log_uniform", "uniform", "choice", "fixed",
+    }  # fmt: skip
+
+
+def parse_config(data: object, *, source: str = "config") -> SearchConfig:
+    """Validate an already-parsed YAML document; errors become one-line ConfigErrors."""
+    if not isinstance(data, dict):
+        raise ConfigError(f"{source}: expected a YAML mapping at the top level")
+    try:
+        # Lax at the top level: YAML 1.1 reads ``1e-5`` (no dot) as a string,
+        # and users mean the number; pydantic's lax mode parses it.
+        return SearchConfig.model_validate(data, strict=False)
+    except ValidationError as error:
+        raise ConfigError(f"{source}: {format_validation_error(error)}") from None
+
+
+def load_config(path: Path | str) -> SearchConfig:
+    """Read and validate a YAML search config; every failure is a one-line ConfigError."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"--config: file {path} does not exist") from None
+    except OSError as error:
+        raise ConfigError(f"--config: cannot read {path}: {error.strerror}") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark is not None else ""
+        raise ConfigError(f"{path}: invalid YAML{where}; fix the syntax") from None
+    return parse_config(data, source=str(path))

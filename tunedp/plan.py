@@ -1,0 +1,309 @@
+"""Planning: config → calibrated σ → the search's DpEvent and every figure of its cost.
+
+A plan reads no data. It needs only the sizes the workload *declares*
+(``trials.sizes``), so ``tunedp plan`` is instant and the ledger can be
+charged before any trial touches the data. The same :class:`SearchPlan` later
+produces each trial's :class:`~tunedp.accounting.trial.TrialPlan`, so what the
+optimizer runs and what the ledger was charged are derived from one object.
+
+This module imports neither torch nor Ray nor MLflow.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from functools import cached_property
+from typing import Any
+
+from dp_accounting import dp_event
+
+from tunedp.accounting.calibration import Calibration, calibrate_noise_multiplier
+from tunedp.accounting.epsilon import pld_epsilon, rdp_epsilon
+from tunedp.accounting.schedule import noise_segments
+from tunedp.accounting.search_event import SearchShape, naive_event, search_event
+from tunedp.accounting.trial import TrialPlan
+from tunedp.config import (
+    AdaptiveSearch,
+    ChoiceParam,
+    ConfigError,
+    FixedParam,
+    GridSearch,
+    PrivateValidation,
+    RandomSearch,
+    SearchConfig,
+)
+
+__all__ = ["SearchPlan", "WorkloadSizes", "grid_points", "plan_search", "workload_sizes"]
+
+#: More grid points than this is almost certainly a mistake (and a huge charge).
+MAX_GRID_POINTS = 10_000
+
+
+@dataclass(frozen=True, kw_only=True)
+class WorkloadSizes:
+    """What a workload declares about its data: all the accounting may know before reading it."""
+
+    dataset: str
+    train: int
+    validation: int
+    test: int
+    classes: int
+
+    @property
+    def protected(self) -> int:
+        """Examples the trials touch (train + validation): the n of the δ ≤ 1/n check."""
+        return self.train + self.validation
+
+
+def workload_sizes(workload: str) -> WorkloadSizes:
+    """Declared sizes of a registered workload (one-line error for an unknown name)."""
+    from trials.sizes import DECLARED_SIZES  # torch-free by contract
+
+    if workload not in DECLARED_SIZES:
+        known = ", ".join(sorted(DECLARED_SIZES))
+        raise ConfigError(f"workload: unknown workload {workload!r}; known: {known}")
+    declared = DECLARED_SIZES[workload]
+    return WorkloadSizes(
+        dataset=declared["dataset"],
+        train=declared["train"],
+        validation=declared["validation"],
+        test=declared["test"],
+        classes=declared["classes"],
+    )
+
+
+def grid_points(config: SearchConfig) -> list[dict[str, float]]:
+    """The cartesian product of a grid search's ``choice``/``fixed`` parameters, in order."""
+    points: list[dict[str, float]] = [{}]
+    for name, param in config.space.params.items():
+        if isinstance(param, FixedParam):
+            values: tuple[float, ...] = (param.value,)
+        elif isinstance(param, ChoiceParam):
+            values = param.values
+        else:
+            raise ConfigError(f"space.params.{name}: grid search needs distribution choice or fixed")
+        points = [{**point, name: value} for point in points for value in values]
+    if len(points) > MAX_GRID_POINTS:
+        raise ConfigError(f"space.params: the grid has {len(points)} points; at most {MAX_GRID_POINTS}")
+    return points
+
+
+def _search_shape(config: SearchConfig) -> SearchShape:
+    mode = config.search
+    if isinstance(mode, RandomSearch):
+        if mode.release == "best":
+            return SearchShape(
+                mode="random",
+                release="best",
+                expected_trials=mode.expected_trials,
+                max_trials=None,
+                shape=mode.accountant_shape,
+            )
+        return SearchShape(
+            mode="random",
+            release="all",
+            expected_trials=mode.expected_trials,
+            max_trials=mode.max_trials,
+            shape=mode.accountant_shape,
+        )
+    if isinstance(mode, AdaptiveSearch):
+        return SearchShape(
+            mode="adaptive", release="all", expected_trials=mode.max_trials, max_trials=mode.max_trials
+        )
+    assert isinstance(mode, GridSearch)
+    count = len(grid_points(config))
+    return SearchShape(mode="grid", release="all", expected_trials=count, max_trials=count)
+
+
+@dataclass(frozen=True, kw_only=True)
+class TrialGeometry:
+    """Sampling rate, length and evaluation points: fixed for every trial of a search."""
+
+    sampling_rate: float
+    steps: int
+    steps_per_epoch: int
+    segment_steps: int
+    evaluation_steps: tuple[int, ...]
+
+
+def _geometry(config: SearchConfig, sizes: WorkloadSizes) -> TrialGeometry:
+    training = config.training
+    n = sizes.train
+    if training.sampling_rate is not None:
+        q = training.sampling_rate
+    else:
+        assert training.expected_batch_size is not None
+        if training.expected_batch_size > n:
+            raise ConfigError(
+                f"training.expected_batch_size={training.expected_batch_size:g} exceeds the "
+                f"training split ({n} examples); lower it"
+            )
+        q = training.expected_batch_size / n
+    steps_per_epoch = max(1, round(1.0 / q))
+    if training.steps is not None:
+        steps = training.steps
+    else:
+        assert training.epochs is not None
+        steps = max(1, math.ceil(training.epochs * steps_per_epoch))
+    segment_steps = training.segment_steps or steps_per_epoch
+    evaluations = training.evaluations
+    if evaluations > steps:
+        raise ConfigError(f"training.evaluations={evaluations} exceeds the trial's {steps} steps; lower it")
+    evaluation_steps = tuple(math.ceil(steps * (i + 1) / evaluations) for i in range(evaluations))
+    return TrialGeometry(
+        sampling_rate=q,
+        steps=steps,
+        steps_per_epoch=steps_per_epoch,
+        segment_steps=segment_steps,
+        evaluation_steps=evaluation_steps,
+    )
+
+
+@dataclass(frozen=True, kw_only=True)
+class SearchPlan:
+    """A calibrated search: σ, the trial plan, the search event and its cost figures."""
+
+    config: SearchConfig
+    sizes: WorkloadSizes
+    shape: SearchShape
+    geometry: TrialGeometry
+    calibration: Calibration
+
+    @property
+    def noise_multiplier(self) -> float:
+        """The calibrated base σ (the schedule multiplies it per segment)."""
+        return self.calibration.noise_multiplier
+
+    @property
+    def delta(self) -> float:
+        return self.config.budget.delta
+
+    @cached_property
+    def trial(self) -> TrialPlan:
+        return _trial_plan(self.config, self.sizes, self.geometry, self.noise_multiplier)
+
+    @cached_property
+    def event(self) -> dp_event.DpEvent:
+        """What the ledger is charged."""
+        return search_event(self.trial.dp_event(), self.shape)
+
+    @cached_property
+    def trial_epsilon(self) -> float:
+        return rdp_epsilon(self.trial.dp_event(), self.delta)
+
+    @cached_property
+    def search_epsilon(self) -> float:
+        return rdp_epsilon(self.event, self.delta)
+
+    @cached_property
+    def naive_epsilon(self) -> float:
+        """RDP ε of composing the same (expected, rounded up) number of trials."""
+        return rdp_epsilon(naive_event(self.trial.dp_event(), self.shape), self.delta)
+
+    @cached_property
+    def best_release_epsilon(self) -> float | None:
+        """For ``release: all``: what ``release: best`` would have cost (the price shown)."""
+        if self.shape.mode != "random" or self.shape.release != "all":
+            return None
+        best = SearchShape(
+            mode="random",
+            release="best",
+            expected_trials=self.shape.expected_trials,
+            max_trials=None,
+            shape=self.shape.shape,
+        )
+        return rdp_epsilon(search_event(self.trial.dp_event(), best), self.delta)
+
+    def to_json(self) -> dict[str, Any]:
+        """Every figure of the plan, and what a reviewer needs to recompute ε independently."""
+        trial = self.trial
+        validation = self.config.validation
+        pld_trial = pld_epsilon(trial.dp_event(), self.delta)
+        composed = self.shape.repeat_and_select
+        pld_search = None if composed else pld_epsilon(self.event, self.delta)
+        pld_naive = pld_epsilon(naive_event(trial.dp_event(), self.shape), self.delta)
+        return {
+            "mode": self.shape.mode,
+            "release": self.shape.release,
+            "workload": self.config.workload,
+            "dataset": self.config.dataset_name,
+            "optimizer": self.config.optimizer,
+            "budget_epsilon": self.config.budget.epsilon,
+            "delta": self.delta,
+            "noise_multiplier": self.noise_multiplier,
+            "trial_epsilon": self.trial_epsilon,
+            "search_epsilon": self.search_epsilon,
+            "naive_epsilon": self.naive_epsilon,
+            "basic_composition_epsilon": self.trial_epsilon * self.shape.composed_trials,
+            "best_release_epsilon": self.best_release_epsilon,
+            "pld_trial_epsilon": pld_trial,
+            "pld_search_epsilon": pld_search,
+            "pld_naive_epsilon": pld_naive,
+            "fraction_of_budget": self.search_epsilon / self.config.budget.epsilon,
+            "expected_trials": self.shape.expected_trials,
+            "max_trials": self.shape.max_trials,
+            "naive_trials": self.shape.composed_trials,
+            "shape": self.shape.shape if self.shape.mode == "random" else None,
+            "distribution": self.config.search.distribution
+            if isinstance(self.config.search, RandomSearch)
+            else None,
+            "dataset_size": self.sizes.train,
+            "validation_size": self.sizes.validation,
+            "sampling_rate": trial.sampling_rate,
+            "expected_batch_size": trial.expected_batch_size,
+            "steps": trial.steps,
+            "steps_per_epoch": self.geometry.steps_per_epoch,
+            "schedule": [
+                {"noise_multiplier": segment.noise_multiplier, "steps": segment.steps}
+                for segment in trial.segments
+            ],
+            "validation": validation.policy,
+            "score_noise_multiplier": trial.score_noise_multiplier,
+            "score_releases": trial.score_releases,
+            "evaluation_steps": list(trial.evaluation_steps),
+            "accountant": "rdp",
+        }
+
+
+def _trial_plan(
+    config: SearchConfig, sizes: WorkloadSizes, geometry: TrialGeometry, sigma: float
+) -> TrialPlan:
+    segments = noise_segments(
+        config.training.noise_schedule,
+        base_noise_multiplier=sigma,
+        total_steps=geometry.steps,
+        segment_steps=geometry.segment_steps,
+    )
+    score_noise = (
+        config.validation.score_noise_multiplier
+        if isinstance(config.validation, PrivateValidation)
+        else None
+    )
+    return TrialPlan(
+        dataset_size=sizes.train,
+        sampling_rate=geometry.sampling_rate,
+        steps=geometry.steps,
+        segments=segments,
+        evaluation_steps=geometry.evaluation_steps,
+        score_noise_multiplier=score_noise,
+    )
+
+
+def plan_search(config: SearchConfig) -> SearchPlan:
+    """Calibrate σ so the whole search fits ``config.budget``; reads no data."""
+    sizes = workload_sizes(config.workload)
+    delta = config.budget.delta
+    if delta > 1.0 / sizes.protected:
+        raise ConfigError(
+            f"budget.delta={delta:g} exceeds 1/n = {1.0 / sizes.protected:.3g} for {sizes.protected} "
+            "protected examples; lower budget.delta"
+        )
+    shape = _search_shape(config)
+    geometry = _geometry(config, sizes)
+
+    def make_event(sigma: float) -> dp_event.DpEvent:
+        return search_event(_trial_plan(config, sizes, geometry, sigma).dp_event(), shape)
+
+    calibration = calibrate_noise_multiplier(make_event, target_epsilon=config.budget.epsilon, delta=delta)
+    return SearchPlan(config=config, sizes=sizes, shape=shape, geometry=geometry, calibration=calibration)
