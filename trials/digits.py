@@ -1,0 +1,99 @@
+"""scikit-learn's 8×8 handwritten digits: the tiny workload for fast end-to-end checks.
+
+1797 images and a model with a few thousand parameters train in seconds on a
+CPU, so tests and demos of the whole search (Ray trials, ledger, MLflow) run
+on real data without waiting for Fashion-MNIST.
+
+Data: :func:`sklearn.datasets.load_digits` (bundled with scikit-learn, no
+download). There is no separate test file, so a fixed-seed permutation splits
+the 1797 images 1200 train / 297 validation / 300 test. Pixels (0..16) are
+scaled to [0, 1] and standardised with fixed constants (mean 0.3053, std
+0.3760 of the whole bundled set, frozen here as public numbers).
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from itertools import pairwise
+
+import numpy as np
+import torch
+from torch import nn
+
+from trials.base import Split, Splits, Workload, fixed_permutation
+from trials.sizes import DECLARED_SIZES
+
+__all__ = ["MEAN", "SPLIT_SEED", "STD", "WORKLOAD", "build_model", "load"]
+
+NAME = "digits"
+SPLIT_SEED = 19_980_801
+"""Seed of the train/validation/test permutation (fixed: the split must not depend on the data)."""
+MEAN = 0.3053
+STD = 0.3760
+
+
+class _Mlp(nn.Module):
+    """64 → 64 tanh → 10 on the flattened image: the default, cheapest per-example gradient."""
+
+    def __init__(self, classes: int) -> None:
+        super().__init__()
+        self.layers = nn.Sequential(nn.Flatten(), nn.Linear(64, 64), nn.Tanh(), nn.Linear(64, classes))
+
+    def forward(self, inputs: torch.Tensor) -> torch.Tensor:
+        return self.layers(inputs)  # type: ignore[no-any-return]
+
+
+class _Cnn(nn.Module):
+    """conv16 3x3 → tanh → maxpool2 → conv32 3x3 → tanh → maxpool2 → fc10: exercises conv layers cheaply."""
+
+    def __init__(self, classes: int) -> None:
+        super().__init__()
+        self.layers = nn.Sequential(
+            nn.Conv2d(1, 16, kernel_size=3, padding=1),  # 8 → 8
+            nn.Tanh(),
+            nn.MaxPool2d(2),  # 8 → 4
+            nn.Conv2d(16, 32, kernel_size=3, padding=1),  # 4 → 4
+            nn.Tanh(),
+            nn.MaxPool2d(2),  # 4 → 2
+            nn.Flatten(),
+            nn.Linear(32 * 2 * 2, classes),
+        )
+
+    def forward(self, inputs: torch.Tensor) -> torch.Tensor:
+        return self.layers(inputs)  # type: ignore[no-any-return]
+
+
+def build_model(variant: str) -> nn.Module:
+    """``"mlp"`` (default) or ``"cnn"``; both take (N, 1, 8, 8) inputs."""
+    classes = DECLARED_SIZES[NAME]["classes"]
+    if variant == "mlp":
+        return _Mlp(classes)
+    if variant == "cnn":
+        return _Cnn(classes)
+    raise ValueError(f"digits has no model variant {variant!r}; known: mlp, cnn")
+
+
+@lru_cache(maxsize=1)
+def load() -> Splits:
+    """Load the bundled digits once per process and carve the fixed three-way split."""
+    from sklearn.datasets import load_digits  # deferred: scikit-learn takes ~1 s to import
+
+    bunch = load_digits()
+    pixels = np.asarray(bunch.data, dtype=np.float32).reshape(-1, 1, 8, 8)
+    images = torch.from_numpy(pixels).div_(16.0).sub_(MEAN).div_(STD)
+    labels = torch.from_numpy(np.asarray(bunch.target, dtype=np.int64))
+    sizes = DECLARED_SIZES[NAME]
+    order = fixed_permutation(labels.shape[0], SPLIT_SEED)
+    bounds = (0, sizes["train"], sizes["train"] + sizes["validation"], labels.shape[0])
+    parts = [torch.from_numpy(np.sort(order[a:b])) for a, b in pairwise(bounds)]
+    train, validation, test = (Split(images[idx], labels[idx]) for idx in parts)
+    return Splits(train=train, validation=validation, test=test)
+
+
+WORKLOAD = Workload(
+    name=NAME,
+    dataset=DECLARED_SIZES[NAME]["dataset"],
+    variants=("mlp", "cnn"),
+    loader=load,
+    model_factory=build_model,
+)
