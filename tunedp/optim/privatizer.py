@@ -1,0 +1,124 @@
+"""The privatization component: per-example gradients → hook → flat clip → sum → noise → ÷ qN.
+
+This is the whole DP-relevant computation of one step; update rules only
+post-process its output. Each example contributes at most ``clip_norm`` (in L2)
+to the sum, Gaussian noise of std ``noise_multiplier · clip_norm`` is added to
+the sum, and the result is divided by the *expected* batch size qN — never by
+the realised Poisson batch size, which would itself leak the batch size and
+break the accounting. An empty batch is fine: its gradient is pure noise / qN.
+
+The optional ``hook`` sees each example's gradient *before* clipping (DP²
+preconditions there); whatever it returns is clipped, so no hook can raise the
+sensitivity. This module never updates parameters and knows nothing of
+accounting, Ray or MLflow.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+
+import torch
+from torch import Tensor, nn
+
+from tunedp.optim.clipping import clipped_sum
+from tunedp.optim.noise import gaussian_noise_like
+from tunedp.optim.per_sample import LossFn, _chunks, _PerExample, check_model, trainable_parameters
+
+__all__ = ["PerExampleHook", "Privatizer"]
+
+PerExampleHook = Callable[[list[Tensor]], list[Tensor]]
+"""Transforms one chunk of per-example gradients (``(chunk, *param.shape)`` per parameter) before clipping."""
+
+
+class Privatizer:
+    """Turns a Poisson batch into one privatized gradient per trainable parameter.
+
+    The parameter tensors are the model's own (``detach()`` shares storage), so an
+    update rule that changes them in place trains the user's model.
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        *,
+        expected_batch_size: float,
+        chunk_size: int = 256,
+        generator: torch.Generator | None = None,
+    ) -> None:
+        check_model(model)
+        if not (math.isfinite(expected_batch_size) and expected_batch_size > 0):
+            raise ValueError(f"Expected expected_batch_size={expected_batch_size} > 0")
+        if isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size < 1:
+            raise ValueError(f"Expected chunk_size={chunk_size!r} to be an integer >= 1")
+        self.model = model
+        self.expected_batch_size = float(expected_batch_size)
+        self.chunk_size = chunk_size
+        self.generator = generator
+        self._params = {name: param.detach() for name, param in trainable_parameters(model).items()}
+        if not self._params:
+            raise ValueError("model has no trainable parameters (all have requires_grad=False)")
+
+    @property
+    def names(self) -> list[str]:
+        """Names of the trainable parameters, in the order of every gradient list."""
+        return list(self._params)
+
+    @property
+    def parameters(self) -> list[Tensor]:
+        """The trainable parameters (sharing storage with the model), in gradient order."""
+        return list(self._params.values())
+
+    def clipped_sum(
+        self,
+        inputs: Tensor,
+        targets: Tensor,
+        loss_fn: LossFn,
+        *,
+        clip_norm: float,
+        hook: PerExampleHook | None = None,
+    ) -> list[Tensor]:
+        """Σᵢ clip(hook(∇ℓᵢ)) over the batch, chunk by chunk; no noise (the sensitivity-C part)."""
+        if not (math.isfinite(clip_norm) and clip_norm > 0):
+            raise ValueError(f"Expected clip_norm={clip_norm} > 0")
+        if inputs.shape[0] != targets.shape[0]:
+            raise ValueError(
+                f"inputs hold {inputs.shape[0]} examples but targets {targets.shape[0]}; they must match"
+            )
+        total = [torch.zeros_like(param) for param in self._params.values()]
+        if inputs.shape[0] == 0:
+            return total
+        function = _PerExample(self.model, loss_fn)
+        for rows in _chunks(inputs.shape[0], self.chunk_size):
+            gradients = function(self._params, inputs[rows], targets[rows])
+            if hook is not None:
+                gradients = hook(gradients)
+            for accumulated, part in zip(total, clipped_sum(gradients, clip_norm), strict=True):
+                accumulated.add_(part)
+        return total
+
+    def privatize(
+        self,
+        inputs: Tensor,
+        targets: Tensor,
+        loss_fn: LossFn,
+        *,
+        clip_norm: float,
+        noise_multiplier: float,
+        hook: PerExampleHook | None = None,
+    ) -> list[Tensor]:
+        """(Σᵢ clip(hook(∇ℓᵢ)) + N(0, (σC)² I)) / qN, one tensor per trainable parameter."""
+        if not (math.isfinite(noise_multiplier) and noise_multiplier >= 0):
+            raise ValueError(f"Expected noise_multiplier={noise_multiplier} >= 0")
+        with torch.no_grad():
+            summed = self.clipped_sum(inputs, targets, loss_fn, clip_norm=clip_norm, hook=hook)
+            std = noise_multiplier * clip_norm
+            return [
+                (part + gaussian_noise_like(part, std, self.generator)).div_(self.expected_batch_size)
+                for part in summed
+            ]
+
+    @staticmethod
+    def flatten(gradients: Sequence[Tensor]) -> Tensor:
+        """All parameters' gradients as one vector (for tests and diagnostics)."""
+        return torch.cat([g.reshape(-1) for g in gradients])

@@ -1,0 +1,62 @@
+"""DP-SGD (Abadi et al. 2016): SGD with optional momentum and L2 weight decay on privatized gradients.
+
+The momentum and weight-decay arithmetic follows ``torch.optim.SGD`` (no
+dampening, no Nesterov), so with zero noise and a huge clip norm the two agree.
+Post-processing only; it never sees raw gradients.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import ClassVar
+
+import torch
+from torch import Tensor
+
+from tunedp.optim.hyperparameters import check_hyperparameter
+from tunedp.optim.update_rule import Clipping, StepContext, UpdateRule
+
+__all__ = ["DpSgd"]
+
+
+class DpSgd(UpdateRule):
+    """θ ← θ − lr · b, b ← μ·b + (g̃ + λθ) (b = g̃ + λθ without momentum)."""
+
+    name: ClassVar[str] = "dp_sgd"
+    defaults: ClassVar[Mapping[str, float]] = {
+        "lr": 0.1,
+        "clip_norm": 1.0,
+        "momentum": 0.0,
+        "weight_decay": 0.0,
+    }
+
+    def __init__(
+        self, *, lr: float = 0.1, clip_norm: float = 1.0, momentum: float = 0.0, weight_decay: float = 0.0
+    ) -> None:
+        self.lr = check_hyperparameter("lr", lr)
+        self.clip_norm = check_hyperparameter("clip_norm", clip_norm)
+        self.momentum = check_hyperparameter("momentum", momentum)
+        self.weight_decay = check_hyperparameter("weight_decay", weight_decay)
+        self._buffers: list[Tensor] = []
+
+    def clipping(self, step: int) -> Clipping:
+        del step
+        return Clipping(clip_norm=self.clip_norm)
+
+    def update(self, params: Sequence[Tensor], gradients: Sequence[Tensor], context: StepContext) -> None:
+        del context
+        with torch.no_grad():
+            for index, (param, gradient) in enumerate(zip(params, gradients, strict=True)):
+                direction = (
+                    gradient if self.weight_decay == 0 else gradient.add(param, alpha=self.weight_decay)
+                )
+                if self.momentum > 0:
+                    if len(self._buffers) <= index:
+                        self._buffers.append(direction.clone())
+                    else:
+                        self._buffers[index].mul_(self.momentum).add_(direction)
+                    direction = self._buffers[index]
+                param.add_(direction, alpha=-self.lr)
+
+    def state(self) -> dict[str, list[Tensor]]:
+        return {"momentum_buffer": list(self._buffers)} if self._buffers else {}
