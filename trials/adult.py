@@ -34,7 +34,7 @@ import numpy.typing as npt
 import torch
 from torch import nn
 
-from trials.base import Split, Splits, Workload, fixed_permutation
+from trials.base import Split, Splits, Workload, carve, require_rows
 from trials.sizes import DECLARED_SIZES
 from tunedp.datasets import adult_files
 
@@ -48,6 +48,7 @@ __all__ = [
     "build_model",
     "encode_rows",
     "load",
+    "split_indices",
 ]
 
 NAME = "adult"
@@ -246,20 +247,26 @@ def _label(text: str) -> int:
     raise ValueError(f"unexpected Adult income label {text!r}")
 
 
+def split_indices() -> dict[str, npt.NDArray[np.int64]]:
+    """Rows of ``adult.data`` that form the train and validation splits."""
+    sizes = DECLARED_SIZES[NAME]
+    return carve({"train": sizes["train"], "validation": sizes["validation"]}, SPLIT_SEED)
+
+
 @lru_cache(maxsize=1)
 def load() -> Splits:
     """Parse both files once per process and carve the fixed train/validation split."""
     files = adult_files()
     train_rows, test_rows = _read_rows(files.train), _read_rows(files.test)
-    train_n = DECLARED_SIZES[NAME]["train"]
-    order = fixed_permutation(len(train_rows), SPLIT_SEED)
+    sizes = DECLARED_SIZES[NAME]
+    require_rows(NAME, str(files.train), len(train_rows), sizes["train"] + sizes["validation"])
+    require_rows(NAME, str(files.test), len(test_rows), sizes["test"])
     features, labels = encode_rows(train_rows)
-    train_idx = torch.from_numpy(np.sort(order[:train_n]))
-    validation_idx = torch.from_numpy(np.sort(order[train_n:]))
+    blocks = {name: torch.from_numpy(rows) for name, rows in split_indices().items()}
     test_features, test_labels = encode_rows(test_rows)
     return Splits(
-        train=Split(features[train_idx], labels[train_idx]),
-        validation=Split(features[validation_idx], labels[validation_idx]),
+        train=Split(features[blocks["train"]], labels[blocks["train"]]),
+        validation=Split(features[blocks["validation"]], labels[blocks["validation"]]),
         test=Split(test_features, test_labels),
     )
 

@@ -39,10 +39,12 @@ __all__ = [
     "Splits",
     "Workload",
     "accuracy",
+    "carve",
     "check_sizes",
     "correct_count",
     "cross_entropy_per_example",
     "fixed_permutation",
+    "require_rows",
 ]
 
 
@@ -86,6 +88,31 @@ def accuracy(outputs: torch.Tensor, targets: torch.Tensor) -> float:
 def fixed_permutation(n: int, seed: int) -> npt.NDArray[np.int64]:
     """A permutation of ``range(n)`` that depends on ``n`` and ``seed`` only (never on the data)."""
     return np.random.default_rng(seed).permutation(n).astype(np.int64)
+
+
+def carve(sizes: dict[str, int], seed: int) -> dict[str, npt.NDArray[np.int64]]:
+    """Row indices of each named split: consecutive blocks of one fixed-seed permutation, each sorted.
+
+    The rows a file holds must number exactly ``sum(sizes.values())`` (see
+    :func:`require_rows`), so the split is a function of the declared sizes and
+    the seed alone.
+    """
+    order = fixed_permutation(sum(sizes.values()), seed)
+    blocks: dict[str, npt.NDArray[np.int64]] = {}
+    start = 0
+    for name, size in sizes.items():
+        blocks[name] = np.sort(order[start : start + size])
+        start += size
+    return blocks
+
+
+def require_rows(name: str, source: str, found: int, expected: int) -> None:
+    """Refuse a data file whose row count differs from what the declared sizes assume."""
+    if found != expected:
+        raise ValueError(
+            f"workload {name!r}: {source} holds {found} rows but trials/sizes.py assumes {expected}; "
+            "the data files differ from the expected release"
+        )
 
 
 def check_sizes(name: str, splits: Splits) -> Splits:

@@ -14,16 +14,16 @@ scaled to [0, 1] and standardised with fixed constants (mean 0.3053, std
 from __future__ import annotations
 
 from functools import lru_cache
-from itertools import pairwise
 
 import numpy as np
+import numpy.typing as npt
 import torch
 from torch import nn
 
-from trials.base import Split, Splits, Workload, fixed_permutation
+from trials.base import Split, Splits, Workload, carve, require_rows
 from trials.sizes import DECLARED_SIZES
 
-__all__ = ["MEAN", "SPLIT_SEED", "STD", "WORKLOAD", "build_model", "load"]
+__all__ = ["MEAN", "SPLIT_SEED", "STD", "WORKLOAD", "build_model", "load", "split_indices"]
 
 NAME = "digits"
 SPLIT_SEED = 19_980_801
@@ -73,6 +73,14 @@ def build_model(variant: str) -> nn.Module:
     raise ValueError(f"digits has no model variant {variant!r}; known: mlp, cnn")
 
 
+def split_indices() -> dict[str, npt.NDArray[np.int64]]:
+    """Rows of the 1797 bundled images that form the train, validation and test splits."""
+    sizes = DECLARED_SIZES[NAME]
+    return carve(
+        {"train": sizes["train"], "validation": sizes["validation"], "test": sizes["test"]}, SPLIT_SEED
+    )
+
+
 @lru_cache(maxsize=1)
 def load() -> Splits:
     """Load the bundled digits once per process and carve the fixed three-way split."""
@@ -83,11 +91,15 @@ def load() -> Splits:
     images = torch.from_numpy(pixels).div_(16.0).sub_(MEAN).div_(STD)
     labels = torch.from_numpy(np.asarray(bunch.target, dtype=np.int64))
     sizes = DECLARED_SIZES[NAME]
-    order = fixed_permutation(labels.shape[0], SPLIT_SEED)
-    bounds = (0, sizes["train"], sizes["train"] + sizes["validation"], labels.shape[0])
-    parts = [torch.from_numpy(np.sort(order[a:b])) for a, b in pairwise(bounds)]
-    train, validation, test = (Split(images[idx], labels[idx]) for idx in parts)
-    return Splits(train=train, validation=validation, test=test)
+    require_rows(
+        NAME, "sklearn load_digits", labels.shape[0], sizes["train"] + sizes["validation"] + sizes["test"]
+    )
+    blocks = {name: torch.from_numpy(rows) for name, rows in split_indices().items()}
+    return Splits(
+        train=Split(images[blocks["train"]], labels[blocks["train"]]),
+        validation=Split(images[blocks["validation"]], labels[blocks["validation"]]),
+        test=Split(images[blocks["test"]], labels[blocks["test"]]),
+    )
 
 
 WORKLOAD = Workload(

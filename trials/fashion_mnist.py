@@ -17,14 +17,15 @@ from __future__ import annotations
 from functools import lru_cache
 
 import numpy as np
+import numpy.typing as npt
 import torch
 from torch import nn
 
-from trials.base import Split, Splits, Workload, fixed_permutation
+from trials.base import Split, Splits, Workload, carve, require_rows
 from trials.sizes import DECLARED_SIZES
 from tunedp.datasets import fashion_mnist_files, read_idx
 
-__all__ = ["MEAN", "SPLIT_SEED", "STD", "WORKLOAD", "TramerBonehCnn", "build_model", "load"]
+__all__ = ["MEAN", "SPLIT_SEED", "STD", "WORKLOAD", "TramerBonehCnn", "build_model", "load", "split_indices"]
 
 NAME = "fashion_mnist"
 SPLIT_SEED = 20_210_503
@@ -78,18 +79,27 @@ def _labels(raw: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(raw.astype(np.int64))
 
 
+def split_indices() -> dict[str, npt.NDArray[np.int64]]:
+    """Rows of the 60000-image training file that form the train and validation splits."""
+    sizes = DECLARED_SIZES[NAME]
+    return carve({"train": sizes["train"], "validation": sizes["validation"]}, SPLIT_SEED)
+
+
 @lru_cache(maxsize=1)
 def load() -> Splits:
     """Read the idx files once per process and carve the fixed train/validation split."""
     files = fashion_mnist_files()
     train_images, train_labels = read_idx(files.train_images), read_idx(files.train_labels)
     test_images, test_labels = read_idx(files.test_images), read_idx(files.test_labels)
-    train_n = DECLARED_SIZES[NAME]["train"]
-    order = fixed_permutation(train_images.shape[0], SPLIT_SEED)
-    train_idx, validation_idx = np.sort(order[:train_n]), np.sort(order[train_n:])
+    sizes = DECLARED_SIZES[NAME]
+    require_rows(NAME, str(files.train_labels), train_labels.shape[0], sizes["train"] + sizes["validation"])
+    require_rows(NAME, str(files.test_labels), test_labels.shape[0], sizes["test"])
+    blocks = split_indices()
     return Splits(
-        train=Split(_images(train_images[train_idx]), _labels(train_labels[train_idx])),
-        validation=Split(_images(train_images[validation_idx]), _labels(train_labels[validation_idx])),
+        train=Split(_images(train_images[blocks["train"]]), _labels(train_labels[blocks["train"]])),
+        validation=Split(
+            _images(train_images[blocks["validation"]]), _labels(train_labels[blocks["validation"]])
+        ),
         test=Split(_images(test_images), _labels(test_labels)),
     )
 
