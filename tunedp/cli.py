@@ -22,7 +22,6 @@ from rich.table import Table
 from tunedp.accounting.calibration import CalibrationError
 from tunedp.accounting.ledger import (
     LedgerError,
-    LedgerMissingError,
     PrivacyLedger,
     default_ledger_path,
 )
@@ -265,6 +264,118 @@ def budget_show(
     for c in charges:
         table.add_row(c.search_id[:12], c.created_at, c.mode, c.label, f"{c.epsilon:.4f}", c.status)
     console.print(table)
+
+
+# ---------------------------------------------------------------------------- search
+
+
+@app.command("search")
+def search_command(
+    config: ConfigOption,
+    budget: BudgetOption = None,
+    delta: DeltaOption = None,
+    dataset_ledger: Annotated[
+        str | None,
+        typer.Option("--dataset-ledger", help="Charge this dataset's ledger (default: the config's dataset)."),
+    ] = None,
+    ledger: LedgerOption = None,
+    ray_address: Annotated[
+        str | None, typer.Option("--ray-address", help="Existing Ray cluster (host:port).")
+    ] = None,
+    tracking_uri: Annotated[
+        str | None, typer.Option("--tracking-uri", help="MLflow tracking URI (default: sqlite under mlflow/).")
+    ] = None,
+    max_concurrent: Annotated[
+        int | None, typer.Option("--max-concurrent", help="Trials at once (default: the cluster's CPUs).")
+    ] = None,
+    seed: Annotated[
+        int | None,
+        typer.Option("--seed", help="Reproducible run (K, the points, the noise); default: OS entropy."),
+    ] = None,
+    output: Annotated[
+        Path | None, typer.Option("--output", help="Folder for the report and best model.", file_okay=False)
+    ] = None,
+) -> None:
+    """Plan, charge the ledger, run the trials on Ray Tune, release the best and a privacy report."""
+    from tunedp.plan import plan_search
+    from tunedp.search import SearchError, run_search
+
+    _quiet_libraries()
+    if max_concurrent is not None and max_concurrent < 1:
+        raise UserError(f"--max-concurrent: {max_concurrent} must be >= 1")
+    search_config = _load(config, budget, delta)
+    if dataset_ledger is not None:
+        search_config = search_config.model_copy(update={"dataset": dataset_ledger})
+    search_plan = plan_search(search_config)
+    path = resolve_ledger_path(search_config.dataset_name, ledger)
+    opened = PrivacyLedger.open(path, dataset=search_config.dataset_name)
+    fits, after = opened.admissible(search_plan.event)
+    if not fits:
+        raise UserError(
+            f"budget: this search costs epsilon={search_plan.search_epsilon:.4g}; dataset "
+            f"{opened.dataset!r} would reach {after:.4g} of {opened.epsilon:g}; lower --budget"
+        )
+    from tunedp.progress import ConsoleProgress
+
+    observers: list[Any] = [ConsoleProgress(console)]
+    tracker = _tracker(tracking_uri)
+    if tracker is not None:
+        observers.append(tracker)
+    try:
+        outcome = run_search(
+            search_plan,
+            ledger=opened,
+            ray_address=ray_address,
+            max_concurrent=max_concurrent,
+            seed=seed,
+            output_dir=output,
+            observers=observers,
+        )
+    except SearchError as error:
+        err_console.print(f"[bold red]search failed:[/] {error}", highlight=False, soft_wrap=True)
+        raise typer.Exit(1) from None
+    except KeyboardInterrupt:
+        err_console.print("interrupted: trials stopped; the charge stays on the ledger")
+        raise typer.Exit(130) from None
+    from tunedp.search import human_summary
+
+    console.print(human_summary(outcome.report), highlight=False)
+    console.print(f"report: {outcome.output_dir / 'report.json'}")
+
+
+def _tracker(tracking_uri: str | None) -> Any:
+    """The MLflow observer unless tracking is switched off (TUNEDP_TRACKING=0)."""
+    import os
+
+    if os.environ.get("TUNEDP_TRACKING", "1") == "0" and tracking_uri is None:
+        return None
+    try:
+        from tunedp.tracking import MlflowTracker
+    except ImportError:
+        return None
+    return MlflowTracker(tracking_uri=tracking_uri)
+
+
+@app.command("report")
+def report_command(
+    path: Annotated[Path, typer.Argument(help="A search's output folder or its report.json.")],
+    as_json: JsonOption = False,
+) -> None:
+    """Print a finished search's privacy report."""
+    from tunedp.search import human_summary
+
+    file = path / "report.json" if path.is_dir() else path
+    if not file.is_file():
+        raise UserError(f"PATH: no report at {file}; give a search's output folder")
+    try:
+        report = json.loads(file.read_text(encoding="utf-8"))
+        summary = human_summary(report)
+    except (json.JSONDecodeError, KeyError, TypeError) as error:
+        raise UserError(f"PATH: {file} is not a tunedp report ({error})") from None
+    if as_json:
+        print(json.dumps(report, indent=2))
+    else:
+        console.print(summary, highlight=False)
 
 
 # ---------------------------------------------------------------------------- entry point

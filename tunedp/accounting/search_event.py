@@ -20,9 +20,10 @@ import math
 from dataclasses import dataclass
 from typing import Literal
 
+import numpy as np
 from dp_accounting import dp_event
 
-__all__ = ["SearchShape", "search_event"]
+__all__ = ["SearchShape", "draw_trial_count", "naive_event", "search_event", "tnb_gamma"]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -75,3 +76,48 @@ def search_event(trial: dp_event.DpEvent, shape: SearchShape) -> dp_event.DpEven
 def naive_event(trial: dp_event.DpEvent, shape: SearchShape) -> dp_event.DpEvent:
     """Composition of the same (expected, rounded up) number of trials, for comparison."""
     return dp_event.SelfComposedDpEvent(trial, shape.composed_trials)
+
+
+def tnb_gamma(mean: float, shape: float) -> float:
+    """The γ of the truncated negative binomial the RDP accountant assumes for (mean, shape).
+
+    We call dp_accounting's own (private) solver on purpose: the number of
+    trials the driver draws must follow *exactly* the distribution the
+    repeat-and-select bound was computed for; re-deriving γ independently
+    could drift by the solver's tolerance. (It returns the conservative end:
+    the γ whose mean is at least ``mean``.)
+    """
+    from dp_accounting.rdp import rdp_privacy_accountant
+
+    return float(rdp_privacy_accountant._gamma_truncated_negative_binomial(shape, mean))
+
+
+def draw_trial_count(shape: SearchShape, rng: np.random.Generator) -> int:
+    """Draw K, the number of trials, from the distribution the search was charged for.
+
+    Random mode: truncated negative binomial (shape η > 0; η = 1 geometric),
+    logarithmic (η = 0) or Poisson (η = ∞), as in Papernot & Steinke 2022;
+    with ``release: all`` the draw is then capped at ``max_trials``.
+    Other modes: the fixed number of trials. The draw is data-independent and
+    must stay secret under ``release: best`` (see module docstring).
+    """
+    if shape.mode != "random":
+        assert shape.max_trials is not None
+        return shape.max_trials
+    assert shape.shape is not None
+    mean, eta = float(shape.expected_trials), float(shape.shape)
+    if math.isinf(eta):
+        count = int(rng.poisson(mean))
+    elif mean == 1.0:
+        count = 1  # γ = 1: the distribution is a point mass at 1
+    else:
+        gamma = tnb_gamma(mean, eta)
+        if eta == 0:
+            count = int(rng.logseries(1.0 - gamma))
+        else:
+            count = 0
+            while count == 0:  # truncation: condition on K ≥ 1
+                count = int(rng.negative_binomial(eta, gamma))
+    if shape.max_trials is not None:
+        count = min(count, shape.max_trials)
+    return count

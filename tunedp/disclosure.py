@@ -1,0 +1,95 @@
+"""What may leave the search driver: the one rule every output channel obeys.
+
+The console, the progress display, the output folder and MLflow all ask this
+module what they may show about the trials. The rule follows from the event
+the search was charged for:
+
+- ``random`` with ``release: best`` was charged as repeat-and-select. Only the
+  best trial's hyperparameters, released score(s), test metric and model may
+  leave. Nothing about other trials leaves — not their scores or status, and
+  not even how many there were: the bound assumes the number of trials K is
+  random *and unseen*; publishing K (or one record per trial) makes the output
+  best-of-k for a known k, which the bound does not cover. This is stricter
+  than logging every trial's prior-drawn hyperparameters, on purpose.
+  (The wall-clock duration of a search correlates with K; we cannot hide it
+  from the operator, and say so in the report.)
+- every other mode (``release: all``, ``adaptive``, ``grid``) was charged as
+  the composition of all its trials with all their score releases, so every
+  trial's released scores, status and hyperparameters may be shown.
+
+In no mode does a raw training loss or an exact private validation accuracy
+leave: those were never privatised.
+
+Pure Python: imports neither torch nor Ray nor MLflow.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+__all__ = ["Disclosure", "TrialRecord", "disclosure_for"]
+
+TrialStatus = Literal["completed", "stopped", "failed"]
+
+
+@dataclass(kw_only=True)
+class TrialRecord:
+    """What the driver knows about one trial (inside the privacy boundary)."""
+
+    point: dict[str, float]
+    hyperparameters: dict[str, float]
+    status: TrialStatus
+    released_scores: list[float] = field(default_factory=list)
+    test_metric: float | None = None
+    error: str | None = None
+    node_ip: str | None = None
+    checkpoint_path: str | None = None
+    train_seconds: float = 0.0
+    wall_time_s: float = 0.0
+
+    @property
+    def final_score(self) -> float:
+        return self.released_scores[-1] if self.released_scores else -math.inf
+
+    def public_view(self) -> dict[str, Any]:
+        """Every field that may be shown once this record is disclosable."""
+        return {
+            "point": self.point,
+            "hyperparameters": self.hyperparameters,
+            "status": self.status,
+            "released_scores": self.released_scores,
+            "final_score": self.released_scores[-1] if self.released_scores else None,
+            "error": self.error,
+        }
+
+
+@dataclass(frozen=True, kw_only=True)
+class Disclosure:
+    """The disclosure rule of one search."""
+
+    releases_all: bool
+
+    def trials(self, records: list[TrialRecord], best: TrialRecord | None) -> list[TrialRecord]:
+        """The trials whose records may leave the driver, in order."""
+        if self.releases_all:
+            return list(records)
+        return [best] if best is not None else []
+
+    @property
+    def shows_trial_count(self) -> bool:
+        """Whether the number of trials (planned or done) may be displayed."""
+        return self.releases_all
+
+    @property
+    def shows_live_scores(self) -> bool:
+        """Whether scores may be displayed while trials run (before the best is known)."""
+        return self.releases_all
+
+
+def disclosure_for(mode: str, release: str) -> Disclosure:
+    """The rule for a search charged as ``mode``/``release`` (see module docstring)."""
+    if mode == "random" and release == "best":
+        return Disclosure(releases_all=False)
+    return Disclosure(releases_all=True)

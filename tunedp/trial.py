@@ -1,0 +1,225 @@
+"""The trial runner: one DP training run on a workload, releasing scores as planned.
+
+Given a workload, optimizer settings and the :class:`TrialPlan` (sampling rate,
+σ_t segments, evaluation points, score noise), it trains with
+:mod:`tunedp.optim` on Poisson batches and, at each planned evaluation,
+releases the validation score: a Gaussian noisy count of correct predictions
+(private validation; part of the trial's DpEvent) or the exact accuracy
+(public validation; free). It returns the model state, the released scores,
+the test metric and the DpEvent of what actually ran.
+
+What a trial computes but never releases — training losses on private
+batches, the exact private validation accuracy — is not returned at all; the
+search driver decides which of the returned figures leave it, by mode.
+
+Nothing here imports Ray or MLflow: the driver plugs Ray in through the
+``report`` callback.
+"""
+
+from __future__ import annotations
+
+import math
+import secrets
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+import torch
+from dp_accounting import dp_event
+
+from tunedp.accounting.trial import TrialPlan
+
+__all__ = ["EvaluationReport", "TrialError", "TrialResult", "TrialSettings", "run_trial"]
+
+
+class TrialError(ValueError):
+    """Bad trial settings, refused before any data is read (one line, names the field)."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class TrialSettings:
+    """One point of a search, as the trial runner needs it."""
+
+    workload: str
+    optimizer: str
+    hyperparameters: Mapping[str, float]
+    plan: TrialPlan
+    model: str | None = None
+    seed: int = 0
+    #: Noise from a generator seeded with OS entropy (not reproducible) rather than ``seed``.
+    secure_noise: bool = False
+
+
+@dataclass(frozen=True, kw_only=True)
+class EvaluationReport:
+    """One planned evaluation: what is released at ``step`` (1-based)."""
+
+    index: int
+    step: int
+    epoch: float
+    released_score: float
+    is_last: bool
+
+
+@dataclass(kw_only=True)
+class TrialResult:
+    """What a trial produced. Only ``released_scores`` are releases of the private
+    validation data; the rest is for the driver to disclose (or not) by mode."""
+
+    released_scores: list[float]
+    test_metric: float
+    model_state: dict[str, torch.Tensor]
+    dp_event: dp_event.DpEvent
+    steps: int
+    wall_time_s: float
+    train_seconds: float
+
+    @property
+    def final_score(self) -> float:
+        return self.released_scores[-1] if self.released_scores else math.nan
+
+
+def check_settings(settings: TrialSettings) -> None:
+    """Refuse bad hyperparameters before any data is read."""
+    from tunedp.optim import build_update_rule
+
+    plan = settings.plan
+    if not 0 < plan.sampling_rate <= 1:
+        raise TrialError(f"sampling_rate: {plan.sampling_rate} must be in (0, 1]")
+    try:
+        build_update_rule(settings.optimizer, settings.hyperparameters)
+    except ValueError as error:
+        raise TrialError(str(error)) from None
+
+
+def run_trial(
+    settings: TrialSettings,
+    *,
+    report: Callable[[EvaluationReport], None] | None = None,
+) -> TrialResult:
+    """Train one model under ``settings.plan`` and release its validation scores."""
+    from trials import get_workload
+    from trials.base import correct_count, cross_entropy_per_example
+    from tunedp.data import poisson_indices
+    from tunedp.optim import make_private
+
+    started = time.perf_counter()
+    check_settings(settings)
+    plan = settings.plan
+    workload = get_workload(settings.workload)
+    if workload.train_size != plan.dataset_size:
+        raise TrialError(
+            f"plan: dataset_size={plan.dataset_size} but workload {settings.workload!r} "
+            f"declares {workload.train_size} training examples"
+        )
+    splits = workload.load()
+
+    torch.manual_seed(settings.seed)
+    model = workload.build_model(settings.model)
+    sampling = torch.Generator().manual_seed(settings.seed + 1)
+    noise_seed = secrets.randbits(63) if settings.secure_noise else settings.seed + 2
+    noise = torch.Generator().manual_seed(noise_seed)
+    score_noise = torch.Generator().manual_seed(secrets.randbits(63) if settings.secure_noise else settings.seed + 3)
+
+    trainer = make_private(
+        model,
+        optimizer=settings.optimizer,
+        hyperparameters=settings.hyperparameters,
+        sampling_rate=plan.sampling_rate,
+        dataset_size=plan.dataset_size,
+        segments=plan.segments,
+        generator=noise,
+    )
+    train_x, train_y = splits.train.inputs, splits.train.targets
+    evaluation_steps = set(plan.evaluation_steps)
+    steps_per_epoch = max(1, round(1.0 / plan.sampling_rate))
+    released: list[float] = []
+    train_seconds = 0.0
+    for step in range(1, plan.steps + 1):
+        tick = time.perf_counter()
+        indices = poisson_indices(plan.dataset_size, plan.sampling_rate, generator=sampling)
+        batch_x, batch_y = train_x.index_select(0, indices), train_y.index_select(0, indices)
+        trainer.step(batch_x, batch_y, cross_entropy_per_example)
+        train_seconds += time.perf_counter() - tick
+        if step in evaluation_steps:
+            score = _release_score(model, splits.validation.inputs, splits.validation.targets,
+                                   plan.score_noise_multiplier, score_noise, correct_count)
+            released.append(score)
+            if report is not None:
+                report(
+                    EvaluationReport(
+                        index=len(released) - 1,
+                        step=step,
+                        epoch=step / steps_per_epoch,
+                        released_score=score,
+                        is_last=step == plan.steps,
+                    )
+                )
+    test_metric = _exact_accuracy(model, splits.test.inputs, splits.test.targets, correct_count)
+    event = _event_of_run(plan, trainer.dp_event(), len(released))
+    return TrialResult(
+        released_scores=released,
+        test_metric=test_metric,
+        model_state={k: v.detach().clone() for k, v in model.state_dict().items()},
+        dp_event=event,
+        steps=trainer.steps_taken,
+        wall_time_s=time.perf_counter() - started,
+        train_seconds=train_seconds,
+    )
+
+
+def _event_of_run(plan: TrialPlan, training: dp_event.DpEvent, releases: int) -> dp_event.DpEvent:
+    """The DpEvent of what actually ran: the optimizer's steps plus the charged releases."""
+    if plan.score_noise_multiplier is None or releases == 0:
+        return training
+    scores = dp_event.SelfComposedDpEvent(dp_event.GaussianDpEvent(plan.score_noise_multiplier), releases)
+    return dp_event.ComposedDpEvent([training, scores])
+
+
+@torch.no_grad()
+def _exact_correct(
+    model: torch.nn.Module,
+    inputs: torch.Tensor,
+    targets: torch.Tensor,
+    correct_count: Callable[[torch.Tensor, torch.Tensor], int],
+) -> int:
+    was_training = model.training
+    model.eval()
+    correct = 0
+    for start in range(0, inputs.shape[0], 4096):
+        outputs = model(inputs[start : start + 4096])
+        correct += correct_count(outputs, targets[start : start + 4096])
+    model.train(was_training)
+    return correct
+
+
+def _exact_accuracy(
+    model: torch.nn.Module,
+    inputs: torch.Tensor,
+    targets: torch.Tensor,
+    correct_count: Callable[[torch.Tensor, torch.Tensor], int],
+) -> float:
+    return _exact_correct(model, inputs, targets, correct_count) / max(1, int(targets.shape[0]))
+
+
+def _release_score(
+    model: torch.nn.Module,
+    inputs: torch.Tensor,
+    targets: torch.Tensor,
+    score_noise_multiplier: float | None,
+    generator: torch.Generator,
+    correct_count: Callable[[torch.Tensor, torch.Tensor], int],
+) -> float:
+    """The validation accuracy as released: a Gaussian noisy count when private.
+
+    Adding or removing one validation example changes the count of correct
+    predictions by at most 1, so N(0, σ_score²) noise on the count is the
+    Gaussian mechanism with noise multiplier σ_score. Dividing by the public
+    split size and clipping to [0, 1] are post-processing.
+    """
+    correct = _exact_correct(model, inputs, targets, correct_count)
+    size = max(1, int(targets.shape[0]))
+    if score_noise_multiplier is None:
+        return correct / size
+    noisy = correct + score_noise_multiplier * float(torch.randn((), generator=generator))
+    return min(1.0, max(0.0, noisy / size))
