@@ -20,14 +20,16 @@ def test_noise_std_is_sigma_c_over_expected_batch_size():
     sigma, clip_norm, expected = 1.3, 0.7, 25.0
     privatizer = Privatizer(_wide(), expected_batch_size=expected, generator=make_generator(seed=11))
     empty_x, empty_y = torch.zeros(0, 100), torch.zeros(0, dtype=torch.long)
-    draws = torch.cat([
-        Privatizer.flatten(
-            privatizer.privatize(
-                empty_x, empty_y, functional.cross_entropy, clip_norm=clip_norm, noise_multiplier=sigma
+    draws = torch.cat(
+        [
+            Privatizer.flatten(
+                privatizer.privatize(
+                    empty_x, empty_y, functional.cross_entropy, clip_norm=clip_norm, noise_multiplier=sigma
+                )
             )
-        )
-        for _ in range(5)
-    ])
+            for _ in range(5)
+        ]
+    )
     want = sigma * clip_norm / expected
     assert abs(draws.std().item() / want - 1) < 0.03
     assert abs(draws.mean().item()) < 0.03 * want
@@ -37,7 +39,9 @@ def test_divides_by_expected_not_realised_batch_size(mlp, batch):
     privatizer = Privatizer(mlp(), expected_batch_size=20.0)
     inputs, targets = batch(size=7)
     summed = privatizer.clipped_sum(inputs, targets, functional.cross_entropy, clip_norm=0.5)
-    private = privatizer.privatize(inputs, targets, functional.cross_entropy, clip_norm=0.5, noise_multiplier=0.0)
+    private = privatizer.privatize(
+        inputs, targets, functional.cross_entropy, clip_norm=0.5, noise_multiplier=0.0
+    )
     for s, p in zip(summed, private, strict=True):
         torch.testing.assert_close(p, s / 20.0)
 
@@ -45,7 +49,11 @@ def test_divides_by_expected_not_realised_batch_size(mlp, batch):
 def test_empty_batch_without_noise_is_zero(mlp):
     privatizer = Privatizer(mlp(), expected_batch_size=3.0)
     out = privatizer.privatize(
-        torch.zeros(0, 6), torch.zeros(0, dtype=torch.long), functional.cross_entropy, clip_norm=1, noise_multiplier=0
+        torch.zeros(0, 6),
+        torch.zeros(0, dtype=torch.long),
+        functional.cross_entropy,
+        clip_norm=1,
+        noise_multiplier=0,
     )
     assert all(torch.count_nonzero(g) == 0 for g in out)
 
@@ -99,7 +107,9 @@ def test_parameters_share_storage_with_the_model(mlp):
 def test_privatize_refuses_bad_numbers(mlp, batch, kwargs, message):
     inputs, targets = batch(size=2)
     with pytest.raises(ValueError, match=message):
-        Privatizer(mlp(), expected_batch_size=1.0).privatize(inputs, targets, functional.cross_entropy, **kwargs)
+        Privatizer(mlp(), expected_batch_size=1.0).privatize(
+            inputs, targets, functional.cross_entropy, **kwargs
+        )
 
 
 def test_constructor_refuses_bad_numbers(mlp):
