@@ -405,9 +405,40 @@ def parse_config(data: object, *, source: str = "config") -> SearchConfig:
     try:
         # Lax at the top level: YAML 1.1 reads ``1e-5`` (no dot) as a string,
         # and users mean the number; pydantic's lax mode parses it.
-        return SearchConfig.model_validate(data, strict=False)
+        config = SearchConfig.model_validate(data, strict=False)
     except ValidationError as error:
         raise ConfigError(f"{source}: {format_validation_error(error)}") from None
+    # Lax mode would also read ``true``/``yes`` as 1: a typo that silently sets
+    # e.g. ``training.epochs`` to 1 and changes the privacy cost. Refuse it.
+    where = _boolean_as_number(data, config, ())
+    if where is not None:
+        raise ConfigError(f"{source}: {where}: expected a number, got a YAML boolean; write the number")
+    return config
+
+
+def _boolean_as_number(data: object, validated: object, path: tuple[str, ...]) -> str | None:
+    """Dotted path of the first YAML boolean that validation turned into something else."""
+    if isinstance(data, bool):
+        return None if isinstance(validated, bool) else ".".join(path)
+    if isinstance(data, dict):
+        for key, value in data.items():
+            if isinstance(validated, BaseModel):
+                child = getattr(validated, str(key), None)
+            elif isinstance(validated, dict):
+                child = validated.get(key)
+            else:
+                child = None
+            found = _boolean_as_number(value, child, (*path, str(key)))
+            if found is not None:
+                return found
+    elif isinstance(data, list):
+        items = validated if isinstance(validated, list | tuple) else ()
+        for index, value in enumerate(data):
+            child = items[index] if index < len(items) else None
+            found = _boolean_as_number(value, child, (*path, str(index)))
+            if found is not None:
+                return found
+    return None
 
 
 def load_config(path: Path | str) -> SearchConfig:

@@ -255,7 +255,7 @@ class PrivacyLedger:
                 _read_meta(connection, self.path)
                 existing = [c.event for c in _read_charges(connection, self.path)]
                 after = self._composed_epsilon([*existing, event])
-                if after > self.epsilon:
+                if not after <= self.epsilon:  # written so that a NaN ε is refused, not admitted
                     before = self._composed_epsilon(existing)
                     raise BudgetExceededError(
                         f"budget: dataset {self.dataset!r} has spent epsilon={before:.4g} of {self.epsilon:g}; "
@@ -347,6 +347,14 @@ def _read_meta(connection: sqlite3.Connection, path: Path) -> tuple[str, str, st
         raise LedgerCorruptError(
             f"ledger {path}: global budget was edited outside tunedp (checksum mismatch); refusing to use it"
         )
+    # The checksum is not a secret; a header rewritten with a matching checksum
+    # must still hold a usable budget (a NaN ε would admit every charge).
+    try:
+        epsilon_value, delta_value = float(epsilon), float(delta)
+    except ValueError:
+        epsilon_value = delta_value = math.nan
+    if not (math.isfinite(epsilon_value) and epsilon_value > 0 and 0 < delta_value < 1):
+        raise LedgerCorruptError(f"ledger {path}: global budget ({epsilon}, {delta}) is invalid; refusing to use it")
     return dataset, epsilon, delta
 
 
@@ -364,7 +372,7 @@ def _read_charges(connection: sqlite3.Connection, path: Path) -> list[Charge]:
             )
         try:
             event = event_from_json(json.loads(event_json))
-        except (EventDecodeError, json.JSONDecodeError) as error:
+        except (EventDecodeError, json.JSONDecodeError, RecursionError) as error:
             raise LedgerCorruptError(f"ledger {path}: charge row {row_id} is invalid ({error})") from None
         charges.append(
             Charge(

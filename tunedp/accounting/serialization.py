@@ -28,7 +28,19 @@ class EventDecodeError(ValueError):
 
 
 def event_to_json(event: dp_event.DpEvent) -> dict[str, Any]:
-    """Encode an event of a whitelisted kind; any other kind is refused (fail closed)."""
+    """Encode an event of a whitelisted kind; any other kind is refused (fail closed).
+
+    What is encoded is decoded again before it is returned: the ledger must
+    never store a row its own decoder refuses (e.g. an empty composition or a
+    σ outside the decoder's range), because such a row would make every later
+    read of the ledger fail.
+    """
+    encoded = _encode(event)
+    event_from_json(encoded)
+    return encoded
+
+
+def _encode(event: dp_event.DpEvent) -> dict[str, Any]:
     if isinstance(event, dp_event.NoOpDpEvent):
         return {"kind": "no_op"}
     if isinstance(event, dp_event.GaussianDpEvent):
@@ -37,19 +49,22 @@ def event_to_json(event: dp_event.DpEvent) -> dict[str, Any]:
         return {
             "kind": "poisson_sampled",
             "sampling_probability": float(event.sampling_probability),
-            "event": event_to_json(event.event),
+            "event": _encode(event.event),
         }
     if isinstance(event, dp_event.SelfComposedDpEvent):
-        return {"kind": "self_composed", "count": int(event.count), "event": event_to_json(event.event)}
+        if isinstance(event.count, bool) or int(event.count) != event.count:
+            # int() would truncate 2.5 to 2 and store a cheaper event than was charged.
+            raise EventDecodeError(f"count={event.count!r} is not an integer")
+        return {"kind": "self_composed", "count": int(event.count), "event": _encode(event.event)}
     if isinstance(event, dp_event.ComposedDpEvent):
-        return {"kind": "composed", "events": [event_to_json(e) for e in event.events]}
+        return {"kind": "composed", "events": [_encode(e) for e in event.events]}
     if isinstance(event, dp_event.RepeatAndSelectDpEvent):
         return {
             "kind": "repeat_and_select",
             "mean": float(event.mean),
             # JSON has no infinity; Poisson (shape = ∞) is spelled out.
             "shape": "inf" if math.isinf(event.shape) else float(event.shape),
-            "event": event_to_json(event.event),
+            "event": _encode(event.event),
         }
     raise EventDecodeError(f"event kind {type(event).__name__} is not in the ledger's whitelist")
 
@@ -72,7 +87,13 @@ def event_from_json(data: object, *, _depth: int = 0) -> dp_event.DpEvent:
 
 def _number(data: Mapping[str, Any], key: str, *, low: float, high: float, low_open: bool) -> float:
     value = data[key]
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise EventDecodeError(f"{key}={value!r} is not a finite number")
+    try:
+        finite = math.isfinite(value)
+    except OverflowError:  # an int too large for a float (JSON allows any length)
+        raise EventDecodeError(f"{key} is an integer too large for a float") from None
+    if not finite:
         raise EventDecodeError(f"{key}={value!r} is not a finite number")
     if value < low or (low_open and value == low) or value > high:
         raise EventDecodeError(f"{key}={value!r} outside {'(' if low_open else '['}{low}, {high}]")
