@@ -125,9 +125,7 @@ def delta_from_rdp(orders: Sequence[float], rdp: Sequence[float], epsilon: float
             return 0.0
         log_delta = 0.5 * math.log1p(-math.exp(-value))
         if order > 1.01:
-            log_delta = min(
-                log_delta, (order - 1.0) * (value - epsilon + math.log1p(-1.0 / order)) - math.log(order)
-            )
+            log_delta = min(log_delta, (order - 1.0) * (value - epsilon + math.log1p(-1.0 / order)) - math.log(order))
         best = min(best, log_delta)
     return math.exp(best)
 
@@ -162,10 +160,7 @@ def repeat_and_select_rdp_tnb(
     constant = (1.0 + shape) * min(
         (1.0 - 1.0 / o) * r + math.log(1.0 / gamma) / o for o, r in zip(orders, rdp, strict=True)
     )
-    raw = [
-        r + constant + math.log(mean) / (o - 1.0) if o > 1 else math.inf
-        for o, r in zip(orders, rdp, strict=True)
-    ]
+    raw = [r + constant + math.log(mean) / (o - 1.0) if o > 1 else math.inf for o, r in zip(orders, rdp, strict=True)]
     return _monotone(orders, raw)
 
 

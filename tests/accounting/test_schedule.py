@@ -9,6 +9,7 @@ optimizer's view) agrees with the segments (the accountant's view) step by step.
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import pytest
@@ -103,9 +104,7 @@ _schedules = st.one_of(
     st.just(ConstantSchedule()),
     st.builds(LinearSchedule, start=_factor, end=_factor),
     st.builds(ExponentialSchedule, start=_factor, decay=st.floats(min_value=0.5, max_value=1.5)),
-    st.builds(
-        StepSchedule, start=_factor, gamma=st.sampled_from([0.5, 1.0, 2.0]), every=st.integers(1, 4)
-    ),
+    st.builds(StepSchedule, start=_factor, gamma=st.sampled_from([0.5, 1.0, 2.0]), every=st.integers(1, 4)),
     st.builds(CyclicSchedule, low=_factor, high=_factor, period=st.integers(2, 6)),
 )
 
@@ -117,16 +116,14 @@ _schedules = st.one_of(
     total=st.integers(1, 300),
     every=st.integers(1, 50),
 )
-def test_segments_match_documented_sigma_at_every_step(
-    schedule: Schedule, base: float, total: int, every: int
-) -> None:
+def test_segments_match_documented_sigma_at_every_step(schedule: Schedule, base: float, total: int, every: int) -> None:
     """Every step's σ (both views) is base × the documented factor of its segment."""
     segments = noise_segments(schedule, base_noise_multiplier=base, total_steps=total, segment_steps=every)
     count = math.ceil(total / every)
     assert sum(s.steps for s in segments) == total
     assert all(s.steps >= 1 for s in segments)
     # Merged: no two neighbours share σ (the smallest exact description).
-    assert all(a.noise_multiplier != b.noise_multiplier for a, b in zip(segments, segments[1:], strict=False))
+    assert all(a.noise_multiplier != b.noise_multiplier for a, b in itertools.pairwise(segments))
     expanded = [s.noise_multiplier for s in segments for _ in range(s.steps)]
     for step in range(total):
         expected = base * _documented_factor(schedule, step // every, count)
@@ -158,9 +155,7 @@ def test_invalid_geometry_or_sigma_is_refused(base: float, total: int, every: in
 def test_schedule_that_underflows_to_zero_sigma_is_refused() -> None:
     """σ = 0 would mean ε = ∞; the schedule must refuse rather than emit it."""
     with pytest.raises(ValueError, match="must stay > 0"):
-        noise_segments(
-            ExponentialSchedule(decay=1e-200), base_noise_multiplier=1e-200, total_steps=3, segment_steps=1
-        )
+        noise_segments(ExponentialSchedule(decay=1e-200), base_noise_multiplier=1e-200, total_steps=3, segment_steps=1)
 
 
 def test_schedule_that_overflows_sigma_is_refused() -> None:

@@ -45,8 +45,7 @@ def _hand_built_steps() -> list[dp_event.DpEvent]:
     """20 steps in 3-step segments of a period-4 triangle wave between 1σ and 2σ, σ = 1.5."""
     factors = [2.0, 1.5, 1.0, 1.5]  # phases 0, 1/4, 1/2, 3/4
     return [
-        dp_event.PoissonSampledDpEvent(0.05, dp_event.GaussianDpEvent(1.5 * factors[(t // 3) % 4]))
-        for t in range(20)
+        dp_event.PoissonSampledDpEvent(0.05, dp_event.GaussianDpEvent(1.5 * factors[(t // 3) % 4])) for t in range(20)
     ]
 
 
