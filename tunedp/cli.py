@@ -318,7 +318,9 @@ def search_command(
     from tunedp.progress import ConsoleProgress
 
     observers: list[Any] = [ConsoleProgress(console)]
-    tracker = _tracker(tracking_uri)
+    from tunedp.search import make_tracker
+
+    tracker = make_tracker(tracking_uri)
     if tracker is not None:
         observers.append(tracker)
     try:
@@ -341,19 +343,6 @@ def search_command(
 
     console.print(human_summary(outcome.report), highlight=False)
     console.print(f"report: {outcome.output_dir / 'report.json'}")
-
-
-def _tracker(tracking_uri: str | None) -> Any:
-    """The MLflow observer unless tracking is switched off (TUNEDP_TRACKING=0)."""
-    import os
-
-    if os.environ.get("TUNEDP_TRACKING", "1") == "0" and tracking_uri is None:
-        return None
-    try:
-        from tunedp.tracking import MlflowTracker
-    except ImportError:
-        return None
-    return MlflowTracker(tracking_uri=tracking_uri)
 
 
 @app.command("report")

@@ -44,7 +44,7 @@ class TrialRecord:
     released_scores: list[float] = field(default_factory=list)
     test_metric: float | None = None
     error: str | None = None
-    node_ip: str | None = None
+    node_id: str | None = None
     checkpoint_path: str | None = None
     train_seconds: float = 0.0
     wall_time_s: float = 0.0

@@ -133,10 +133,9 @@ def search(
     path = ledger_path or default_ledger_path(config.dataset_name)
     ledger = PrivacyLedger.open(path, dataset=config.dataset_name)
     observers = list(observers or [])
-    if tracking_uri is not None or os.environ.get("TUNEDP_TRACKING", "1") != "0":
-        tracker = _make_tracker(tracking_uri)
-        if tracker is not None:
-            observers.append(tracker)
+    tracker = make_tracker(tracking_uri)
+    if tracker is not None:
+        observers.append(tracker)
     return run_search(
         plan,
         ledger=ledger,
@@ -148,8 +147,13 @@ def search(
     )
 
 
-def _make_tracker(tracking_uri: str | None) -> SearchObserver | None:
-    """The MLflow observer, if tracking is available (imported lazily: only tracking knows MLflow)."""
+def make_tracker(tracking_uri: str | None) -> SearchObserver | None:
+    """The MLflow observer, unless switched off (``TUNEDP_TRACKING=0`` and no URI given).
+
+    Imported lazily: only :mod:`tunedp.tracking` knows MLflow.
+    """
+    if tracking_uri is None and os.environ.get("TUNEDP_TRACKING", "1") == "0":
+        return None
     try:
         from tunedp.tracking import MlflowTracker
     except ImportError:
@@ -319,12 +323,21 @@ def _trainable(point: dict[str, Any], static: _TrialStatic) -> None:
         seed=_trial_seed(static.base_seed, point),
         secure_noise=static.secure_noise,
     )
-    node_ip = _node_ip()
+    node_id = _node_id()
+    released: list[float] = []
 
     def report(evaluation: EvaluationReport) -> None:
+        released.append(evaluation.released_score)
         if not evaluation.is_last:  # the last one goes out with the checkpoint below
+            # Every report carries all scores released so far, so a trial that
+            # ASHA stops still has its full released history in its last result.
             tune.report(
-                {METRIC: evaluation.released_score, "evaluation": evaluation.index + 1, "node_ip": node_ip}
+                {
+                    METRIC: evaluation.released_score,
+                    "evaluation": evaluation.index + 1,
+                    "released_scores": json.dumps(released),
+                    "node_id": node_id,
+                }
             )
 
     result = run_trial(settings, report=report)
@@ -338,19 +351,20 @@ def _trainable(point: dict[str, Any], static: _TrialStatic) -> None:
                 "test_metric": result.test_metric,
                 "train_seconds": result.train_seconds,
                 "trial_wall_s": result.wall_time_s,
-                "node_ip": node_ip,
+                "node_id": node_id,
                 "finished": True,
             },
             checkpoint=tune.Checkpoint.from_directory(folder),
         )
 
 
-def _node_ip() -> str:
+def _node_id() -> str:
+    """The Ray node this trial runs on (nodes of one machine share an IP, not an id)."""
     import ray
 
     try:
-        return str(ray.util.get_node_ip_address())
-    except Exception:
+        return str(ray.get_runtime_context().get_node_id())
+    except Exception:  # informational only
         return "unknown"
 
 
@@ -384,7 +398,10 @@ def _ensure_ray(ray_address: str | None, *, quiet: bool) -> bool:
     if ray_address is not None:
         ray.init(address=ray_address, log_to_driver=not quiet, logging_level=logging.WARNING)
         return False
+    # address="local": start our own instance even if `ray start` left a
+    # cluster file behind on this machine (ray.init would try to join it).
     ray.init(
+        address="local",
         num_cpus=os.cpu_count() or 1,
         include_dashboard=False,
         object_store_memory=OBJECT_STORE_BYTES,
@@ -451,7 +468,7 @@ def _run_trials(
         results = tuner.fit()
         records = _records_from_results(results, config)
         _keep_best_checkpoint(records, storage)
-        nodes = sorted({r.node_ip for r in records if r.node_ip})
+        nodes = sorted({r.node_id for r in records if r.node_id})
         return records, nodes
     finally:
         if started_ray:
@@ -511,13 +528,17 @@ def _tune_config(plan: SearchPlan, trial_count: int, concurrency: int, rng: np.r
             scheduler=scheduler,
             num_samples=trial_count,
             max_concurrent_trials=concurrency,
+            reuse_actors=True,
         )
     if isinstance(config.search, GridSearch):
-        return tune.TuneConfig(num_samples=1, max_concurrent_trials=concurrency)
+        return tune.TuneConfig(num_samples=1, max_concurrent_trials=concurrency, reuse_actors=True)
+    # Reusing trial actors saves a Python start, a torch import and a data
+    # load per trial: most of a short trial's overhead.
     return tune.TuneConfig(
         search_alg=BasicVariantGenerator(random_state=sampler_seed),
         num_samples=trial_count,
         max_concurrent_trials=concurrency,
+        reuse_actors=True,
     )
 
 
@@ -546,7 +567,7 @@ def _records_from_results(results: Any, config: SearchConfig) -> list[TrialRecor
                 released_scores=scores if status != "failed" else [],
                 test_metric=metrics.get("test_metric") if status == "completed" else None,
                 error=_one_line(result.error) if result.error is not None else None,
-                node_ip=metrics.get("node_ip"),
+                node_id=metrics.get("node_id"),
                 checkpoint_path=result.checkpoint.path if result.checkpoint is not None else None,
                 train_seconds=float(metrics.get("train_seconds", 0.0) or 0.0),
                 wall_time_s=float(metrics.get("trial_wall_s", 0.0) or 0.0),
@@ -556,14 +577,11 @@ def _records_from_results(results: Any, config: SearchConfig) -> list[TrialRecor
 
 
 def _released_scores(result: Any) -> list[float]:
-    """The trial's released scores in order (from its final report, else its report history)."""
+    """The trial's released scores in order (every report carries the history so far)."""
     metrics = result.metrics or {}
-    if metrics.get("released_scores"):
-        return [float(x) for x in json.loads(metrics["released_scores"])]
-    history = result.metrics_dataframe
-    if history is None or METRIC not in history:
+    if not metrics.get("released_scores"):
         return []
-    return [float(x) for x in history[METRIC].tolist() if isinstance(x, int | float) and math.isfinite(x)]
+    return [float(x) for x in json.loads(metrics["released_scores"])]
 
 
 def _one_line(error: BaseException) -> str:

@@ -1,0 +1,38 @@
+"""Session-wide fixtures: one real Ray per test session, and a quiet environment.
+
+Ray takes 5–7 s to start, so every test that needs it shares one local
+instance (2 CPUs, no dashboard, 256 MiB object store, bound to 127.0.0.1).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Iterator
+
+import pytest
+
+os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+# Tests log to MLflow only where a test asks for it explicitly.
+os.environ.setdefault("TUNEDP_TRACKING", "0")
+logging.getLogger("absl").setLevel(logging.ERROR)
+
+
+@pytest.fixture(scope="session")
+def ray_session() -> Iterator[str]:
+    """A real local Ray for the whole session; yields its GCS address for ``--ray-address``."""
+    import ray
+
+    if not ray.is_initialized():
+        ray.init(
+            address="local",  # never join a cluster another test started with `ray start`
+            num_cpus=2,
+            include_dashboard=False,
+            object_store_memory=256 * 1024 * 1024,
+            _node_ip_address="127.0.0.1",
+            log_to_driver=False,
+        )
+    address = ray.get_runtime_context().gcs_address
+    yield address
+    ray.shutdown()

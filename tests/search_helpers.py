@@ -1,0 +1,68 @@
+"""Small, fast search configs on the real digits workload, shared by the search tests."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from tunedp.config import SearchConfig, parse_config
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def example_dict() -> dict[str, Any]:
+    data = yaml.safe_load((REPO / "search_spaces" / "example.yaml").read_text())
+    assert isinstance(data, dict)
+    return data
+
+
+def small_config(**overrides: Any) -> SearchConfig:
+    """The shipped example with short trials; ``overrides`` replace top-level sections."""
+    data = example_dict()
+    data["budget"] = {"epsilon": 8.0, "delta": 1e-5}
+    data["training"] = {"steps": 15, "expected_batch_size": 120, "evaluations": 1}
+    for key, value in overrides.items():
+        data[key] = copy.deepcopy(value)
+    return parse_config(data, source="test")
+
+
+def random_best(expected_trials: float = 2.0) -> SearchConfig:
+    return small_config(
+        search={"mode": "random", "expected_trials": expected_trials, "shape": 1.0, "release": "best"}
+    )
+
+
+def random_all(expected_trials: float = 2.0, max_trials: int = 3) -> SearchConfig:
+    return small_config(
+        search={
+            "mode": "random",
+            "expected_trials": expected_trials,
+            "shape": 1.0,
+            "release": "all",
+            "max_trials": max_trials,
+        }
+    )
+
+
+def grid(momenta: list[float], step_sizes: list[float] | None = None) -> SearchConfig:
+    return small_config(
+        search={"mode": "grid"},
+        space={
+            "coupling": "lr_clip",
+            "params": {
+                "step_size": {"distribution": "choice", "values": step_sizes or [2.0]},
+                "clip_norm": {"distribution": "fixed", "value": 1.0},
+                "momentum": {"distribution": "choice", "values": momenta},
+            },
+        },
+    )
+
+
+def adaptive(max_trials: int = 3, evaluations: int = 2, scheduler: str = "asha") -> SearchConfig:
+    return small_config(
+        search={"mode": "adaptive", "max_trials": max_trials, "scheduler": scheduler, "startup_trials": 2},
+        training={"steps": 16, "expected_batch_size": 120, "evaluations": evaluations},
+    )

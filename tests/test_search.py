@@ -1,0 +1,342 @@
+"""End-to-end searches on the real digits workload with a real Ray and a real sqlite ledger.
+
+What these prove: the ledger is charged exactly the planned search ε; in
+``random``/``release: best`` nothing about a non-best trial (its score, or the
+number of trials) reaches the console or the output folder; the best trial is
+the best by released score; failed trials are charged and the search goes
+on; a search the ledger cannot admit is refused before Ray starts and before
+data is read; a killed driver leaves the charge in place.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import yaml
+
+import tunedp.search as search_module
+from search_helpers import REPO, adaptive, grid, random_all, random_best
+from tunedp.accounting.epsilon import rdp_epsilon
+from tunedp.accounting.ledger import PrivacyLedger
+from tunedp.accounting.search_event import draw_trial_count
+from tunedp.config import SearchConfig
+from tunedp.disclosure import TrialRecord
+from tunedp.plan import plan_search
+from tunedp.search import SearchError, search
+
+pytestmark = pytest.mark.slow
+
+TUNEDP = str(Path(sys.executable).with_name("tunedp"))
+
+
+def _ledger(tmp_path: Path, epsilon: float = 100.0) -> Path:
+    path = tmp_path / "digits.sqlite"
+    PrivacyLedger.create(path, dataset="digits", epsilon=epsilon, delta=1e-5)
+    return path
+
+
+def _seed_with_trials(config: SearchConfig, low: int, high: int) -> int:
+    """A seed whose secret draw of K lies in [low, high] (the driver draws K first from this seed)."""
+    shape = plan_search(config).shape
+    for seed in range(1000):
+        if low <= draw_trial_count(shape, np.random.default_rng(seed)) <= high:
+            return seed
+    raise AssertionError("no seed found")
+
+
+@pytest.fixture
+def captured_records(monkeypatch: pytest.MonkeyPatch) -> list[list[TrialRecord]]:
+    """Observe (without changing) every trial record the driver selects from."""
+    seen: list[list[TrialRecord]] = []
+    original = search_module._select_best
+
+    def spy(records: list[TrialRecord]) -> TrialRecord | None:
+        seen.append(list(records))
+        return original(records)
+
+    monkeypatch.setattr(search_module, "_select_best", spy)
+    return seen
+
+
+def _all_text(folder: Path) -> str:
+    return "\n".join(p.read_text(errors="replace") for p in folder.rglob("*") if p.suffix in {".json", ".txt"})
+
+
+def test_random_best_charges_the_plan_and_releases_only_the_best(
+    ray_session: str, tmp_path: Path, captured_records: list[list[TrialRecord]], capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = random_best(expected_trials=3.0)
+    seed = _seed_with_trials(config, 3, 5)
+    ledger_path = _ledger(tmp_path)
+    outcome = search(config, ledger_path=ledger_path, seed=seed, output_dir=tmp_path / "out")
+
+    planned = plan_search(config)
+    ledger = PrivacyLedger.open(ledger_path)
+    assert ledger.spent_epsilon() == pytest.approx(planned.search_epsilon, rel=1e-9)
+    # Independent recomputation of the charge from the stored event alone.
+    (charge,) = ledger.charges()
+    assert rdp_epsilon(charge.event, 1e-5) == pytest.approx(planned.search_epsilon, rel=1e-9)
+    assert charge.status == "completed"
+
+    records = captured_records[-1]
+    assert len(records) >= 3
+    best = outcome.best
+    assert best is not None
+    assert best.final_score == max(r.final_score for r in records)
+    assert outcome.disclosed_trials == [best]
+
+    report = json.loads((tmp_path / "out" / "report.json").read_text())
+    assert report["trials"] is None and "trial_count" not in report
+    assert report["best"]["released_score"] == best.final_score
+    assert (tmp_path / "out" / "best_model.pt").is_file()
+
+    console = capsys.readouterr()
+    visible = console.out + console.err + _all_text(tmp_path / "out")
+    for record in records:
+        if record is best:
+            continue
+        for text in (repr(record.final_score), f"{record.final_score:.4f}"):
+            if text != f"{best.final_score:.4f}":
+                assert text not in visible, "a non-best trial's score left the driver"
+    assert f"{len(records)} trials" not in visible
+
+
+def test_release_all_is_charged_as_composition_and_shows_every_trial(
+    ray_session: str, tmp_path: Path, captured_records: list[list[TrialRecord]]
+) -> None:
+    config = random_all(expected_trials=2.0, max_trials=3)
+    ledger_path = _ledger(tmp_path)
+    outcome = search(config, ledger_path=ledger_path, seed=_seed_with_trials(config, 2, 3), output_dir=tmp_path / "o")
+
+    planned = plan_search(config)
+    composed = rdp_epsilon(planned.trial.dp_event(), 1e-5)
+    assert planned.search_epsilon > composed  # three trials cost more than one
+    assert PrivacyLedger.open(ledger_path).spent_epsilon() == pytest.approx(planned.search_epsilon, rel=1e-9)
+    records = captured_records[-1]
+    report = json.loads((tmp_path / "o" / "report.json").read_text())
+    assert report["trial_count"] == len(records) == len(outcome.disclosed_trials)
+    assert outcome.best is not None
+    assert outcome.best.final_score == max(t["final_score"] for t in report["trials"])
+
+
+def test_a_failing_trial_is_charged_and_the_grid_goes_on(ray_session: str, tmp_path: Path) -> None:
+    # momentum 1.5 is outside [0, 1): that trial raises inside Ray.
+    config = grid(momenta=[0.9, 1.5])
+    ledger_path = _ledger(tmp_path)
+    outcome = search(config, ledger_path=ledger_path, seed=1, output_dir=tmp_path / "g")
+    statuses = sorted(t.status for t in outcome.disclosed_trials)
+    assert statuses == ["completed", "failed"]
+    assert outcome.best is not None and outcome.best.point["momentum"] == 0.9
+    planned = plan_search(config)
+    assert planned.shape.max_trials == 2
+    assert PrivacyLedger.open(ledger_path).spent_epsilon() == pytest.approx(planned.search_epsilon, rel=1e-9)
+
+
+def test_a_search_whose_every_trial_fails_exits_with_the_charge_kept(ray_session: str, tmp_path: Path) -> None:
+    config = grid(momenta=[1.5])
+    ledger_path = _ledger(tmp_path)
+    with pytest.raises(SearchError, match="every trial failed"):
+        search(config, ledger_path=ledger_path, seed=1, output_dir=tmp_path / "f")
+    (charge,) = PrivacyLedger.open(ledger_path).charges()
+    assert charge.status == "failed"
+    assert charge.epsilon == pytest.approx(plan_search(config).search_epsilon, rel=1e-9)
+    assert (tmp_path / "f" / "report.json").is_file()
+
+
+def test_adaptive_with_asha_reports_noisy_scores_and_charges_full_length(
+    ray_session: str, tmp_path: Path
+) -> None:
+    config = adaptive(max_trials=3, evaluations=2)
+    ledger_path = _ledger(tmp_path)
+    outcome = search(config, ledger_path=ledger_path, seed=2, output_dir=tmp_path / "a")
+    planned = plan_search(config)
+    # Charged as three full-length trials with two score releases each, whatever ASHA stopped.
+    expected = rdp_epsilon(
+        type(planned.event)(planned.trial.dp_event(), 3),  # SelfComposedDpEvent(trial, 3)
+        1e-5,
+    )
+    assert planned.trial.score_releases == 2
+    assert PrivacyLedger.open(ledger_path).spent_epsilon() == pytest.approx(expected, rel=1e-9)
+    assert len(outcome.disclosed_trials) == 3
+    for trial in outcome.disclosed_trials:
+        assert trial.status in {"completed", "stopped"}
+        assert 1 <= len(trial.released_scores) <= 2
+        assert all(0.0 <= s <= 1.0 for s in trial.released_scores)
+
+
+def _script(code: str, env: dict[str, str], timeout: float = 240) -> subprocess.CompletedProcess[str]:
+    env = {**env, "PYTHONPATH": str(REPO / "tests")}
+    return subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=timeout, cwd=REPO
+    )
+
+
+def test_a_budget_the_ledger_cannot_admit_is_refused_before_ray_and_data(tmp_path: Path) -> None:
+    ledger_path = _ledger(tmp_path, epsilon=1.0)
+    before = ledger_path.read_bytes()
+    code = f"""
+import sys, json
+from search_helpers import random_best
+from tunedp.search import search
+from tunedp.accounting.ledger import BudgetExceededError
+try:
+    search(random_best(), ledger_path={str(ledger_path)!r}, seed=0)
+except BudgetExceededError as error:
+    import ray
+    print(json.dumps({{"error": str(error), "ray": ray.is_initialized(),
+                      "data_loaded": "trials.digits" in sys.modules, "torch": "torch" in sys.modules}}))
+"""
+    done = _script(code, {**os.environ, "TUNEDP_TRACKING": "0"})
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    assert "budget" in result["error"]
+    assert result == {**result, "ray": False, "data_loaded": False, "torch": False}
+    assert ledger_path.read_bytes() == before
+
+    # The CLI says the same in one line with exit code 2.
+    config_path = tmp_path / "c.yaml"
+    config_path.write_text(yaml.safe_dump(random_best().model_dump(mode="json")))
+    cli = subprocess.run(
+        [TUNEDP, "search", "--config", str(config_path), "--ledger", str(ledger_path)],
+        capture_output=True, text=True, timeout=120, env={**os.environ, "TUNEDP_TRACKING": "0"},
+    )  # fmt: skip
+    assert cli.returncode == 2
+    assert len(cli.stderr.strip().splitlines()) == 1 and "budget" in cli.stderr
+    assert ledger_path.read_bytes() == before
+
+
+def _write_config(tmp_path: Path, config: SearchConfig) -> Path:
+    path = tmp_path / "search.yaml"
+    path.write_text(yaml.safe_dump(config.model_dump(mode="json", exclude_none=True)))
+    return path
+
+
+def test_cli_search_end_to_end_and_report(ray_session: str, tmp_path: Path) -> None:
+    config_path = _write_config(tmp_path, random_best(expected_trials=2.0))
+    ledger_path = _ledger(tmp_path)
+    env = {**os.environ, "TUNEDP_TRACKING": "0"}
+    done = subprocess.run(
+        [TUNEDP, "search", "--config", str(config_path), "--ledger", str(ledger_path), "--budget", "6",
+         "--ray-address", ray_session, "--seed", "5", "--output", str(tmp_path / "run")],
+        capture_output=True, text=True, timeout=300, env=env,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "charged ε" in done.stdout and "best: released score" in done.stdout
+    assert "Number of trials" not in done.stdout + done.stderr  # Ray's banner would reveal K
+    report = json.loads((tmp_path / "run" / "report.json").read_text())
+    assert report["privacy"]["budget_epsilon"] == 6.0
+    assert report["privacy"]["charged_epsilon"] <= 6.0
+    shown = subprocess.run([TUNEDP, "report", str(tmp_path / "run")], capture_output=True, text=True, env=env)
+    assert shown.returncode == 0 and report["search_id"][:12] in shown.stdout
+
+
+def _status(ledger_path: Path) -> list[str]:
+    with sqlite3.connect(ledger_path) as connection:
+        return [row[0] for row in connection.execute("SELECT status FROM charges")]
+
+
+def test_a_killed_driver_leaves_the_ledger_charged(ray_session: str, tmp_path: Path) -> None:
+    config_path = _write_config(tmp_path, random_best(expected_trials=50.0))  # long enough to kill
+    ledger_path = _ledger(tmp_path, epsilon=40.0)
+    env = {**os.environ, "TUNEDP_TRACKING": "0"}
+    driver = subprocess.Popen(
+        [TUNEDP, "search", "--config", str(config_path), "--ledger", str(ledger_path),
+         "--ray-address", ray_session, "--output", str(tmp_path / "k")],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and _status(ledger_path) != ["running"]:
+            time.sleep(0.2)
+        assert _status(ledger_path) == ["running"]
+        time.sleep(2.0)  # trials are reading data now
+        driver.send_signal(signal.SIGKILL)
+        driver.wait(timeout=30)
+    finally:
+        if driver.poll() is None:
+            driver.kill()
+    ledger = PrivacyLedger.open(ledger_path)
+    (charge,) = ledger.charges()
+    assert charge.status == "running"  # it never got to say more, and the charge stands
+    spent = ledger.spent_epsilon()
+    assert spent > 0
+    later = subprocess.run(
+        [TUNEDP, "plan", "--config", str(config_path), "--ledger", str(ledger_path), "--json"],
+        capture_output=True, text=True, env=env,
+    )  # fmt: skip
+    figures: dict[str, Any] = json.loads(later.stdout)
+    assert figures["ledger_spent_epsilon"] == pytest.approx(spent)
+    assert figures["ledger_spent_after_epsilon"] > spent
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def test_two_node_ray_cluster_runs_trials_on_both_nodes(tmp_path: Path) -> None:
+    ray_bin = str(Path(sys.executable).with_name("ray"))
+    port = _free_port()
+    env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0", "RAY_AUTH_MODE": "disabled", "TUNEDP_TRACKING": "0"}
+    common = ["--num-cpus", "1", "--block", "--disable-usage-stats"]
+    head = subprocess.Popen(
+        [ray_bin, "start", "--head", "--node-ip-address", "127.0.0.1", "--port", str(port),
+         "--include-dashboard", "false", "--object-store-memory", str(128 * 1024 * 1024), *common],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env, start_new_session=True,
+    )  # fmt: skip
+    worker = None
+    try:
+        time.sleep(8)
+        worker = subprocess.Popen(
+            [ray_bin, "start", "--address", f"127.0.0.1:{port}", "--node-ip-address", "127.0.0.1",
+             "--object-store-memory", str(128 * 1024 * 1024), *common],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env, start_new_session=True,
+        )  # fmt: skip
+        time.sleep(8)
+        config_path = _write_config(tmp_path, grid(momenta=[0.5, 0.9], step_sizes=[1.0, 2.0]))
+        ledger_path = _ledger(tmp_path)
+        done = subprocess.run(
+            [TUNEDP, "search", "--config", str(config_path), "--ledger", str(ledger_path),
+             "--ray-address", f"127.0.0.1:{port}", "--max-concurrent", "2", "--seed", "3",
+             "--output", str(tmp_path / "cluster")],
+            capture_output=True, text=True, timeout=400, env=env,
+        )  # fmt: skip
+        assert done.returncode == 0, done.stdout + done.stderr
+        report = json.loads((tmp_path / "cluster" / "report.json").read_text())
+        assert report["trial_count"] == 4
+        assert len(report["ray_nodes"]) == 2, report["ray_nodes"]
+    finally:
+        for process in (worker, head):
+            if process is not None and process.poll() is None:
+                os.killpg(process.pid, signal.SIGTERM)
+        for process in (worker, head):
+            if process is not None:
+                try:
+                    process.wait(timeout=30)
+                except subprocess.TimeoutExpired:
+                    os.killpg(process.pid, signal.SIGKILL)
+
+
+def test_trial_count_draws_follow_the_charged_distribution() -> None:
+    """The secret K has the mean the repeat-and-select bound was computed for."""
+    config = random_best(expected_trials=4.0)
+    shape = plan_search(config).shape
+    rng = np.random.default_rng(0)
+    draws = np.array([draw_trial_count(shape, rng) for _ in range(20_000)])
+    assert draws.min() >= 1
+    # geometric with mean 4: std = sqrt(4*3) ≈ 3.46; 6 standard errors of the mean.
+    assert abs(draws.mean() - 4.0) < 6 * math.sqrt(12.0 / draws.size)
