@@ -1,9 +1,11 @@
 """Calibration: the smallest noise multiplier σ whose *whole search* fits the budget.
 
-We solve ε(σ) = target with dp_accounting's ``calibrate_dp_mechanism`` (Brent's
-method on the RDP accountant) inside a bracket we find ourselves, then check
-the answer again with a fresh accountant: the returned σ never overshoots the
-budget (fail closed), and we report how close to the target it lands.
+We solve ε(σ) = target with Brent's method on the RDP accountant inside a
+bracket we find ourselves. Every ε is computed by a fresh accountant and
+remembered, so no σ is priced twice (each pricing is the whole cost of
+calibration). The σ returned is the smallest one *priced* at or below the
+target — never overshooting is by construction, not by a later correction —
+and bisection continues until that ε is within 1 % of the target.
 
 Some costs do not vanish as σ → ∞ (private score releases, the log(mean)
 term of repeat-and-select); when even a huge σ cannot fit, the error says so
@@ -17,17 +19,19 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-import dp_accounting
 from dp_accounting import dp_event
+from scipy import optimize
 
-from tunedp.accounting.epsilon import rdp_accountant, rdp_epsilon
+from tunedp.accounting.epsilon import rdp_epsilon
 
 __all__ = ["Calibration", "CalibrationError", "calibrate_noise_multiplier"]
 
 #: σ above this is useless for learning; a budget that needs more is refused.
 MAX_NOISE_MULTIPLIER = 1e4
-#: Relative tolerance on σ; the ε landed is checked to be within 1 % below target.
-SIGMA_RELATIVE_TOLERANCE = 1e-5
+#: Relative tolerance on σ for Brent's method (ε then lands ~0.01 % below target).
+SIGMA_RELATIVE_TOLERANCE = 1e-4
+#: The ε of the returned σ is at least this fraction of the target (bisection enforces it).
+LANDING_FRACTION = 0.99
 
 
 class CalibrationError(ValueError):
@@ -57,8 +61,12 @@ def calibrate_noise_multiplier(
     if not target_epsilon > 0:
         raise CalibrationError(f"budget.epsilon={target_epsilon} must be > 0")
 
+    priced: dict[float, float] = {}
+
     def epsilon_at(sigma: float) -> float:
-        return rdp_epsilon(make_event(sigma), delta)
+        if sigma not in priced:
+            priced[sigma] = rdp_epsilon(make_event(sigma), delta)
+        return priced[sigma]
 
     floor = epsilon_at(MAX_NOISE_MULTIPLIER)
     if floor > target_epsilon:
@@ -79,19 +87,20 @@ def calibrate_noise_multiplier(
                 noise_multiplier=low, epsilon=epsilon_at(low), target_epsilon=target_epsilon, delta=delta
             )
         high, low = low, low / 2.0
-    sigma = float(
-        dp_accounting.calibrate_dp_mechanism(
-            rdp_accountant,
-            make_event,
-            target_epsilon,
-            delta,
-            bracket_interval=dp_accounting.ExplicitBracketInterval(low, high),
-            tol=SIGMA_RELATIVE_TOLERANCE * low,
+    if epsilon_at(high) < target_epsilon:
+        optimize.brentq(
+            lambda sigma: epsilon_at(sigma) - target_epsilon,
+            low,
+            high,
+            xtol=SIGMA_RELATIVE_TOLERANCE * low,
         )
-    )
-    epsilon = epsilon_at(sigma)
-    # Fail closed: if rounding ever put us above target, step σ up until it is not.
-    while epsilon > target_epsilon:
-        sigma *= 1.0 + SIGMA_RELATIVE_TOLERANCE
-        epsilon = epsilon_at(sigma)
-    return Calibration(noise_multiplier=sigma, epsilon=epsilon, target_epsilon=target_epsilon, delta=delta)
+    # Fail closed by construction: answer with a σ that was priced within budget.
+    sigma = min(s for s, e in priced.items() if e <= target_epsilon)
+    too_little = max((s for s, e in priced.items() if e > target_epsilon and s < sigma), default=low)
+    while priced[sigma] < LANDING_FRACTION * target_epsilon and sigma - too_little > 1e-12 * sigma:
+        middle = (sigma + too_little) / 2.0
+        if epsilon_at(middle) <= target_epsilon:
+            sigma = middle
+        else:
+            too_little = middle
+    return Calibration(noise_multiplier=sigma, epsilon=priced[sigma], target_epsilon=target_epsilon, delta=delta)
