@@ -76,9 +76,7 @@ def build_model(variant: str) -> nn.Module:
 def split_indices() -> dict[str, npt.NDArray[np.int64]]:
     """Rows of the 1797 bundled images that form the train, validation and test splits."""
     sizes = DECLARED_SIZES[NAME]
-    return carve(
-        {"train": sizes["train"], "validation": sizes["validation"], "test": sizes["test"]}, SPLIT_SEED
-    )
+    return carve({"train": sizes["train"], "validation": sizes["validation"], "test": sizes["test"]}, SPLIT_SEED)
 
 
 @lru_cache(maxsize=1)
@@ -91,9 +89,7 @@ def load() -> Splits:
     images = torch.from_numpy(pixels).div_(16.0).sub_(MEAN).div_(STD)
     labels = torch.from_numpy(np.asarray(bunch.target, dtype=np.int64))
     sizes = DECLARED_SIZES[NAME]
-    require_rows(
-        NAME, "sklearn load_digits", labels.shape[0], sizes["train"] + sizes["validation"] + sizes["test"]
-    )
+    require_rows(NAME, "sklearn load_digits", labels.shape[0], sizes["train"] + sizes["validation"] + sizes["test"])
     blocks = {name: torch.from_numpy(rows) for name, rows in split_indices().items()}
     return Splits(
         train=Split(images[blocks["train"]], labels[blocks["train"]]),

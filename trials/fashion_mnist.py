@@ -97,9 +97,7 @@ def load() -> Splits:
     blocks = split_indices()
     return Splits(
         train=Split(_images(train_images[blocks["train"]]), _labels(train_labels[blocks["train"]])),
-        validation=Split(
-            _images(train_images[blocks["validation"]]), _labels(train_labels[blocks["validation"]])
-        ),
+        validation=Split(_images(train_images[blocks["validation"]]), _labels(train_labels[blocks["validation"]])),
         test=Split(_images(test_images), _labels(test_labels)),
     )
 
