@@ -253,6 +253,8 @@ class PrivacyLedger:
             connection.execute("BEGIN IMMEDIATE")
             try:
                 _read_meta(connection, self.path)
+                if connection.execute("SELECT 1 FROM charges WHERE search_id = ?", (search_id,)).fetchone():
+                    raise LedgerError(f"search id {search_id!r} is already charged in {self.path}; use a new id")
                 existing = [c.event for c in _read_charges(connection, self.path)]
                 after = self._composed_epsilon([*existing, event])
                 if not after <= self.epsilon:  # written so that a NaN ε is refused, not admitted
