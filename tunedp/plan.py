@@ -244,7 +244,8 @@ class SearchPlan:
             "expected_trials": self.shape.expected_trials,
             "max_trials": self.shape.max_trials,
             "naive_trials": self.shape.composed_trials,
-            "shape": self.shape.shape if self.shape.mode == "random" else None,
+            # JSON has no infinity: a Poisson K (shape ∞) is "inf", as in the ledger's event JSON.
+            "shape": _json_shape(self.shape.shape) if self.shape.mode == "random" else None,
             "distribution": self.config.search.distribution
             if isinstance(self.config.search, RandomSearch)
             else None,
@@ -264,6 +265,10 @@ class SearchPlan:
             "evaluation_steps": list(trial.evaluation_steps),
             "accountant": "rdp",
         }
+
+
+def _json_shape(shape: float | None) -> float | str | None:
+    return "inf" if shape is not None and math.isinf(shape) else shape
 
 
 def _trial_plan(
