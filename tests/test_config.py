@@ -131,7 +131,8 @@ REFUSALS: dict[str, tuple[tuple[tuple[tuple[str, ...], object], ...], str]] = {
         ),
         "space.params.step_size.values.1: expected a number",
     ),
-    "unknown mode": (((("search", "mode"), "bayesian"),), "search"),
+    "unknown mode": (((("search", "mode"), "bayesian"),), "search.mode: 'bayesian' is not one of"),
+    "missing mode": (((("search", "mode"), ...),), "search.mode: required field is missing"),
     "expected trials below one": (((("search", "expected_trials"), 0.5),), "search.expected_trials"),
     "release all without max_trials": (((("search", "release"), "all"),), "search.max_trials is required"),
     "max_trials below the mean": (
@@ -151,7 +152,10 @@ REFUSALS: dict[str, tuple[tuple[tuple[tuple[str, ...], object], ...], str]] = {
     ),
     "zero evaluations": (((("training", "evaluations"), 0),), "training.evaluations"),
     "fractional evaluations": (((("training", "evaluations"), 2.5),), "training.evaluations"),
-    "unknown schedule": (((("training", "noise_schedule"), {"kind": "sawtooth"}),), "training.noise_schedule"),
+    "unknown schedule": (
+        ((("training", "noise_schedule"), {"kind": "sawtooth"}),),
+        "training.noise_schedule.kind: 'sawtooth' is not one of",
+    ),
     "non-positive score noise": (
         ((("validation", "score_noise_multiplier"), 0.0),),
         "validation.score_noise_multiplier",

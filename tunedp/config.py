@@ -386,6 +386,16 @@ def format_validation_error(error: ValidationError) -> str:
         message = "unknown field; remove it or check its spelling"
     elif first["type"] == "missing":
         message = "required field is missing"
+    elif first["type"] in {"union_tag_invalid", "union_tag_not_found"}:
+        # Name the discriminating field itself (``search.mode``), not only its parent.
+        context = first.get("ctx") or {}
+        tag_field = str(context.get("discriminator", "")).strip("'")
+        if tag_field:
+            location = f"{location}.{tag_field}" if location else tag_field
+        if first["type"] == "union_tag_not_found":
+            message = "required field is missing"
+        else:
+            message = f"{context.get('tag')!r} is not one of {context.get('expected_tags')}"
     return f"{location}: {message}" if location else message
 
 
