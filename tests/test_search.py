@@ -24,9 +24,9 @@ from typing import Any
 import numpy as np
 import pytest
 import yaml
+from search_helpers import REPO, adaptive, grid, random_all, random_best
 
 import tunedp.search as search_module
-from search_helpers import REPO, adaptive, grid, random_all, random_best
 from tunedp.accounting.epsilon import rdp_epsilon
 from tunedp.accounting.ledger import PrivacyLedger
 from tunedp.accounting.search_event import draw_trial_count

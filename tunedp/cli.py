@@ -367,6 +367,26 @@ def report_command(
         console.print(summary, highlight=False)
 
 
+# ---------------------------------------------------------------------------- ui
+
+
+@app.command("ui")
+def ui_command(
+    port: Annotated[int, typer.Option("--port", help="Port of the dashboard.")] = 5000,
+    host: Annotated[
+        str, typer.Option("--host", help="Interface to listen on; keep the loopback unless you mean to share it.")
+    ] = "127.0.0.1",
+) -> None:
+    """Open the MLflow dashboard on the local tracking store (mlflow/); Ctrl-C stops it."""
+    if not 1 <= port <= 65535:
+        raise UserError(f"--port: {port} must be in 1..65535")
+    from tunedp.tracking import serve_dashboard
+
+    code = serve_dashboard(host=host, port=port, announce=lambda line: console.print(line, highlight=False))
+    if code:
+        raise typer.Exit(code)
+
+
 # ---------------------------------------------------------------------------- entry point
 
 

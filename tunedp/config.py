@@ -320,12 +320,13 @@ class SearchConfig(BaseModel):
         clip_fixed = self.training.clip_norm is not None
         if "clip_norm" in params and clip_fixed:
             raise ValueError("clip_norm is both searched (space.params) and fixed (training.clip_norm); keep one")
-        if self.optimizer in ADAM_TYPE_OPTIMIZERS:
-            if coupling != "fixed_clip" or "clip_norm" in params or "step_size" in params:
-                raise ValueError(
-                    f"space.coupling: {self.optimizer} is invariant to clip_norm; use coupling: fixed_clip, "
-                    "fix training.clip_norm and search only lr"
-                )
+        if self.optimizer in ADAM_TYPE_OPTIMIZERS and (
+            coupling != "fixed_clip" or "clip_norm" in params or "step_size" in params
+        ):
+            raise ValueError(
+                f"space.coupling: {self.optimizer} is invariant to clip_norm; use coupling: fixed_clip, "
+                "fix training.clip_norm and search only lr"
+            )
         if coupling == "lr_clip":
             if self.optimizer != "dp_sgd":
                 raise ValueError("space.coupling: lr_clip applies to dp_sgd only; use fixed_clip")

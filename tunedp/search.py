@@ -30,7 +30,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import math
 import os
 import secrets
 import shutil
@@ -435,11 +434,15 @@ def _run_trials(
         # Tune logs failed trials' tracebacks and per-trial status: keep them in.
         for name in ("ray.tune", "ray.train", "ray.air", "ray"):
             logging.getLogger(name).setLevel(logging.CRITICAL)
+    # Per-trial result files are not needed (the driver reads results in
+    # memory) and would only be more data-dependent files on disk.
     os.environ["TUNE_DISABLE_AUTO_CALLBACK_LOGGERS"] = "1"
+    os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
+    logging.getLogger("ray.tune.analysis.experiment_analysis").setLevel(logging.ERROR)
     # Ray's newer console output prints the number of trials and a results
     # path even at verbose=0; the legacy reporter honours verbose=0 fully.
     os.environ["RAY_AIR_NEW_OUTPUT"] = "0"
-    cpus = int(ray.cluster_resources().get("CPU", 1))
+    cpus = int(ray.cluster_resources().get("CPU", 1))  # type: ignore[no-untyped-call]
     concurrency = max(1, min(max_concurrent or cpus, trial_count))
     threads = 1 if concurrency > 1 else max(1, min(2, cpus))
     static = _TrialStatic(
@@ -535,9 +538,10 @@ def _tune_config(plan: SearchPlan, trial_count: int, concurrency: int, rng: np.r
     # Reusing trial actors saves a Python start, a torch import and a data
     # load per trial: most of a short trial's overhead.
     return tune.TuneConfig(
-        search_alg=BasicVariantGenerator(random_state=sampler_seed),
+        # Tune ignores max_concurrent_trials for a BasicVariantGenerator; it
+        # takes its own limit.
+        search_alg=BasicVariantGenerator(random_state=sampler_seed, max_concurrent=concurrency),
         num_samples=trial_count,
-        max_concurrent_trials=concurrency,
         reuse_actors=True,
     )
 

@@ -76,13 +76,12 @@ def event_from_json(data: object, *, _depth: int = 0) -> dp_event.DpEvent:
     if not isinstance(data, Mapping):
         raise EventDecodeError(f"expected an object, got {type(data).__name__}")
     kind = data.get("kind")
-    decoder = _DECODERS.get(kind) if isinstance(kind, str) else None
-    if decoder is None:
+    if not isinstance(kind, str) or kind not in _DECODERS:
         raise EventDecodeError(f"unknown event kind {kind!r}; allowed: {', '.join(EVENT_KINDS)}")
     expected = _FIELDS[kind]
     if set(data) != expected:
         raise EventDecodeError(f"{kind} event has fields {sorted(data)}, expected {sorted(expected)}")
-    return decoder(data, _depth)
+    return _DECODERS[kind](data, _depth)
 
 
 def _number(data: Mapping[str, Any], key: str, *, low: float, high: float, low_open: bool) -> float:
