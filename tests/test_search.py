@@ -340,3 +340,30 @@ def test_trial_count_draws_follow_the_charged_distribution() -> None:
     assert draws.min() >= 1
     # geometric with mean 4: std = sqrt(4*3) ≈ 3.46; 6 standard errors of the mean.
     assert abs(draws.mean() - 4.0) < 6 * math.sqrt(12.0 / draws.size)
+
+
+def test_ctrl_c_stops_the_trials_and_keeps_the_charge(ray_session: str, tmp_path: Path) -> None:
+    config_path = _write_config(tmp_path, random_best(expected_trials=50.0))
+    ledger_path = _ledger(tmp_path, epsilon=40.0)
+    driver = subprocess.Popen(
+        [TUNEDP, "search", "--config", str(config_path), "--ledger", str(ledger_path),
+         "--ray-address", ray_session, "--output", str(tmp_path / "i")],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env={**os.environ, "TUNEDP_TRACKING": "0"},
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and _status(ledger_path) != ["running"]:
+            time.sleep(0.2)
+        time.sleep(4.0)
+        driver.send_signal(signal.SIGINT)
+        out, err = driver.communicate(timeout=120)
+    finally:
+        if driver.poll() is None:
+            driver.kill()
+    assert driver.returncode == 130, out + err
+    assert "the charge stays" in err
+    (charge,) = PrivacyLedger.open(ledger_path).charges()
+    assert charge.status == "interrupted"
+    report = json.loads((tmp_path / "i" / "report.json").read_text())
+    assert report["status"] == "interrupted" and report["best"] is None
+    assert not (tmp_path / "i" / "best_model.pt").exists()

@@ -214,7 +214,7 @@ def run_search(
         status = "completed" if any(r.status != "failed" for r in records) else "failed"
     except KeyboardInterrupt:
         status = "interrupted"
-        raise
+        records = []
     finally:
         ledger.set_status(search_id, status)
 
@@ -254,6 +254,8 @@ def run_search(
     )
     for observer in observers:
         _safely(observer.on_finished, outcome)
+    if status == "interrupted":
+        raise KeyboardInterrupt
     if best is None:
         raise SearchError(
             f"every trial failed (or none was drawn); the charge of epsilon={charge.epsilon:.4g} stays. "
@@ -469,6 +471,12 @@ def _run_trials(
             ),
         )
         results = tuner.fit()
+        if progress.finished < trial_count:
+            # Tune's own Ctrl-C handler stopped the trials cleanly and returned.
+            # Nothing is released from an interrupted search: under release:
+            # best, the best of however many trials happened to finish is not
+            # what the charge's repeat-and-select bound covers.
+            raise KeyboardInterrupt
         records = _records_from_results(results, config)
         _keep_best_checkpoint(records, storage)
         nodes = sorted({r.node_id for r in records if r.node_id})
@@ -626,6 +634,11 @@ class _ProgressCallback(_make_progress_base()):  # type: ignore[misc]
         self._planned = planned
         self._config = config
         self._done = 0
+
+    @property
+    def finished(self) -> int:
+        """Trials that completed or failed (an interrupted search has fewer than planned)."""
+        return self._done
 
     def __getstate__(self) -> dict[str, Any]:
         # Ray pickles callbacks into its experiment state; observers (consoles,
