@@ -204,3 +204,16 @@ def test_declared_sizes_drive_the_delta_check() -> None:
     assert sizes.protected == sizes.train + sizes.validation == 60000
     with pytest.raises(ConfigError, match="workload"):
         workload_sizes("nope")
+
+
+def test_absurd_budget_plans_quickly_without_the_pld_second_opinion() -> None:
+    """ε = 1e6 calibrates to σ ≈ 0.008, where one PLD second opinion would take minutes."""
+    plan = plan_search(_config(budget={"epsilon": 1e6, "delta": 1e-5}, validation={"policy": "public"}))
+    assert plan.noise_multiplier < 0.1
+    figures = plan.to_json()
+    assert (figures["pld_trial_epsilon"], figures["pld_search_epsilon"], figures["pld_naive_epsilon"]) == (
+        None,
+        None,
+        None,
+    )
+    assert figures["search_epsilon"] <= 1e6

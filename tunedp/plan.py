@@ -38,6 +38,8 @@ __all__ = ["SearchPlan", "WorkloadSizes", "grid_points", "plan_search", "workloa
 
 #: More grid points than this is almost certainly a mistake (and a huge charge).
 MAX_GRID_POINTS = 10_000
+#: Below this σ (any segment or the score noise) the PLD second opinion is skipped (null).
+PLD_MIN_NOISE_MULTIPLIER = 0.1
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -219,10 +221,17 @@ class SearchPlan:
         """Every figure of the plan, and what a reviewer needs to recompute ε independently."""
         trial = self.trial
         validation = self.config.validation
-        pld_trial = pld_epsilon(trial.dp_event(), self.delta)
+        # PLD's grid grows like 1/σ²: at σ ≈ 0.01 (a budget of ~1e6) one second
+        # opinion takes minutes and gigabytes. Below the floor it is left out.
+        smallest = min(
+            [s.noise_multiplier for s in trial.segments]
+            + ([trial.score_noise_multiplier] if trial.score_noise_multiplier is not None else [])
+        )
+        pld = smallest >= PLD_MIN_NOISE_MULTIPLIER
+        pld_trial = pld_epsilon(trial.dp_event(), self.delta) if pld else None
         composed = self.shape.repeat_and_select
-        pld_search = None if composed else pld_epsilon(self.event, self.delta)
-        pld_naive = pld_epsilon(naive_event(trial.dp_event(), self.shape), self.delta)
+        pld_search = None if composed or not pld else pld_epsilon(self.event, self.delta)
+        pld_naive = pld_epsilon(naive_event(trial.dp_event(), self.shape), self.delta) if pld else None
         return {
             "mode": self.shape.mode,
             "release": self.shape.release,
