@@ -239,9 +239,9 @@ def test_missing_or_unreadable_config_file_is_refused(tmp_path: Path) -> None:
 def test_models_are_frozen() -> None:
     config = parse_config(copy.deepcopy(BASE))
     with pytest.raises(ValidationError):
-        config.budget.epsilon = 100.0  # type: ignore[misc]
+        config.budget.epsilon = 100.0
     with pytest.raises(ValidationError):
-        config.workload = "adult"  # type: ignore[misc]
+        config.workload = "adult"
 
 
 def test_budget_override_revalidates() -> None:

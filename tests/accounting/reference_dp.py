@@ -143,7 +143,7 @@ def truncated_negative_binomial_gamma(shape: float, mean: float) -> float:
     def mean_of(gamma: float) -> float:
         if shape == 0.0:
             return (1.0 - gamma) / (gamma * math.log(1.0 / gamma))
-        return shape * (1.0 - gamma) / (gamma * (1.0 - gamma**shape))
+        return float(shape * (1.0 - gamma) / (gamma * (1.0 - gamma**shape)))
 
     return float(optimize.brentq(lambda g: mean_of(g) - mean, 1e-12, 1.0 - 1e-12, xtol=1e-15, rtol=1e-13))
 

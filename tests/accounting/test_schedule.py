@@ -188,4 +188,4 @@ def test_schedule_models_refuse_nonpositive_or_unknown_fields(model: type, field
 def test_schedule_models_are_frozen() -> None:
     schedule = LinearSchedule(end=2.0)
     with pytest.raises(ValidationError):
-        schedule.end = 3.0  # type: ignore[misc]
+        schedule.end = 3.0

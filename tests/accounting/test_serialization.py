@@ -238,7 +238,7 @@ ENCODE_REFUSED: dict[str, dp_event.DpEvent] = {
     "empty composition": dp_event.ComposedDpEvent([]),
     "sigma zero": dp_event.GaussianDpEvent(0.0),
     "sigma out of the decoder's range": dp_event.GaussianDpEvent(1e13),
-    "fractional count": dp_event.SelfComposedDpEvent(dp_event.GaussianDpEvent(1.0), 2.5),  # type: ignore[arg-type]
+    "fractional count": dp_event.SelfComposedDpEvent(dp_event.GaussianDpEvent(1.0), 2.5),
     "one level deeper than the decoder accepts": dp_event.SelfComposedDpEvent(event_from_json(_nested(MAX_DEPTH)), 1),
 }
 

@@ -66,11 +66,18 @@ def test_public_validation_costs_only_the_training_steps() -> None:
 
 def test_each_private_score_release_adds_cost() -> None:
     """The validation scores are charged: more releases, or less score noise, cost more."""
-    base = dict(dataset_size=1000, sampling_rate=0.05, steps=20)
     segments = (NoiseSegment(noise_multiplier=1.5, steps=20),)
     eps = [
         rdp_epsilon(
-            TrialPlan(**base, segments=segments, evaluation_steps=ev, score_noise_multiplier=sn).dp_event(), DELTA
+            TrialPlan(
+                dataset_size=1000,
+                sampling_rate=0.05,
+                steps=20,
+                segments=segments,
+                evaluation_steps=ev,
+                score_noise_multiplier=sn,
+            ).dp_event(),
+            DELTA,
         )
         for ev, sn in [((20,), None), ((20,), 10.0), ((10, 20), 10.0), ((10, 20), 2.0)]
     ]
