@@ -1,0 +1,670 @@
+"""MLflow tracking of searches: what may be logged, and where.
+
+Where: one MLflow experiment per workload (``tunedp-<workload>``), one parent
+run per search, one nested run per *disclosed* trial. The default store is
+``sqlite:///<repo>/mlflow/mlflow.db`` (``$TUNEDP_MLFLOW_DIR`` moves the
+folder; MLflow 3 refuses plain ``file:`` stores) with artifacts under
+``mlflow/artifacts``; any tracking URI, e.g. a server started by ``tunedp ui``,
+works instead.
+
+What: the parent run holds what the search was charged and what it released
+(config, σ, planned and charged ε, δ, the ledger before and after, the best
+configuration, its released score and test metric, the privacy report, the
+best model and the plots of :mod:`tunedp.plots`). Which trials get a run, and
+which of their fields, is decided in one place, :func:`trial_logs`, by the
+rule of :mod:`tunedp.disclosure`: under ``random``/``release: best`` only the
+best trial gets a run (named ``best``: not even its index, which would bound
+the secret number of trials); every other mode logs every trial's status,
+released scores and trial ε.
+
+This module must never log a raw training loss or an unreleased score (none
+reaches it: the driver hands observers disclosed records only), and must
+never lose or fail a search: the report is written to the output folder
+before tracking runs, and a tracking failure ends as one warning line.
+
+It is the only module that imports MLflow.
+"""
+
+from __future__ import annotations
+
+import atexit
+import json
+import logging
+import math
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
+
+import requests
+import yaml
+from mlflow.entities import Metric, Param, RunStatus
+from mlflow.exceptions import MlflowException
+from mlflow.tracking import MlflowClient
+
+from tunedp import plots
+from tunedp.disclosure import TrialRecord, disclosure_for
+from tunedp.search import SearchObserver, human_summary
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+    from tunedp.accounting.ledger import Charge, PrivacyLedger
+    from tunedp.plan import SearchPlan
+    from tunedp.search import SearchOutcome
+
+__all__ = [
+    "MlflowTracker",
+    "TrialLog",
+    "default_artifact_root",
+    "default_mlflow_dir",
+    "default_tracking_uri",
+    "serve_dashboard",
+    "server_command",
+    "server_environment",
+    "trial_logs",
+]
+
+log = logging.getLogger(__name__)
+
+MLFLOW_DIR_ENV = "TUNEDP_MLFLOW_DIR"
+EXPERIMENT_PREFIX = "tunedp-"
+
+TAG_DATASET = "tunedp.dataset"
+TAG_SEARCH_ID = "tunedp.search_id"
+TAG_MODE = "tunedp.mode"
+TAG_RELEASE = "tunedp.release"
+TAG_ROLE = "tunedp.role"
+TAG_BEST = "tunedp.best"
+TAG_STATUS = "tunedp.status"
+TAG_ERROR = "tunedp.error"
+TAG_PARENT = "mlflow.parentRunId"
+TAG_NOTE = "mlflow.note.content"
+TAG_EXPERIMENT_KIND = "mlflow.experimentKind"
+
+#: How long to wait for a tracking server to answer before giving up on it.
+PROBE_TIMEOUT_S = 3.0
+#: Per-request timeout while the tracker talks to a server (no retries).
+REQUEST_TIMEOUT_S = 20
+#: Entities per ``log_batch`` call (MLflow accepts at most 100 params and 1000 entities per call).
+_BATCH = 100
+
+
+# ---------------------------------------------------------------------------- where
+
+
+def default_mlflow_dir() -> Path:
+    """``$TUNEDP_MLFLOW_DIR``, else ``mlflow/`` of the source checkout, else ``./mlflow`` (absolute).
+
+    The checkout's folder is the one ``make mlflow`` serves, so searches run
+    from anywhere inside the repository land in the dashboard.
+    """
+    configured = os.environ.get(MLFLOW_DIR_ENV)
+    if configured:
+        return Path(configured).expanduser().resolve()
+    checkout = Path(__file__).resolve().parents[1]
+    if (checkout / "pyproject.toml").is_file() and (checkout / "tunedp").is_dir():
+        return checkout / "mlflow"
+    return (Path.cwd() / "mlflow").resolve()
+
+
+def default_tracking_uri() -> str:
+    """The sqlite store in :func:`default_mlflow_dir` (an absolute path: MLflow resolves relative ones per cwd)."""
+    return f"sqlite:///{default_mlflow_dir() / 'mlflow.db'}"
+
+
+def default_artifact_root() -> Path:
+    return default_mlflow_dir() / "artifacts"
+
+
+def _sqlite_path(tracking_uri: str) -> Path | None:
+    """The database file of a ``sqlite:///`` URI, else ``None``."""
+    if not tracking_uri.startswith("sqlite:///"):
+        return None
+    return Path(tracking_uri[len("sqlite:///") :]).expanduser()
+
+
+# ---------------------------------------------------------------------------- what: trials
+
+
+@dataclass(frozen=True, kw_only=True)
+class TrialLog:
+    """Everything one trial's MLflow run will hold; produced only by :func:`trial_logs`."""
+
+    run_name: str
+    params: dict[str, str]
+    metrics: list[tuple[str, float, int]]  # (key, value, step)
+    tags: dict[str, str]
+    status: str  # an MLflow RunStatus name
+
+    def metric_keys(self) -> set[str]:
+        return {key for key, _, _ in self.metrics}
+
+
+def trial_logs(
+    records: Sequence[TrialRecord],
+    best: TrialRecord | None,
+    *,
+    mode: str,
+    release: str,
+    trial_epsilon: float,
+) -> list[TrialLog]:
+    """The runs (and their fields) the disclosure rule allows for a search's trials.
+
+    The single place where tracking applies :mod:`tunedp.disclosure`: the rule
+    picks the trials (``Disclosure.trials``) and whether per-trial status,
+    scores and ε may be shown (``releases_all``). Records the driver already
+    filtered pass through unchanged; unfiltered ones are filtered here again,
+    so a caller's mistake cannot leak a non-best trial under ``release: best``.
+    """
+    rule = disclosure_for(mode, release)
+    logs: list[TrialLog] = []
+    for index, record in enumerate(rule.trials(list(records), best)):
+        is_best = record is best
+        params = {name: _param_value(value) for name, value in {**record.hyperparameters, **record.point}.items()}
+        tags = {TAG_ROLE: "trial", TAG_BEST: "true" if is_best else "false"}
+        metrics: list[tuple[str, float, int]] = []
+        if rule.releases_all:
+            run_name = f"trial-{index + 1:03d}"
+            tags[TAG_STATUS] = record.status
+            if record.error:
+                tags[TAG_ERROR] = _one_line(record.error)
+            metrics += [("released_score", float(s), step) for step, s in enumerate(record.released_scores)]
+            metrics.append(("trial_epsilon", float(trial_epsilon), 0))
+            status = RunStatus.to_string(RunStatus.FAILED if record.status == "failed" else RunStatus.FINISHED)
+        else:
+            # Only the best leaves; its position among the K trials would bound K, so no index.
+            run_name = "best"
+            metrics += [("released_score", float(s), step) for step, s in enumerate(record.released_scores)]
+            status = RunStatus.to_string(RunStatus.FINISHED)
+        if is_best and record.test_metric is not None:
+            metrics.append(("test_metric", float(record.test_metric), 0))
+        logs.append(TrialLog(run_name=run_name, params=params, metrics=metrics, tags=tags, status=status))
+    return logs
+
+
+def _param_value(value: Any) -> str:
+    if isinstance(value, float):
+        return repr(value)
+    if isinstance(value, list | tuple | dict):
+        return json.dumps(value, sort_keys=True)
+    return str(value)
+
+
+def flatten_config(data: Mapping[str, Any], prefix: str = "config") -> dict[str, str]:
+    """``{"budget": {"epsilon": 2}}`` → ``{"config.budget.epsilon": "2"}``; unset (``None``) fields are left out."""
+    flat: dict[str, str] = {}
+    for key, value in data.items():
+        name = f"{prefix}.{key}"
+        if isinstance(value, Mapping):
+            flat.update(flatten_config(value, name))
+        elif value is not None:
+            flat[name] = _param_value(value)
+    return flat
+
+
+def _one_line(text: object, limit: int = 300) -> str:
+    words = " ".join(str(text).split())
+    return words if len(words) <= limit else words[: limit - 1] + "…"
+
+
+# ---------------------------------------------------------------------------- the observer
+
+
+class TrackingUnavailable(RuntimeError):
+    """The tracking store cannot be reached; the search goes on without it."""
+
+
+@dataclass
+class _SearchState:
+    """What the tracker remembers between the hooks of one search."""
+
+    plan: SearchPlan
+    charge: Charge
+    ledger: PrivacyLedger
+    client: MlflowClient | None = None
+    experiment_id: str | None = None
+    parent_run_id: str | None = None
+    error: str | None = None
+    trial_runs: list[str] = field(default_factory=list)
+
+
+class MlflowTracker(SearchObserver):
+    """Logs each search to MLflow within the disclosure rule; never fails the search.
+
+    The parent run is created as soon as the ledger is charged, so a running
+    search shows in the dashboard; trial runs, plots and the report follow when
+    it finishes. A failure (no server, bad URI, a store error) stops tracking
+    for that search and ends as *one* warning line naming the output folder,
+    where the driver has already written the report and the best model.
+    """
+
+    def __init__(self, tracking_uri: str | None = None, *, artifact_root: Path | None = None) -> None:
+        self.tracking_uri = tracking_uri or default_tracking_uri()
+        sqlite = _sqlite_path(self.tracking_uri)
+        if artifact_root is None and sqlite is not None:
+            artifact_root = (sqlite.parent / "artifacts").resolve()
+        self.artifact_root = artifact_root
+        self._state: _SearchState | None = None
+
+    # ------------------------------------------------------------------ hooks
+
+    def on_charged(self, plan: SearchPlan, charge: Charge, ledger: PrivacyLedger) -> None:
+        self._state = _SearchState(plan=plan, charge=charge, ledger=ledger)
+        self._guarded(self._open_search)
+
+    def on_trial_done(self, record: TrialRecord, done: int, planned: int) -> None:
+        state = self._state
+        if state is None or state.parent_run_id is None or state.error is not None:
+            return
+        if not disclosure_for(state.plan.shape.mode, state.plan.shape.release).shows_trial_count:
+            return  # release: best — not even the count of finished trials leaves
+        self._guarded(self._log_progress, done)
+
+    def on_finished(self, outcome: SearchOutcome) -> None:
+        state = self._state
+        if state is None:  # never charged through this tracker: nothing of this search was opened here
+            return
+        self._guarded(self._close_search, outcome)
+        atexit.unregister(self._abandon)
+        if state.error is not None:
+            log.warning(
+                "MLflow tracking to %s failed (%s); the search was not affected and its results are in %s",
+                _one_line(_redacted(self.tracking_uri), 200),
+                state.error,
+                outcome.output_dir.resolve(),
+            )
+
+    # ------------------------------------------------------------------ steps
+
+    def _guarded(self, step: Callable[..., None], *args: Any) -> None:
+        """Run one tracking step; the first failure is remembered and every later step skipped."""
+        state = self._state
+        if state is None or state.error is not None:
+            return
+        try:
+            with _fast_failing_http(), _quiet_mlflow_logs():
+                step(*args)
+        except Exception as error:  # any store/HTTP/plot error: tracking stops, the search goes on
+            state.error = _one_line(f"{type(error).__name__}: {error}")
+
+    def _open_search(self) -> None:
+        state = self._state
+        assert state is not None
+        plan, charge, ledger = state.plan, state.charge, state.ledger
+        _check_reachable(self.tracking_uri)
+        sqlite = _sqlite_path(self.tracking_uri)
+        if sqlite is not None:
+            sqlite.parent.mkdir(parents=True, exist_ok=True)
+        client = MlflowClient(tracking_uri=self.tracking_uri)
+        experiment_id = _experiment(client, f"{EXPERIMENT_PREFIX}{plan.config.workload}", self.artifact_root)
+        name = f"{plan.config.name or plan.config.workload}-{plan.shape.mode}-{charge.search_id[:8]}"
+        run = client.create_run(
+            experiment_id,
+            run_name=name,
+            tags={
+                TAG_ROLE: "search",
+                TAG_DATASET: ledger.dataset,
+                TAG_SEARCH_ID: charge.search_id,
+                TAG_MODE: plan.shape.mode,
+                TAG_RELEASE: plan.shape.release,
+            },
+        )
+        state.client, state.experiment_id, state.parent_run_id = client, experiment_id, run.info.run_id
+        atexit.register(self._abandon)
+        config = plan.config.model_dump(mode="json")
+        params = {
+            "mode": plan.shape.mode,
+            "release": plan.shape.release,
+            "workload": plan.config.workload,
+            "dataset": ledger.dataset,
+            "optimizer": plan.config.optimizer,
+            "search_id": charge.search_id,
+            "accountant": "rdp",
+            **flatten_config(config),
+        }
+        metrics = {
+            "noise_multiplier": plan.noise_multiplier,
+            "planned_epsilon": plan.search_epsilon,
+            "charged_epsilon": charge.epsilon,
+            "budget_epsilon": plan.config.budget.epsilon,
+            "naive_epsilon": plan.naive_epsilon,
+            "delta": plan.delta,
+            "ledger_global_epsilon": ledger.epsilon,
+            "ledger_delta": ledger.delta,
+        }
+        _log_batch(client, run.info.run_id, params=params, metrics=_at_step(metrics))
+        client.log_text(run.info.run_id, yaml.safe_dump(config, sort_keys=False), "config.yaml")
+        client.log_text(run.info.run_id, json.dumps(config, indent=2) + "\n", "config.json")
+
+    def _log_progress(self, done: int) -> None:
+        state = self._state
+        assert state is not None and state.client is not None and state.parent_run_id is not None
+        _log_batch(state.client, state.parent_run_id, metrics=[("trials_done", float(done), done)])
+
+    def _close_search(self, outcome: SearchOutcome) -> None:
+        state = self._state
+        assert state is not None and state.client is not None and state.parent_run_id is not None
+        client, run_id = state.client, state.parent_run_id
+        status = RunStatus.to_string(RunStatus.FINISHED if outcome.ok else RunStatus.FAILED)
+        try:
+            self._log_outcome(state, outcome)
+        finally:
+            try:
+                client.set_terminated(run_id, status)
+            except Exception:  # the first error is the one worth reporting
+                log.debug("could not terminate MLflow run %s", run_id, exc_info=True)
+
+    def _log_outcome(self, state: _SearchState, outcome: SearchOutcome) -> None:
+        assert state.client is not None and state.parent_run_id is not None and state.experiment_id is not None
+        client, run_id = state.client, state.parent_run_id
+        plan = outcome.plan
+        rule = disclosure_for(plan.shape.mode, plan.shape.release)
+        ledger_figures = outcome.report.get("ledger", {})
+        global_epsilon = float(ledger_figures.get("global_epsilon", state.ledger.epsilon))
+        metrics: dict[str, float] = {}
+        for key in ("spent_before", "spent_after"):
+            if key in ledger_figures:
+                metrics[f"ledger_{key}"] = float(ledger_figures[key])
+                metrics[f"ledger_remaining_{key.removeprefix('spent_')}"] = max(
+                    0.0, global_epsilon - float(ledger_figures[key])
+                )
+        params: dict[str, str] = {"status": str(outcome.report.get("status", ""))}
+        best = outcome.best
+        if best is not None:
+            metrics["best_released_score"] = best.final_score
+            if best.test_metric is not None:
+                metrics["best_test_metric"] = float(best.test_metric)
+            params.update({f"best.{k}": _param_value(v) for k, v in {**best.hyperparameters, **best.point}.items()})
+        if rule.shows_trial_count:
+            metrics["trials_disclosed"] = float(len(outcome.disclosed_trials))
+            metrics["trials_failed"] = float(outcome.failed_trials_disclosed)
+        _log_batch(client, run_id, params=params, metrics=_at_step(metrics))
+        client.set_tag(run_id, TAG_NOTE, f"```\n{human_summary(outcome.report)}\n```")
+
+        for trial in trial_logs(
+            outcome.disclosed_trials,
+            best,
+            mode=plan.shape.mode,
+            release=plan.shape.release,
+            trial_epsilon=plan.trial_epsilon,
+        ):
+            self._log_trial(state, outcome, trial)
+
+        for name in ("report.json", "report.txt", "best_model.pt"):
+            path = outcome.output_dir / name
+            if path.is_file():
+                client.log_artifact(run_id, str(path))
+        with tempfile.TemporaryDirectory(prefix="tunedp-plots-") as folder:
+            for name, figure in self._figures(state, outcome):
+                plots.save_figure(figure, Path(folder) / f"{name}.png")
+            client.log_artifacts(run_id, folder, artifact_path="plots")
+
+    def _log_trial(self, state: _SearchState, outcome: SearchOutcome, trial: TrialLog) -> None:
+        assert state.client is not None and state.experiment_id is not None and state.parent_run_id is not None
+        run = state.client.create_run(
+            state.experiment_id,
+            run_name=trial.run_name,
+            tags={
+                **trial.tags,
+                TAG_PARENT: state.parent_run_id,
+                TAG_DATASET: state.ledger.dataset,
+                TAG_SEARCH_ID: outcome.search_id,
+                TAG_MODE: outcome.plan.shape.mode,
+                TAG_RELEASE: outcome.plan.shape.release,
+            },
+        )
+        _log_batch(state.client, run.info.run_id, params=trial.params, metrics=trial.metrics)
+        with _environment(MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT="true"):  # one link per search is enough
+            state.client.set_terminated(run.info.run_id, trial.status)
+        state.trial_runs.append(run.info.run_id)
+
+    def _figures(self, state: _SearchState, outcome: SearchOutcome) -> Iterator[tuple[str, Figure]]:
+        """The plots of :mod:`tunedp.plots`, each fed only disclosed data."""
+        plan = outcome.plan
+        rule = disclosure_for(plan.shape.mode, plan.shape.release)
+        ledger = state.ledger
+        charges = ledger.charges()
+        spent = plots.cumulative_spent_epsilon([c.event for c in charges], ledger.delta)
+        ours = next((i for i, c in enumerate(charges) if c.search_id == outcome.search_id), None)
+        yield (
+            "budget_burndown",
+            plots.budget_burndown(
+                spent,
+                global_epsilon=ledger.epsilon,
+                dataset=ledger.dataset,
+                labels=[f"{c.label} {c.search_id[:6]}".strip() for c in charges],
+                highlight=ours,
+            ),
+        )
+        if rule.releases_all:
+            yield "scores_by_trial", plots.scores_by_trial(outcome.disclosed_trials, best=outcome.best)
+        if outcome.best is not None and outcome.best.released_scores:
+            yield "learning_curve_best", plots.learning_curve(outcome.best.released_scores)
+        yield "privacy_utility", plots.privacy_utility(self._searches_on(state), dataset=ledger.dataset)
+
+    def _searches_on(self, state: _SearchState) -> list[plots.SearchPoint]:
+        """Every search logged on this ledger (tag ``tunedp.dataset``), from MLflow itself."""
+        assert state.client is not None
+        experiments = state.client.search_experiments(filter_string=f"name LIKE '{EXPERIMENT_PREFIX}%'")
+        ids = [e.experiment_id for e in experiments]
+        if not ids:
+            return []
+        runs = state.client.search_runs(
+            ids,
+            filter_string=f"tags.`{TAG_DATASET}` = '{state.ledger.dataset}' AND tags.`{TAG_ROLE}` = 'search'",
+            max_results=1000,
+        )
+        points = []
+        for run in runs:
+            metrics = run.data.metrics
+            if "charged_epsilon" in metrics and "best_released_score" in metrics:
+                points.append(
+                    plots.SearchPoint(
+                        charged_epsilon=metrics["charged_epsilon"],
+                        best_score=metrics["best_released_score"],
+                        label=_search_label(run.data.tags, run.info.run_id),
+                        current=run.info.run_id == state.parent_run_id,
+                    )
+                )
+        return points
+
+    def _abandon(self) -> None:
+        """At interpreter exit, a search that never finished (Ctrl-C, a crash) is marked KILLED, not RUNNING."""
+        state = self._state
+        if state is None or state.client is None or state.parent_run_id is None:
+            return
+        try:
+            with _fast_failing_http(), _quiet_mlflow_logs():
+                state.client.set_terminated(state.parent_run_id, RunStatus.to_string(RunStatus.KILLED))
+        except Exception:
+            pass
+
+
+# ---------------------------------------------------------------------------- MLflow helpers
+
+
+def _search_label(tags: Mapping[str, str], run_id: str) -> str:
+    """``random/best 1a2b3c``: short enough for a point on a plot, enough to find the run."""
+    search_id = tags.get(TAG_SEARCH_ID, run_id)
+    return f"{tags.get(TAG_MODE, '?')}/{tags.get(TAG_RELEASE, '?')} {search_id[:6]}"
+
+
+def _experiment(client: MlflowClient, name: str, artifact_root: Path | None) -> str:
+    """The experiment's id, created (or restored) if needed; safe against a concurrent creator."""
+    experiment = client.get_experiment_by_name(name)
+    if experiment is None:
+        location = (artifact_root / name).as_uri() if artifact_root is not None else None
+        try:
+            return client.create_experiment(name, artifact_location=location, tags={TAG_EXPERIMENT_KIND: _KIND})
+        except MlflowException:
+            experiment = client.get_experiment_by_name(name)  # another search created it meanwhile
+            if experiment is None:
+                raise
+    if experiment.lifecycle_stage == "deleted":
+        client.restore_experiment(experiment.experiment_id)
+    return str(experiment.experiment_id)
+
+
+#: Shows the experiment as model training (runs table) rather than GenAI traces in MLflow 3's UI.
+_KIND = "custom_model_development"
+
+
+def _log_batch(
+    client: MlflowClient,
+    run_id: str,
+    *,
+    params: Mapping[str, str] | None = None,
+    metrics: Sequence[tuple[str, float, int]] = (),
+) -> None:
+    """Params and finite metrics ``(key, value, step)`` in batches of a size MLflow accepts."""
+    timestamp = int(time.time() * 1000)
+    metric_list = [Metric(k, float(v), timestamp, step) for k, v, step in metrics if math.isfinite(v)]
+    param_list = [Param(k, v) for k, v in (params or {}).items()]
+    for start in range(0, max(len(param_list), len(metric_list), 1), _BATCH):
+        client.log_batch(run_id, params=param_list[start : start + _BATCH], metrics=metric_list[start : start + _BATCH])
+
+
+def _at_step(metrics: Mapping[str, float], step: int = 0) -> list[tuple[str, float, int]]:
+    return [(key, float(value), step) for key, value in metrics.items()]
+
+
+def _check_reachable(tracking_uri: str) -> None:
+    """Fail in seconds, not minutes, when an HTTP tracking server does not answer.
+
+    Anything that answers (even with an error status) counts as reachable;
+    MLflow's own requests then report what is wrong.
+    """
+    parts = urlsplit(tracking_uri)
+    if parts.scheme not in ("http", "https"):
+        return
+    try:
+        requests.get(tracking_uri.rstrip("/") + "/health", timeout=PROBE_TIMEOUT_S)
+    except requests.RequestException as error:
+        reason = type(error).__name__
+        raise TrackingUnavailable(f"no MLflow server answers at {parts.scheme}://{parts.netloc} ({reason})") from None
+
+
+def _redacted(uri: str) -> str:
+    """The URI without a password, for a log line."""
+    parts = urlsplit(uri)
+    if parts.password is None:
+        return uri
+    netloc = f"{parts.username}:***@{parts.hostname}" + (f":{parts.port}" if parts.port else "")
+    return parts._replace(netloc=netloc).geturl()
+
+
+@contextmanager
+def _fast_failing_http() -> Iterator[None]:
+    """No retries and a short timeout while the tracker talks to a server (unless the user set them).
+
+    MLflow's defaults retry with backoff for minutes; a search whose server is
+    down should say so at once and carry on.
+    """
+    with _environment(MLFLOW_HTTP_REQUEST_MAX_RETRIES="0", MLFLOW_HTTP_REQUEST_TIMEOUT=str(REQUEST_TIMEOUT_S)):
+        yield
+
+
+@contextmanager
+def _environment(**settings: str) -> Iterator[None]:
+    """Set environment variables the user has not set, for the duration of the block."""
+    added = [key for key in settings if key not in os.environ]
+    for key in added:
+        os.environ[key] = settings[key]
+    try:
+        yield
+    finally:
+        for key in added:
+            os.environ.pop(key, None)
+
+
+@contextmanager
+def _quiet_mlflow_logs() -> Iterator[None]:
+    """MLflow and alembic announce store creation at INFO; a search's console keeps to its own lines."""
+    loggers = [logging.getLogger(name) for name in ("mlflow", "alembic")]
+    levels = [logger.level for logger in loggers]
+    for logger in loggers:
+        logger.setLevel(max(logger.getEffectiveLevel(), logging.WARNING))
+    try:
+        yield
+    finally:
+        for logger, level in zip(loggers, levels, strict=True):
+            logger.setLevel(level)
+
+
+# ---------------------------------------------------------------------------- the dashboard server
+
+
+def server_command(*, directory: Path, host: str, port: int) -> list[str]:
+    """``mlflow server`` on the sqlite store and artifact folder in ``directory`` (absolute paths)."""
+    directory = directory.resolve()
+    return [
+        sys.executable,
+        "-m",
+        "mlflow",
+        "server",
+        "--backend-store-uri",
+        f"sqlite:///{directory / 'mlflow.db'}",
+        "--default-artifact-root",
+        str(directory / "artifacts"),
+        "--host",
+        host,
+        "--port",
+        str(port),
+        "--workers",
+        "1",
+    ]
+
+
+def server_environment(base: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The server's environment: MLflow 3's job runner (for GenAI features) stays off."""
+    environment = dict(os.environ if base is None else base)
+    environment["MLFLOW_SERVER_ENABLE_JOB_EXECUTION"] = "false"
+    return environment
+
+
+def serve_dashboard(
+    *, host: str = "127.0.0.1", port: int = 5000, directory: Path | None = None, announce: Callable[[str], None] = print
+) -> int:
+    """Run the MLflow dashboard in the foreground until it exits or Ctrl-C stops it; returns the exit code.
+
+    The server runs in its own process group (``mlflow server`` starts uvicorn
+    as a child), so stopping it stops every process it started.
+    """
+    directory = (directory or default_mlflow_dir()).resolve()
+    (directory / "artifacts").mkdir(parents=True, exist_ok=True)
+    process = subprocess.Popen(
+        server_command(directory=directory, host=host, port=port),
+        env=server_environment(),
+        start_new_session=True,
+    )
+    shown = f"[{host}]" if ":" in host else host
+    announce(f"MLflow dashboard: http://{shown}:{port}  (store {directory / 'mlflow.db'}; Ctrl-C stops it)")
+    try:
+        return process.wait()
+    except KeyboardInterrupt:
+        stop_server(process)
+        announce("MLflow dashboard stopped")
+        return 0
+
+
+def stop_server(process: subprocess.Popen[Any], timeout_s: float = 10.0) -> None:
+    """SIGTERM to the server's process group, SIGKILL if it has not exited after ``timeout_s``."""
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        try:
+            os.killpg(process.pid, sig)
+        except ProcessLookupError:
+            return
+        try:
+            process.wait(timeout=timeout_s)
+            return
+        except subprocess.TimeoutExpired:
+            continue
