@@ -166,6 +166,7 @@ CATALOGUE: dict[str, Case] = {
     "plan --delta not a number": Case(_plan(CONFIG, "--delta", "tiny"), ["--delta"]),
     "plan --delta above 1/n": Case(_plan(CONFIG, "--delta", "0.001"), ["budget.delta", "1/n"]),
     "plan config file missing": Case(_args("plan", "--config", "nope.yaml"), ["--config", "nope.yaml"]),
+    "plan config path with brackets": Case(_args("plan", "--config", "a[/b].yaml"), ["--config", "a[/b].yaml"]),
     # --- plan: the config
     "bad YAML": Case(_plan("workload: digits\nbudget: {epsilon: 2\n  delta: [\n"), ["invalid YAML at line"]),
     "unknown field": Case(_plan(_edited((("training", "epochz"), 3))), ["training.epochz", "unknown field"]),
@@ -232,7 +233,21 @@ def test_catalogue_is_large_enough() -> None:
     assert len(CATALOGUE) >= 15
 
 
-@pytest.mark.parametrize("name", list(CATALOGUE))
+# Known bugs in tunedp/cli.py (not ours to edit): the message is printed as Rich
+# markup, so '[/b]' in a path raises MarkupError (traceback, exit 1). Strict, so
+# the marker must go once it is fixed (rich.markup.escape on the message).
+KNOWN_CLI_BUGS = {"plan config path with brackets": "error message rendered as Rich markup"}
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        pytest.param(name, marks=pytest.mark.xfail(strict=True, reason=KNOWN_CLI_BUGS[name]))
+        if name in KNOWN_CLI_BUGS
+        else name
+        for name in CATALOGUE
+    ],
+)
 def test_bad_input_exits_2_with_one_line_naming_the_field_and_writes_nothing(
     invocations: dict[str, Case], name: str
 ) -> None:
