@@ -50,7 +50,8 @@ def main(argv: list[str]) -> int:
         connection.execute("BEGIN IMMEDIATE")
         connection.execute(
             "INSERT INTO charges(search_id, created_at, config_hash, mode, label, epsilon, event_json, "
-            "event_sha256, status, updated_at) VALUES ('forged', '', '', '', '', 0, '{}', '', 'charged', '')"
+            "event_sha256, chain_sha256, status, updated_at) "
+            "VALUES ('forged', '', '', '', '', 0, '{}', '', '', 'charged', '')"
         )
         print("locked", flush=True)
         time.sleep(120)

@@ -413,3 +413,24 @@ def test_charging_the_same_search_id_twice_is_refused(charged: PrivacyLedger) ->
         charged.charge(dp_event.GaussianDpEvent(50.0), config_hash="h", mode="grid", search_id=search_id)
     assert not isinstance(caught.value, LedgerCorruptError)
     assert _bytes(charged.path) == before
+
+
+def test_a_deleted_charge_is_detected_not_forgotten(tmp_path: Path) -> None:
+    """Deleting a row is the cheapest way to 'regain' budget by hand; the hash chain catches it."""
+    path = tmp_path / "chain.sqlite"
+    ledger = PrivacyLedger.create(path, dataset="chain", epsilon=50.0, delta=DELTA)
+    event = dp_event.SelfComposedDpEvent(dp_event.GaussianDpEvent(3.0), 4)
+    for label in ("first", "second", "third"):
+        ledger.charge(event, config_hash=label, mode="grid", label=label)
+    for where in ("label = 'second'", "label = 'third'"):
+        copy = tmp_path / f"copy-{where[9:15]}.sqlite"
+        copy.write_bytes(path.read_bytes())
+        _sql(copy, f"DELETE FROM charges WHERE {where}")
+        tampered = PrivacyLedger.open(copy)
+        with pytest.raises(LedgerCorruptError, match="removed") as caught:
+            tampered.spent_epsilon()
+        _one_line(caught.value)
+        with pytest.raises(LedgerCorruptError):
+            tampered.charge(event, config_hash="x", mode="grid")
+    # The untouched ledger still reads and composes all three charges.
+    assert len(PrivacyLedger.open(path).charges()) == 3

@@ -69,6 +69,7 @@ CREATE TABLE IF NOT EXISTS charges (
     epsilon REAL NOT NULL,
     event_json TEXT NOT NULL,
     event_sha256 TEXT NOT NULL,
+    chain_sha256 TEXT NOT NULL,
     status TEXT NOT NULL,
     updated_at TEXT NOT NULL
 );
@@ -173,6 +174,8 @@ class PrivacyLedger:
                     ("delta", delta_text),
                     ("created_at", _now()),
                     ("meta_sha256", _meta_digest(dataset, eps_text, delta_text)),
+                    # Head of the hash chain over the charges; starts at the header digest.
+                    ("head_sha256", _meta_digest(dataset, eps_text, delta_text)),
                 ],
             )
             connection.commit()
@@ -255,7 +258,8 @@ class PrivacyLedger:
                 _read_meta(connection, self.path)
                 if connection.execute("SELECT 1 FROM charges WHERE search_id = ?", (search_id,)).fetchone():
                     raise LedgerError(f"search id {search_id!r} is already charged in {self.path}; use a new id")
-                existing = [c.event for c in _read_charges(connection, self.path)]
+                charges, head = _read_chain(connection, self.path)
+                existing = [c.event for c in charges]
                 after = self._composed_epsilon([*existing, event])
                 if not after <= self.epsilon:  # written so that a NaN ε is refused, not admitted
                     before = self._composed_epsilon(existing)
@@ -264,9 +268,12 @@ class PrivacyLedger:
                         f"this search would bring it to {after:.4g}; lower --budget or raise the global budget"
                     )
                 now = _now()
+                event_digest = _sha256(event_json)
+                link = _chain_link(head, search_id, event_digest)
                 connection.execute(
                     "INSERT INTO charges(search_id, created_at, config_hash, mode, label, epsilon, "
-                    "event_json, event_sha256, status, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    "event_json, event_sha256, chain_sha256, status, updated_at) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     (
                         search_id,
                         now,
@@ -275,11 +282,13 @@ class PrivacyLedger:
                         label,
                         own_epsilon,
                         event_json,
-                        _sha256(event_json),
+                        event_digest,
+                        link,
                         "charged",
                         now,
                     ),
                 )
+                connection.execute("UPDATE ledger_meta SET value = ? WHERE key = 'head_sha256'", (link,))
                 connection.execute("COMMIT")
             except BaseException:
                 connection.execute("ROLLBACK")
@@ -360,13 +369,38 @@ def _read_meta(connection: sqlite3.Connection, path: Path) -> tuple[str, str, st
     return dataset, epsilon, delta
 
 
+def _chain_link(previous: str, search_id: str, event_digest: str) -> str:
+    """One link of the hash chain: deleting, reordering or splicing charges breaks it."""
+    return _sha256(f"tunedp-charge|{previous}|{search_id}|{event_digest}")
+
+
 def _read_charges(connection: sqlite3.Connection, path: Path) -> list[Charge]:
+    return _read_chain(connection, path)[0]
+
+
+def _read_chain(connection: sqlite3.Connection, path: Path) -> tuple[list[Charge], str]:
+    """Every charge, verified row by row and as a chain; returns them and the chain's head.
+
+    Each row's event is checked against its own checksum and decoded through
+    the whitelist; the rows together must form an unbroken hash chain from the
+    header to the head stored in the header, so a deleted charge — the cheapest
+    way to "regain" budget by hand — is detected, not silently forgotten.
+    (The checksums are not secret: someone who rewrites the whole chain
+    consistently is not stopped; the ledger guards against accidents and
+    casual edits, not against an adversary with write access to the file.)
+    """
+    meta = dict(connection.execute("SELECT key, value FROM ledger_meta").fetchall())
+    genesis, head = meta.get("meta_sha256"), meta.get("head_sha256")
+    if genesis is None or head is None:
+        raise LedgerCorruptError(f"ledger {path} header lacks its chain head; refusing to use it")
     rows = connection.execute(
         "SELECT id, search_id, created_at, config_hash, mode, label, epsilon, event_json, event_sha256, "
-        "status FROM charges ORDER BY id"
+        "status, chain_sha256 FROM charges ORDER BY id"
     ).fetchall()
     charges = []
-    for row_id, search_id, created, config_hash, mode, label, epsilon, event_json, digest, status in rows:
+    link = genesis
+    for row in rows:
+        row_id, search_id, created, config_hash, mode, label, epsilon, event_json, digest, status, chained = row
         if not isinstance(event_json, str) or _sha256(event_json) != digest:
             raise LedgerCorruptError(
                 f"ledger {path}: charge row {row_id} was edited outside tunedp (checksum mismatch); "
@@ -376,6 +410,12 @@ def _read_charges(connection: sqlite3.Connection, path: Path) -> list[Charge]:
             event = event_from_json(json.loads(event_json))
         except (EventDecodeError, json.JSONDecodeError, RecursionError) as error:
             raise LedgerCorruptError(f"ledger {path}: charge row {row_id} is invalid ({error})") from None
+        link = _chain_link(link, str(search_id), digest)
+        if chained != link:
+            raise LedgerCorruptError(
+                f"ledger {path}: charge row {row_id} breaks the chain of charges (a charge was removed, "
+                "reordered or rewritten outside tunedp); refusing to use it"
+            )
         charges.append(
             Charge(
                 search_id=search_id,
@@ -388,4 +428,8 @@ def _read_charges(connection: sqlite3.Connection, path: Path) -> list[Charge]:
                 event=event,
             )
         )
-    return charges
+    if link != head:
+        raise LedgerCorruptError(
+            f"ledger {path}: the last charge(s) were removed outside tunedp (chain head mismatch); refusing to use it"
+        )
+    return charges, head
