@@ -236,7 +236,7 @@ def test_catalogue_is_large_enough() -> None:
 # Known bugs in tunedp/cli.py (not ours to edit): the message is printed as Rich
 # markup, so '[/b]' in a path raises MarkupError (traceback, exit 1). Strict, so
 # the marker must go once it is fixed (rich.markup.escape on the message).
-KNOWN_CLI_BUGS = {"plan config path with brackets": "error message rendered as Rich markup"}
+KNOWN_CLI_BUGS: dict[str, str] = {}
 
 
 @pytest.mark.parametrize(
@@ -383,3 +383,17 @@ def test_budget_init_then_show_reports_what_the_ledger_holds(invocations: dict[s
     assert summary["spent_epsilon"] == pytest.approx(_rdp(dp_event.GaussianDpEvent(3.0), 1e-5, list(RDP_ORDERS)))
     assert summary["remaining_epsilon"] == pytest.approx(4.0 - summary["spent_epsilon"])
     assert [c["search_id"] for c in summary["charges"]] == [charge.search_id]
+
+
+def test_budget_init_for_an_unknown_dataset_needs_its_size(tmp_path: Path) -> None:
+    """δ ≤ 1/n cannot be checked without n: the size is required, and then enforced."""
+    env = {**os.environ, "TUNEDP_HOME": str(tmp_path)}
+    base = [TUNEDP, "budget", "init", "--dataset", "clinic", "--epsilon", "2"]
+    missing = subprocess.run([*base, "--delta", "1e-6"], capture_output=True, text=True, env=env)
+    assert missing.returncode == 2 and "--size" in missing.stderr and len(missing.stderr.splitlines()) == 1
+    too_big = subprocess.run([*base, "--delta", "1e-3", "--size", "5000"], capture_output=True, text=True, env=env)
+    assert too_big.returncode == 2 and "--delta" in too_big.stderr
+    assert not any(tmp_path.rglob("*.sqlite"))
+    ok = subprocess.run([*base, "--delta", "1e-5", "--size", "5000"], capture_output=True, text=True, env=env)
+    assert ok.returncode == 0, ok.stderr
+    assert (tmp_path / "ledgers" / "clinic.sqlite").is_file()

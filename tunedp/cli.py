@@ -11,21 +11,21 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import math
 import sys
 from pathlib import Path
-from typing import Annotated, Any, NoReturn
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
-from tunedp.accounting.calibration import CalibrationError
-from tunedp.accounting.ledger import (
-    LedgerError,
-    PrivacyLedger,
-    default_ledger_path,
-)
-from tunedp.config import ConfigError, SearchConfig, load_config
+from tunedp.config import SearchConfig, load_config
+from tunedp.errors import UserFacingError
+
+if TYPE_CHECKING:
+    from tunedp.accounting.ledger import PrivacyLedger
 
 __all__ = ["app", "main"]
 
@@ -42,7 +42,7 @@ app.add_typer(budget_app, name="budget")
 console = Console()
 err_console = Console(stderr=True)
 
-USER_ERRORS = (ConfigError, CalibrationError, LedgerError)
+USER_ERRORS = (UserFacingError,)
 
 
 class UserError(Exception):
@@ -50,8 +50,13 @@ class UserError(Exception):
 
 
 def fail(message: str, code: int = 2) -> NoReturn:
-    err_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    _print_error(message)
     raise typer.Exit(code)
+
+
+def _print_error(message: str, prefix: str = "error:") -> None:
+    # User text (paths, values) may contain brackets: never render it as markup.
+    err_console.print(f"[bold red]{prefix}[/] {escape(message)}", highlight=False, soft_wrap=True)
 
 
 def config_hash(config: SearchConfig) -> str:
@@ -61,7 +66,15 @@ def config_hash(config: SearchConfig) -> str:
 
 
 def resolve_ledger_path(dataset: str, ledger: Path | None) -> Path:
+    from tunedp.accounting.ledger import default_ledger_path
+
     return ledger if ledger is not None else default_ledger_path(dataset)
+
+
+def open_ledger(path: Path, dataset: str | None) -> PrivacyLedger:
+    from tunedp.accounting.ledger import PrivacyLedger
+
+    return PrivacyLedger.open(path, dataset=dataset)
 
 
 def _quiet_libraries() -> None:
@@ -72,8 +85,8 @@ def _quiet_libraries() -> None:
 
 
 def _positive(name: str, value: float | None) -> None:
-    if value is not None and not value > 0:
-        raise UserError(f"{name}: {value} must be > 0")
+    if value is not None and not (math.isfinite(value) and value > 0):
+        raise UserError(f"{name}: {value} must be a finite number > 0")
 
 
 def _load(config_path: Path, budget: float | None, delta: float | None) -> SearchConfig:
@@ -135,7 +148,7 @@ def plan(
     ledger_path = resolve_ledger_path(search_config.dataset_name, ledger)
     figures["ledger"] = str(ledger_path)
     if ledger_path.exists():
-        opened = PrivacyLedger.open(ledger_path, dataset=search_config.dataset_name)
+        opened = open_ledger(ledger_path, search_config.dataset_name)
         fits, after = opened.admissible(search_plan.event)
         figures["admissible"] = fits
         figures["ledger_spent_epsilon"] = opened.spent_epsilon()
@@ -196,24 +209,40 @@ def budget_init(
     dataset: Annotated[str, typer.Option("--dataset", help="Protected dataset name.", show_default=False)],
     epsilon: Annotated[float, typer.Option("--epsilon", help="Global ε.", show_default=False)],
     delta: Annotated[float, typer.Option("--delta", help="Global δ.", show_default=False)],
+    size: Annotated[
+        int | None,
+        typer.Option("--size", help="Examples in the dataset (required for a dataset tunedp does not know)."),
+    ] = None,
     ledger: LedgerOption = None,
 ) -> None:
     """Create the ledger of a protected dataset with its global (ε, δ)."""
-    _check_delta_against_dataset(dataset, delta)
+    from tunedp.accounting.ledger import PrivacyLedger
+
+    _check_delta_against_dataset(dataset, delta, size)
     path = resolve_ledger_path(dataset, ledger)
     created = PrivacyLedger.create(path, dataset=dataset, epsilon=epsilon, delta=delta)
     console.print(f"created ledger for {dataset!r}: ε = {created.epsilon:g}, δ = {created.delta:g} at {path}")
 
 
-def _check_delta_against_dataset(dataset: str, delta: float) -> None:
-    """δ ≤ 1/n for the known datasets (n = examples the trials touch)."""
+def _check_delta_against_dataset(dataset: str, delta: float, size: int | None) -> None:
+    """δ ≤ 1/n, with n the examples the trials touch (declared, or ``--size`` for other datasets)."""
     from trials.sizes import DECLARED_SIZES
 
-    for sizes in DECLARED_SIZES.values():
-        if sizes["dataset"] == dataset:
-            n = sizes["train"] + sizes["validation"]
-            if delta > 1.0 / n:
-                raise UserError(f"--delta: {delta:g} exceeds 1/n = {1.0 / n:.3g} for dataset {dataset!r}")
+    if not (math.isfinite(delta) and 0 < delta < 1):
+        raise UserError(f"--delta: {delta} must be in (0, 1)")
+    known = [s["train"] + s["validation"] for s in DECLARED_SIZES.values() if s["dataset"] == dataset]
+    if size is not None and size < 1:
+        raise UserError(f"--size: {size} must be a positive number of examples")
+    if known and size is not None and size != known[0]:
+        raise UserError(f"--size: dataset {dataset!r} has {known[0]} protected examples, not {size}; drop --size")
+    n = known[0] if known else size
+    if n is None:
+        raise UserError(
+            f"--size: tunedp does not know how many examples dataset {dataset!r} has; "
+            "give --size N so that delta <= 1/N can be checked"
+        )
+    if delta > 1.0 / n:
+        raise UserError(f"--delta: {delta:g} exceeds 1/n = {1.0 / n:.3g} for dataset {dataset!r} (n = {n})")
 
 
 @budget_app.command("show")
@@ -229,7 +258,7 @@ def budget_show(
     if dataset is None and ledger is None:
         raise UserError("--dataset: give the dataset name (or --ledger PATH)")
     path = resolve_ledger_path(dataset or "", ledger) if ledger is None else ledger
-    opened = PrivacyLedger.open(path, dataset=dataset)
+    opened = open_ledger(path, dataset)
     charges = opened.charges()
     spent = opened.spent_epsilon()
     summary = {
@@ -308,7 +337,7 @@ def search_command(
         search_config = search_config.model_copy(update={"dataset": dataset_ledger})
     search_plan = plan_search(search_config)
     path = resolve_ledger_path(search_config.dataset_name, ledger)
-    opened = PrivacyLedger.open(path, dataset=search_config.dataset_name)
+    opened = open_ledger(path, search_config.dataset_name)
     fits, after = opened.admissible(search_plan.event)
     if not fits:
         raise UserError(
@@ -334,7 +363,7 @@ def search_command(
             observers=observers,
         )
     except SearchError as error:
-        err_console.print(f"[bold red]search failed:[/] {error}", highlight=False, soft_wrap=True)
+        _print_error(str(error), prefix="search failed:")
         raise typer.Exit(1) from None
     except KeyboardInterrupt:
         err_console.print("interrupted: trials stopped; the charge stays on the ledger")
@@ -401,10 +430,10 @@ def main(argv: list[str] | None = None) -> None:
         err_console.print("aborted")
         sys.exit(130)
     except typer.TyperException as error:
-        err_console.print(f"[bold red]error:[/] {_click_message(error)}", highlight=False, soft_wrap=True)
+        _print_error(_click_message(error))
         sys.exit(2)
     except (UserError, *USER_ERRORS) as error:
-        err_console.print(f"[bold red]error:[/] {error}", highlight=False, soft_wrap=True)
+        _print_error(str(error))
         sys.exit(2)
     sys.exit(result if isinstance(result, int) else 0)
 

@@ -26,6 +26,7 @@ from pydantic import (
 )
 
 from tunedp.accounting.schedule import ConstantSchedule, NoiseSchedule
+from tunedp.errors import ConfigError
 
 __all__ = [
     "ADAM_TYPE_OPTIMIZERS",
@@ -73,10 +74,6 @@ HYPERPARAMETERS = (
 )
 
 _STRICT = ConfigDict(frozen=True, extra="forbid", strict=True)
-
-
-class ConfigError(ValueError):
-    """A user error in a config: the message is one line naming the field and the fix."""
 
 
 def _finite_positive(value: float, field: str) -> float:

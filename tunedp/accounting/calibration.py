@@ -23,6 +23,7 @@ from dp_accounting import dp_event
 from scipy import optimize
 
 from tunedp.accounting.epsilon import rdp_epsilon
+from tunedp.errors import CalibrationError
 
 __all__ = ["Calibration", "CalibrationError", "calibrate_noise_multiplier"]
 
@@ -32,10 +33,6 @@ MAX_NOISE_MULTIPLIER = 1e4
 SIGMA_RELATIVE_TOLERANCE = 1e-4
 #: The ε of the returned σ is at least this fraction of the target (bisection enforces it).
 LANDING_FRACTION = 0.99
-
-
-class CalibrationError(ValueError):
-    """No σ can make the search fit the budget (a user error: one line, with the fix)."""
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -38,6 +38,7 @@ from dp_accounting import dp_event
 
 from tunedp.accounting.epsilon import rdp_epsilon
 from tunedp.accounting.serialization import EventDecodeError, event_from_json, event_to_json
+from tunedp.errors import BudgetExceededError, LedgerCorruptError, LedgerError, LedgerMissingError
 
 __all__ = [
     "BudgetExceededError",
@@ -74,22 +75,6 @@ CREATE TABLE IF NOT EXISTS charges (
     updated_at TEXT NOT NULL
 );
 """
-
-
-class LedgerError(ValueError):
-    """A user-facing ledger problem (one line, with the fix)."""
-
-
-class LedgerMissingError(LedgerError):
-    pass
-
-
-class LedgerCorruptError(LedgerError):
-    pass
-
-
-class BudgetExceededError(LedgerError):
-    pass
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -1,0 +1,46 @@
+"""The errors users see: each is one line naming the field and the fix.
+
+They live in a module of their own, importing nothing, so the command line
+can catch them without importing the accountants (dp_accounting costs a
+second of start-up) before a command needs them.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "BudgetExceededError",
+    "CalibrationError",
+    "ConfigError",
+    "LedgerCorruptError",
+    "LedgerError",
+    "LedgerMissingError",
+    "UserFacingError",
+]
+
+
+class UserFacingError(ValueError):
+    """A problem with what the user asked for: reported as one line, exit code 2."""
+
+
+class ConfigError(UserFacingError):
+    """A user error in a config: the message is one line naming the field and the fix."""
+
+
+class CalibrationError(UserFacingError):
+    """No σ can make the search fit the budget (one line, with the fix)."""
+
+
+class LedgerError(UserFacingError):
+    """A user-facing ledger problem (one line, with the fix)."""
+
+
+class LedgerMissingError(LedgerError):
+    """No ledger exists where one was expected."""
+
+
+class LedgerCorruptError(LedgerError):
+    """The ledger file was edited or damaged outside tunedp; it refuses to operate."""
+
+
+class BudgetExceededError(LedgerError):
+    """The ledger cannot admit the search: the global budget would be exceeded."""
