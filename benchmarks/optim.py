@@ -2,13 +2,14 @@
 
 Reference model: the Tramèr–Boneh end-to-end tanh CNN for 28×28 inputs
 (defined here, not in the library), batch 256 of random inputs, 2 threads.
-Every variant runs in its own subprocess so its peak RSS is its own; the
-parent interleaves the variants over several rounds and keeps each one's best
-median, which damps the noise of a shared machine. Opacus is skipped with a
+Step times are taken in one process with the variants' steps interleaved
+round-robin, so load from other processes on a shared machine hits every
+variant alike; peak memory is measured per variant in its own subprocess, so
+each peak RSS is that variant's alone. Opacus is skipped with a
 message when it is not installed (``pip install --no-deps opacus==1.6.0``).
 
-    .venv/bin/python benchmarks/optim.py              # full table (a few minutes)
-    .venv/bin/python benchmarks/optim.py --rounds 1   # quicker, noisier
+    .venv/bin/python benchmarks/optim.py              # full table (about two minutes)
+    .venv/bin/python benchmarks/optim.py --steps 20   # quicker, noisier
 """
 
 from __future__ import annotations
@@ -103,44 +104,59 @@ def _step_function(variant: str, model: nn.Module, inputs: torch.Tensor, targets
     raise ValueError(f"unknown variant {variant!r}")
 
 
-def measure(variant: str, *, batch_size: int, steps: int, warmup: int, threads: int) -> dict[str, float]:
-    """Run in a fresh process: per-step times and the process's peak RSS."""
-    torch.set_num_threads(threads)
+def _batch(batch_size: int) -> tuple[torch.Tensor, torch.Tensor]:
+    generator = torch.Generator().manual_seed(0)
+    inputs = torch.randn(batch_size, 1, 28, 28, generator=generator)
+    return inputs, torch.randint(0, 10, (batch_size,), generator=generator)
+
+
+def peak_memory(variant: str, *, batch_size: int, steps: int) -> dict[str, float]:
+    """Child mode: a fresh process runs ``steps`` steps of one variant; its peak RSS is that variant's."""
     torch.manual_seed(0)
-    model = tramer_boneh_cnn()
-    inputs = torch.randn(batch_size, 1, 28, 28)
-    targets = torch.randint(0, 10, (batch_size,))
-    step = _step_function(variant, model, inputs, targets)
-    setup_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    for _ in range(warmup):
-        step()
-    times = []
+    inputs, targets = _batch(batch_size)
+    step = _step_function(variant, tramer_boneh_cnn(), inputs, targets)
+    setup = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     for _ in range(steps):
-        start = time.perf_counter()
         step()
-        times.append(time.perf_counter() - start)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return {
-        "median_ms": 1000 * statistics.median(times),
-        "min_ms": 1000 * min(times),
-        "peak_rss_mib": peak / 1024,
-        "step_rss_mib": (peak - setup_rss) / 1024,
-    }
+    return {"peak_rss_mib": peak / 1024, "step_rss_mib": (peak - setup) / 1024}
+
+
+def step_times(variants: list[str], *, batch_size: int, steps: int, warmup: int) -> dict[str, list[float]]:
+    """Per-step seconds of every variant, the variants' steps interleaved round-robin in this process.
+
+    Interleaving spreads any load from other processes evenly over the
+    variants, so their ratios stay meaningful on a shared machine.
+    """
+    inputs, targets = _batch(batch_size)
+    functions = {}
+    for variant in variants:
+        torch.manual_seed(0)
+        functions[variant] = _step_function(variant, tramer_boneh_cnn(), inputs, targets)
+    for function in functions.values():
+        for _ in range(warmup):
+            function()
+    times: dict[str, list[float]] = {variant: [] for variant in variants}
+    for _ in range(steps):
+        for variant, function in functions.items():
+            start = time.perf_counter()
+            function()
+            times[variant].append(time.perf_counter() - start)
+    return times
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--batch-size", type=int, default=256)
-    parser.add_argument("--steps", type=int, default=30)
+    parser.add_argument("--steps", type=int, default=60, help="timed steps per variant")
     parser.add_argument("--warmup", type=int, default=5)
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--chunk-sizes", default="64,128,256")
-    parser.add_argument("--variant", help=argparse.SUPPRESS)  # child mode
+    parser.add_argument("--memory-of", help=argparse.SUPPRESS)  # child mode
     args = parser.parse_args()
-    settings = {"batch_size": args.batch_size, "steps": args.steps, "warmup": args.warmup, "threads": args.threads}
-    if args.variant:
-        print(json.dumps(measure(args.variant, **settings)))
+    torch.set_num_threads(args.threads)
+    if args.memory_of:
+        print(json.dumps(peak_memory(args.memory_of, batch_size=args.batch_size, steps=args.warmup + 5)))
         return
 
     variants = ["nonprivate", *(f"tunedp chunk={c}" for c in args.chunk_sizes.split(","))]
@@ -148,24 +164,26 @@ def main() -> None:
         print("opacus is not installed: skipping it (pip install --no-deps opacus==1.6.0)", file=sys.stderr)
     else:
         variants.append("opacus")
-    best: dict[str, dict[str, float]] = {}
-    for round_index in range(args.rounds):
-        for variant in variants:
-            command = [sys.executable, __file__, "--variant", variant]
-            command += [f"--{key.replace('_', '-')}={value}" for key, value in settings.items()]
-            result = json.loads(subprocess.run(command, check=True, capture_output=True, text=True).stdout)
-            print(f"round {round_index + 1} {variant:>18}: {result['median_ms']:.1f} ms", file=sys.stderr)
-            if variant not in best or result["median_ms"] < best[variant]["median_ms"]:
-                best[variant] = result
-    base = best["nonprivate"]["median_ms"]
-    opacus = best.get("opacus", {}).get("median_ms")
-    print("| variant | median ms/step | × non-private | Opacus ÷ this | peak RSS MiB | RSS growth in steps MiB |")
-    print("|---|---:|---:|---:|---:|---:|")
-    for variant, result in best.items():
-        speedup = f"{opacus / result['median_ms']:.2f}" if opacus else "n/a"
+    memory = {}
+    for variant in variants:
+        command = [sys.executable, __file__, "--memory-of", variant, f"--batch-size={args.batch_size}"]
+        command += [f"--threads={args.threads}", f"--warmup={args.warmup}"]
+        memory[variant] = json.loads(subprocess.run(command, check=True, capture_output=True, text=True).stdout)
+    times = step_times(variants, batch_size=args.batch_size, steps=args.steps, warmup=args.warmup)
+    median = {variant: 1000 * statistics.median(values) for variant, values in times.items()}
+    fastest = {variant: 1000 * min(values) for variant, values in times.items()}
+    opacus = median.get("opacus")
+    print(
+        "| variant | median ms/step | × non-private | Opacus ÷ this | fastest ms/step | × non-private (fastest) "
+        "| peak RSS MiB | RSS growth in steps MiB |"
+    )
+    print("|---|---:|---:|---:|---:|---:|---:|---:|")
+    for variant in variants:
+        speedup = f"{opacus / median[variant]:.2f}" if opacus else "n/a"
         print(
-            f"| {variant} | {result['median_ms']:.1f} | {result['median_ms'] / base:.2f} | {speedup} "
-            f"| {result['peak_rss_mib']:.0f} | {result['step_rss_mib']:.0f} |"
+            f"| {variant} | {median[variant]:.1f} | {median[variant] / median['nonprivate']:.2f} | {speedup} "
+            f"| {fastest[variant]:.1f} | {fastest[variant] / fastest['nonprivate']:.2f} "
+            f"| {memory[variant]['peak_rss_mib']:.0f} | {memory[variant]['step_rss_mib']:.0f} |"
         )
 
 
