@@ -20,9 +20,7 @@ def test_mean_batch_size_is_qn_and_sizes_vary():
 def test_every_example_appears_over_enough_steps():
     x = torch.arange(50).unsqueeze(1).float()
     generator = torch.Generator().manual_seed(1)
-    seen = torch.cat(
-        [b[0].flatten() for b in poisson_batches([x], sampling_rate=0.1, steps=200, generator=generator)]
-    )
+    seen = torch.cat([b[0].flatten() for b in poisson_batches([x], sampling_rate=0.1, steps=200, generator=generator)])
     assert set(seen.long().tolist()) == set(range(50))
 
 
@@ -40,9 +38,7 @@ def test_rows_stay_aligned_across_tensors_and_are_reproducible():
     x, y = torch.randn(30, 2), torch.arange(30)
 
     def run():
-        return list(
-            poisson_batches([x, y], sampling_rate=0.3, steps=5, generator=torch.Generator().manual_seed(3))
-        )
+        return list(poisson_batches([x, y], sampling_rate=0.3, steps=5, generator=torch.Generator().manual_seed(3)))
 
     for (bx, by), (cx, cy) in zip(run(), run(), strict=True):
         assert torch.equal(bx, x[by]) and torch.equal(bx, cx) and torch.equal(by, cy)
@@ -68,8 +64,4 @@ def test_bad_arguments_refused(kwargs, message):
 
 def test_mismatched_tensors_refused():
     with pytest.raises(ValueError, match=r"tensors\[1\] holds 2 examples but tensors\[0\] 3"):
-        list(
-            poisson_batches(
-                [torch.zeros(3), torch.zeros(2)], sampling_rate=0.5, steps=1, generator=torch.Generator()
-            )
-        )
+        list(poisson_batches([torch.zeros(3), torch.zeros(2)], sampling_rate=0.5, steps=1, generator=torch.Generator()))

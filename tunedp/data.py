@@ -19,9 +19,7 @@ __all__ = ["poisson_batches", "poisson_indices"]
 
 
 def _check_rate(sampling_rate: float) -> None:
-    if isinstance(sampling_rate, bool) or not (
-        isinstance(sampling_rate, int | float) and 0 < sampling_rate <= 1
-    ):
+    if isinstance(sampling_rate, bool) or not (isinstance(sampling_rate, int | float) and 0 < sampling_rate <= 1):
         raise ValueError(f"Expected sampling_rate={sampling_rate!r} in (0, 1]")
 
 

@@ -11,9 +11,7 @@ from tunedp.optim import DpAdam, DpAdamWosm, StepContext
 
 def _gradients(steps: int, seed: int = 0) -> list[list[torch.Tensor]]:
     generator = torch.Generator().manual_seed(seed)
-    return [
-        [torch.randn(3, 2, generator=generator), torch.randn(4, generator=generator)] for _ in range(steps)
-    ]
+    return [[torch.randn(3, 2, generator=generator), torch.randn(4, generator=generator)] for _ in range(steps)]
 
 
 def _params() -> list[torch.Tensor]:
@@ -76,9 +74,5 @@ def test_zero_noise_is_refused_where_the_limit_is_used():
     with pytest.raises(ValueError, match=r"dp_adamwosm needs noise_multiplier > 0 \(got 0.0 at step 2\)"):
         rule.update(params, _gradients(1)[0], _context(2, sigma=0.0))
     with pytest.raises(ValueError, match="at step 2"):
-        rule.check_segments(
-            [NoiseSegment(noise_multiplier=1.0, steps=2), NoiseSegment(noise_multiplier=0.0, steps=3)]
-        )
-    rule.check_segments(
-        [NoiseSegment(noise_multiplier=0.0, steps=2), NoiseSegment(noise_multiplier=1.0, steps=3)]
-    )
+        rule.check_segments([NoiseSegment(noise_multiplier=1.0, steps=2), NoiseSegment(noise_multiplier=0.0, steps=3)])
+    rule.check_segments([NoiseSegment(noise_multiplier=0.0, steps=2), NoiseSegment(noise_multiplier=1.0, steps=3)])

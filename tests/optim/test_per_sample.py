@@ -67,9 +67,7 @@ def test_frozen_parameters_are_skipped(mlp, batch):
 
 def test_empty_batch(mlp):
     model = mlp()
-    got = per_example_gradients(
-        model, torch.zeros(0, 6), torch.zeros(0, dtype=torch.long), functional.cross_entropy
-    )
+    got = per_example_gradients(model, torch.zeros(0, 6), torch.zeros(0, dtype=torch.long), functional.cross_entropy)
     assert [g.shape[0] for g in got] == [0, 0, 0, 0]
 
 

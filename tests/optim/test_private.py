@@ -58,9 +58,7 @@ def test_secure_noise_is_not_reproducible(mlp, batch):
         results.append(model[0].weight.detach())
     assert not torch.equal(*results)
     with pytest.raises(ValueError, match="secure=True takes no generator"):
-        make_private(
-            mlp(), **BASE, noise_multiplier=1.0, steps=1, secure=True, generator=make_generator(seed=1)
-        )
+        make_private(mlp(), **BASE, noise_multiplier=1.0, steps=1, secure=True, generator=make_generator(seed=1))
 
 
 def test_batchnorm_model_refused():

@@ -39,9 +39,7 @@ def test_divides_by_expected_not_realised_batch_size(mlp, batch):
     privatizer = Privatizer(mlp(), expected_batch_size=20.0)
     inputs, targets = batch(size=7)
     summed = privatizer.clipped_sum(inputs, targets, functional.cross_entropy, clip_norm=0.5)
-    private = privatizer.privatize(
-        inputs, targets, functional.cross_entropy, clip_norm=0.5, noise_multiplier=0.0
-    )
+    private = privatizer.privatize(inputs, targets, functional.cross_entropy, clip_norm=0.5, noise_multiplier=0.0)
     for s, p in zip(summed, private, strict=True):
         torch.testing.assert_close(p, s / 20.0)
 
@@ -107,9 +105,7 @@ def test_parameters_share_storage_with_the_model(mlp):
 def test_privatize_refuses_bad_numbers(mlp, batch, kwargs, message):
     inputs, targets = batch(size=2)
     with pytest.raises(ValueError, match=message):
-        Privatizer(mlp(), expected_batch_size=1.0).privatize(
-            inputs, targets, functional.cross_entropy, **kwargs
-        )
+        Privatizer(mlp(), expected_batch_size=1.0).privatize(inputs, targets, functional.cross_entropy, **kwargs)
 
 
 def test_constructor_refuses_bad_numbers(mlp):

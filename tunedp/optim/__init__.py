@@ -14,6 +14,7 @@ from tunedp.optim.adamwosm import DpAdamWosm
 from tunedp.optim.clipping import clip_factors, clipped_sum, per_example_norms
 from tunedp.optim.dp2 import Dp2RmsProp
 from tunedp.optim.hyperparameters import HYPERPARAMETER_RANGES
+from tunedp.optim.memory import keep_freed_memory
 from tunedp.optim.noise import gaussian_noise_like, make_generator
 from tunedp.optim.per_sample import LossFn, check_model, per_example_gradients
 from tunedp.optim.private import PrivateTrainer, make_private
@@ -41,6 +42,7 @@ __all__ = [
     "clip_factors",
     "clipped_sum",
     "gaussian_noise_like",
+    "keep_freed_memory",
     "make_generator",
     "make_private",
     "per_example_gradients",

@@ -73,9 +73,7 @@ class DpAdam(UpdateRule):
         step_size = self.lr / (1 - self.beta1**t)
         root_correction = math.sqrt(1 - self.beta2**t)
         with torch.no_grad():
-            for param, gradient, first, second in zip(
-                params, gradients, self._first, self._second, strict=True
-            ):
+            for param, gradient, first, second in zip(params, gradients, self._first, self._second, strict=True):
                 param.mul_(1 - self.lr * self.weight_decay)
                 first.lerp_(gradient, 1 - self.beta1)
                 second.mul_(self.beta2).addcmul_(gradient, gradient, value=1 - self.beta2)

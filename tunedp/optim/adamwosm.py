@@ -42,9 +42,7 @@ class DpAdamWosm(DpAdam):
         weight_decay: float = 0.0,
         cutoff: int = 0,
     ) -> None:
-        super().__init__(
-            lr=lr, clip_norm=clip_norm, beta1=beta1, beta2=beta2, eps=eps, weight_decay=weight_decay
-        )
+        super().__init__(lr=lr, clip_norm=clip_norm, beta1=beta1, beta2=beta2, eps=eps, weight_decay=weight_decay)
         self.cutoff = check_integer_hyperparameter("cutoff", cutoff)
 
     def check_segments(self, segments: Sequence[NoiseSegment]) -> None:

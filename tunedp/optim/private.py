@@ -147,9 +147,7 @@ def make_private(
     guarantee); otherwise ``generator`` (reproducible) or torch's global one.
     ``chunk_size`` bounds how many per-example gradients exist at once.
     """
-    if isinstance(sampling_rate, bool) or not (
-        isinstance(sampling_rate, int | float) and 0 < sampling_rate <= 1
-    ):
+    if isinstance(sampling_rate, bool) or not (isinstance(sampling_rate, int | float) and 0 < sampling_rate <= 1):
         raise ValueError(f"Expected sampling_rate={sampling_rate!r} in (0, 1]")
     if isinstance(dataset_size, bool) or not isinstance(dataset_size, int) or dataset_size < 1:
         raise ValueError(f"Expected dataset_size={dataset_size!r} to be an integer >= 1")

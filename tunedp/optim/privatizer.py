@@ -82,9 +82,7 @@ class Privatizer:
         if not (math.isfinite(clip_norm) and clip_norm > 0):
             raise ValueError(f"Expected clip_norm={clip_norm} > 0")
         if inputs.shape[0] != targets.shape[0]:
-            raise ValueError(
-                f"inputs hold {inputs.shape[0]} examples but targets {targets.shape[0]}; they must match"
-            )
+            raise ValueError(f"inputs hold {inputs.shape[0]} examples but targets {targets.shape[0]}; they must match")
         total = [torch.zeros_like(param) for param in self._params.values()]
         if inputs.shape[0] == 0:
             return total

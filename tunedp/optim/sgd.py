@@ -47,9 +47,7 @@ class DpSgd(UpdateRule):
         del context
         with torch.no_grad():
             for index, (param, gradient) in enumerate(zip(params, gradients, strict=True)):
-                direction = (
-                    gradient if self.weight_decay == 0 else gradient.add(param, alpha=self.weight_decay)
-                )
+                direction = gradient if self.weight_decay == 0 else gradient.add(param, alpha=self.weight_decay)
                 if self.momentum > 0:
                     if len(self._buffers) <= index:
                         self._buffers.append(direction.clone())
