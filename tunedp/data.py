@@ -10,6 +10,7 @@ gradients or noise.
 
 from __future__ import annotations
 
+import numbers
 from collections.abc import Iterator, Sequence
 
 import torch
@@ -19,7 +20,7 @@ __all__ = ["poisson_batches", "poisson_indices"]
 
 
 def _check_rate(sampling_rate: float) -> None:
-    if isinstance(sampling_rate, bool) or not (isinstance(sampling_rate, int | float) and 0 < sampling_rate <= 1):
+    if isinstance(sampling_rate, bool) or not (isinstance(sampling_rate, numbers.Real) and 0 < sampling_rate <= 1):
         raise ValueError(f"Expected sampling_rate={sampling_rate!r} in (0, 1]")
 
 
@@ -42,7 +43,7 @@ def poisson_batches(
     reproducible batches.
     """
     _check_rate(sampling_rate)
-    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 0:
+    if isinstance(steps, bool) or not isinstance(steps, numbers.Integral) or steps < 0:
         raise ValueError(f"Expected steps={steps!r} to be an integer >= 0")
     if not tensors:
         raise ValueError("Expected at least one tensor to sample from")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 from dp_accounting.rdp import RdpAccountant
@@ -142,6 +143,11 @@ def test_rule_specific_ranges(name, key, value, message):
 def test_integer_hyperparameters_accept_integral_floats():
     rule = build_update_rule("dp2_rmsprop", {"delay": 4.0, "clip_norm_2": 3.0})
     assert [rule.clipping(s).clip_norm for s in (3, 4, 7, 8)] == [1.0, 3.0, 3.0, 1.0]
+
+
+def test_numpy_scalars_are_numbers():
+    rule = build_update_rule("dp2_rmsprop", {"delay": np.int64(3), "lr": np.float32(0.5)})
+    assert rule.clipping(3).hook is not None
 
 
 def test_unknown_optimizer_refused():

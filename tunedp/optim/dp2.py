@@ -8,7 +8,8 @@ gradient is divided by √v + eps *before* clipping (at ``clip_norm_2``) and
 noising, and the step uses ``lr_2``. Because v is built only from privatized
 (already noised) gradients it is post-processing, and since the preconditioned
 gradients are clipped, each step costs exactly one DP-SGD step's event (noise
-σ·clip for that phase's clip norm).
+σ·clip for that phase's clip norm). The rule never sees a raw gradient except
+through the pre-clip hook, whose output the privatizer clips.
 """
 
 from __future__ import annotations

@@ -8,6 +8,7 @@ This module only validates numbers; it never builds a rule or touches a tensor.
 from __future__ import annotations
 
 import math
+import numbers
 from dataclasses import dataclass
 
 __all__ = ["HYPERPARAMETER_RANGES", "check_hyperparameter", "check_integer_hyperparameter"]
@@ -52,8 +53,8 @@ HYPERPARAMETER_RANGES: dict[str, _Range] = {
 
 
 def _number(name: str, value: object) -> float:
-    # bool is an int subclass; True as a learning rate is a bug, not 1.0.
-    if isinstance(value, bool) or not isinstance(value, int | float):
+    # bool is an int subclass; True as a learning rate is a bug, not 1.0. numbers.Real admits numpy scalars.
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise ValueError(f"Expected {name}={value!r} to be a number")
     number = float(value)
     if not math.isfinite(number):

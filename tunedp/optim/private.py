@@ -13,6 +13,7 @@ This module knows nothing of Ray or MLflow.
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Mapping
 
 import torch
@@ -147,16 +148,16 @@ def make_private(
     guarantee); otherwise ``generator`` (reproducible) or torch's global one.
     ``chunk_size`` bounds how many per-example gradients exist at once.
     """
-    if isinstance(sampling_rate, bool) or not (isinstance(sampling_rate, int | float) and 0 < sampling_rate <= 1):
+    if isinstance(sampling_rate, bool) or not (isinstance(sampling_rate, numbers.Real) and 0 < sampling_rate <= 1):
         raise ValueError(f"Expected sampling_rate={sampling_rate!r} in (0, 1]")
-    if isinstance(dataset_size, bool) or not isinstance(dataset_size, int) or dataset_size < 1:
+    if isinstance(dataset_size, bool) or not isinstance(dataset_size, numbers.Integral) or dataset_size < 1:
         raise ValueError(f"Expected dataset_size={dataset_size!r} to be an integer >= 1")
     if segments is None:
         if noise_multiplier is None or steps is None:
             raise ValueError("Give either segments, or noise_multiplier together with steps")
-        if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
+        if isinstance(steps, bool) or not isinstance(steps, numbers.Integral) or steps < 1:
             raise ValueError(f"Expected steps={steps!r} to be an integer >= 1")
-        segments = (NoiseSegment(noise_multiplier=noise_multiplier, steps=steps),)
+        segments = (NoiseSegment(noise_multiplier=float(noise_multiplier), steps=int(steps)),)
     elif noise_multiplier is not None or steps is not None:
         raise ValueError("Give either segments, or noise_multiplier with steps, not both")
     segments = tuple(segments)
@@ -179,6 +180,6 @@ def make_private(
         rule=rule,
         privatizer=privatizer,
         sampling_rate=float(sampling_rate),
-        dataset_size=dataset_size,
+        dataset_size=int(dataset_size),
         segments=segments,
     )
