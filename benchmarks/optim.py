@@ -5,11 +5,13 @@ Reference model: the Tramèr–Boneh end-to-end tanh CNN for 28×28 inputs
 Every variant runs in its own fresh subprocess (its peak RSS is its own and
 its allocator is not shared with another variant); the parent repeats the
 variants in interleaved rounds and keeps each variant's best round (lowest
-median step time), which damps load from other processes on a shared machine. Opacus is skipped with a
-message when it is not installed (``pip install --no-deps opacus==1.6.0``).
+median step time), which damps load from other processes on a shared machine.
+Opacus is skipped with a message when it is not installed
+(``pip install --no-deps opacus==1.6.0``). Results: benchmarks/optim_results.md.
 
-    .venv/bin/python benchmarks/optim.py              # full table (a few minutes)
-    .venv/bin/python benchmarks/optim.py --rounds 1   # quicker, noisier
+    .venv/bin/python benchmarks/optim.py               # full table (a few minutes)
+    .venv/bin/python benchmarks/optim.py --glibc-heap  # every variant calls keep_freed_memory()
+    .venv/bin/python benchmarks/optim.py --rounds 1    # quicker, noisier
 """
 
 from __future__ import annotations
