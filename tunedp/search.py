@@ -310,9 +310,13 @@ def _trainable(point: dict[str, Any], static: _TrialStatic) -> None:
     import torch
     from ray import tune
 
+    from tunedp.optim import keep_freed_memory
     from tunedp.trial import EvaluationReport, TrialSettings, run_trial
 
     torch.set_num_threads(static.threads)
+    # The trial's worker process exists to train: keeping freed heap memory
+    # mapped removes ~15 ms of page faults per private step (benchmarks/optim).
+    keep_freed_memory()
     config = SearchConfig.model_validate_json(static.config_json)
     hyper = optimizer_hyperparameters(point, config)
     settings = TrialSettings(
