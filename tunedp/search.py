@@ -224,6 +224,7 @@ def run_search(
     if best is not None and best.checkpoint_path is not None:
         best_model = output / "best_model.pt"
         shutil.copyfile(Path(best.checkpoint_path) / "model.pt", best_model)
+        best.test_metric = _test_metric(plan.config, best_model)
         shutil.rmtree(best.checkpoint_path, ignore_errors=True)
         best.checkpoint_path = None
     report = _privacy_report(
@@ -264,6 +265,20 @@ def run_search(
     return outcome
 
 
+def _test_metric(config: SearchConfig, model_file: Path) -> float | None:
+    """The selected model's exact test accuracy (public test split; never used for selection)."""
+    import torch
+
+    from tunedp.trial import test_metric_of
+
+    try:
+        state = torch.load(model_file, map_location="cpu", weights_only=True)
+        return test_metric_of(config.workload, config.model, state)
+    except Exception as error:  # a missing dataset must not lose the search's results
+        log.warning("test metric of the best model failed: %s", _one_line(error))
+        return None
+
+
 def _safely(hook: Callable[..., None], *args: Any) -> None:
     """Observers (display, tracking) must never lose a search's results."""
     try:
@@ -278,11 +293,16 @@ def _config_hash(config: SearchConfig) -> str:
 
 
 def _select_best(records: list[TrialRecord]) -> TrialRecord | None:
-    """The best trial by its final *released* score (never by anything unreleased)."""
-    candidates = [r for r in records if r.status != "failed" and r.released_scores]
-    if not candidates:
-        return None
-    return max(candidates, key=lambda r: r.final_score)
+    """The best trial by its final *released* score (never by anything unreleased).
+
+    Trials that ran to completion come first: an early-stopped trial's last
+    score is from a shorter run and it has no final model to release.
+    """
+    for status in ("completed", "stopped"):
+        candidates = [r for r in records if r.status == status and r.released_scores]
+        if candidates:
+            return max(candidates, key=lambda r: r.final_score)
+    return None
 
 
 # ---------------------------------------------------------------------------- Ray
@@ -345,7 +365,9 @@ def _trainable(point: dict[str, Any], static: _TrialStatic) -> None:
                 }
             )
 
-    result = run_trial(settings, report=report)
+    # Only the selected model's test metric is ever reported; the driver
+    # measures it after selection instead of every trial paying for it.
+    result = run_trial(settings, report=report, evaluate_test=False)
     with tempfile.TemporaryDirectory() as folder:
         torch.save(result.model_state, Path(folder) / "model.pt")
         tune.report(
@@ -353,7 +375,6 @@ def _trainable(point: dict[str, Any], static: _TrialStatic) -> None:
                 METRIC: result.final_score,
                 "evaluation": len(result.released_scores),
                 "released_scores": json.dumps(result.released_scores),
-                "test_metric": result.test_metric,
                 "train_seconds": result.train_seconds,
                 "trial_wall_s": result.wall_time_s,
                 "node_id": node_id,
@@ -581,7 +602,6 @@ def _records_from_results(results: Any, config: SearchConfig) -> list[TrialRecor
                 hyperparameters=hyper,
                 status=status,  # type: ignore[arg-type]
                 released_scores=scores if status != "failed" else [],
-                test_metric=metrics.get("test_metric") if status == "completed" else None,
                 error=_one_line(result.error) if result.error is not None else None,
                 node_id=metrics.get("node_id"),
                 checkpoint_path=result.checkpoint.path if result.checkpoint is not None else None,

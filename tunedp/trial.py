@@ -67,7 +67,9 @@ class TrialResult:
     validation data; the rest is for the driver to disclose (or not) by mode."""
 
     released_scores: list[float]
-    test_metric: float
+    #: Exact accuracy on the test split (treated as public; never used for
+    #: selection); ``None`` when the caller evaluates only the selected model.
+    test_metric: float | None
     model_state: dict[str, torch.Tensor]
     dp_event: dp_event.DpEvent
     steps: int
@@ -96,8 +98,13 @@ def run_trial(
     settings: TrialSettings,
     *,
     report: Callable[[EvaluationReport], None] | None = None,
+    evaluate_test: bool = True,
 ) -> TrialResult:
-    """Train one model under ``settings.plan`` and release its validation scores."""
+    """Train one model under ``settings.plan`` and release its validation scores.
+
+    ``evaluate_test=False`` skips the test-split evaluation: a search measures
+    only the model it selects (:func:`test_metric_of`), not every trial's.
+    """
     from trials import get_workload
     from trials.base import correct_count, cross_entropy_per_example
     from tunedp.data import poisson_indices
@@ -155,7 +162,9 @@ def run_trial(
                         is_last=step == plan.steps,
                     )
                 )
-    test_metric = _exact_accuracy(model, splits.test.inputs, splits.test.targets, correct_count)
+    test_metric = (
+        _exact_accuracy(model, splits.test.inputs, splits.test.targets, correct_count) if evaluate_test else None
+    )
     event = _event_of_run(plan, trainer.dp_event(), len(released))
     return TrialResult(
         released_scores=released,
@@ -166,6 +175,18 @@ def run_trial(
         wall_time_s=time.perf_counter() - started,
         train_seconds=train_seconds,
     )
+
+
+def test_metric_of(workload_name: str, variant: str | None, state: Mapping[str, torch.Tensor]) -> float:
+    """Exact test accuracy of a trained state dict (the test split is treated as public)."""
+    from trials import get_workload
+    from trials.base import correct_count
+
+    workload = get_workload(workload_name)
+    model = workload.build_model(variant)
+    model.load_state_dict(dict(state))
+    test = workload.load().test
+    return _exact_accuracy(model, test.inputs, test.targets, correct_count)
 
 
 def _event_of_run(plan: TrialPlan, training: dp_event.DpEvent, releases: int) -> dp_event.DpEvent:
