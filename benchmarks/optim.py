@@ -7,7 +7,7 @@ its allocator is not shared with another variant); the parent repeats the
 variants in interleaved rounds and keeps each variant's best round (lowest
 median step time), which damps load from other processes on a shared machine.
 Opacus is skipped with a message when it is not installed
-(``pip install --no-deps opacus==1.6.0``). Results: benchmarks/optim_results.md.
+(``pip install --no-deps opacus==1.6.0``). Results: benchmarks/README.md.
 
     .venv/bin/python benchmarks/optim.py               # full table (a few minutes)
     .venv/bin/python benchmarks/optim.py --glibc-heap  # every variant calls keep_freed_memory()

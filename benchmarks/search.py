@@ -65,6 +65,11 @@ CONFIGS: dict[str, dict[str, Any]] = {
         },
     },
 }
+# Same search with trials twice as long: how the share moves with trial length.
+CONFIGS["fashion_mnist_200_steps"] = {
+    **CONFIGS["fashion_mnist"],
+    "training": {"steps": 200, "expected_batch_size": 512, "evaluations": 1},
+}
 
 
 def config_for(workload: str) -> Any:
@@ -117,7 +122,7 @@ def bench(workload: str, folder: Path) -> dict[str, float]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--workloads", nargs="+", default=["digits", "fashion_mnist"])
+    parser.add_argument("--workloads", nargs="+", default=["digits", "fashion_mnist", "fashion_mnist_200_steps"])
     args = parser.parse_args()
     logging.getLogger("absl").setLevel(logging.ERROR)
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")

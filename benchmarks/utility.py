@@ -24,11 +24,11 @@ benchmark does not.
 Usage::
 
     python benchmarks/utility.py fashion_mnist adult   # run, log, record
-    python benchmarks/utility.py --report              # rewrite utility_results.md
+    python benchmarks/utility.py --report              # write _work/utility_results.md (copied into README.md)
 
 Progress goes to ``benchmarks/_work/utility.log`` (one line per epoch), each
 finished run to ``benchmarks/_work/utility_<run>.json``; ``--report`` renders
-those JSON files into ``benchmarks/utility_results.md``.
+those JSON files into ``benchmarks/_work/utility_results.md``, whose table is kept in ``benchmarks/README.md``.
 """
 
 from __future__ import annotations
@@ -57,7 +57,7 @@ from tunedp.optim import make_private
 
 HERE = Path(__file__).resolve().parent
 WORK = HERE / "_work"
-RESULTS_MD = HERE / "utility_results.md"
+RESULTS_MD = HERE / "_work" / "utility_results.md"
 DELTA = 1e-5
 NON_PRIVATE_CLIP = 1e6
 """A clip norm no per-example gradient reaches: clipping is a no-op."""
