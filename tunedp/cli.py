@@ -308,9 +308,7 @@ def search_command(
         typer.Option("--dataset-ledger", help="Charge this dataset's ledger (default: the config's dataset)."),
     ] = None,
     ledger: LedgerOption = None,
-    ray_address: Annotated[
-        str | None, typer.Option("--ray-address", help="Existing Ray cluster (host:port).")
-    ] = None,
+    ray_address: Annotated[str | None, typer.Option("--ray-address", help="Existing Ray cluster (host:port).")] = None,
     tracking_uri: Annotated[
         str | None, typer.Option("--tracking-uri", help="MLflow tracking URI (default: sqlite under mlflow/).")
     ] = None,

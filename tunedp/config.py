@@ -125,9 +125,7 @@ class RandomSearch(BaseModel):
                 "of max_trials trials); set e.g. max_trials: 3 * expected_trials"
             )
         if self.release == "all" and self.max_trials is not None and self.max_trials < self.expected_trials:
-            raise ValueError(
-                f"search.max_trials={self.max_trials} must be >= expected_trials={self.expected_trials}"
-            )
+            raise ValueError(f"search.max_trials={self.max_trials} must be >= expected_trials={self.expected_trials}")
         if self.release == "best" and self.max_trials is not None:
             raise ValueError(
                 "search.max_trials applies only to release: all; with release: best the number "
@@ -209,9 +207,7 @@ class FixedParam(BaseModel):
     value: float = Field(allow_inf_nan=False)
 
 
-Param = Annotated[
-    LogUniformParam | UniformParam | ChoiceParam | FixedParam, Field(discriminator="distribution")
-]
+Param = Annotated[LogUniformParam | UniformParam | ChoiceParam | FixedParam, Field(discriminator="distribution")]
 
 
 class SearchSpace(BaseModel):
@@ -350,8 +346,7 @@ class SearchConfig(BaseModel):
             for name, param in params.items():
                 if not isinstance(param, ChoiceParam | FixedParam):
                     raise ValueError(
-                        f"space.params.{name}: grid search needs distribution choice or fixed, "
-                        f"got {param.distribution}"
+                        f"space.params.{name}: grid search needs distribution choice or fixed, got {param.distribution}"
                     )
         return self
 

@@ -110,9 +110,7 @@ def _search_shape(config: SearchConfig) -> SearchShape:
             shape=mode.accountant_shape,
         )
     if isinstance(mode, AdaptiveSearch):
-        return SearchShape(
-            mode="adaptive", release="all", expected_trials=mode.max_trials, max_trials=mode.max_trials
-        )
+        return SearchShape(mode="adaptive", release="all", expected_trials=mode.max_trials, max_trials=mode.max_trials)
     assert isinstance(mode, GridSearch)
     count = len(grid_points(config))
     return SearchShape(mode="grid", release="all", expected_trials=count, max_trials=count)
@@ -255,9 +253,7 @@ class SearchPlan:
             "naive_trials": self.shape.composed_trials,
             # JSON has no infinity: a Poisson K (shape ∞) is "inf", as in the ledger's event JSON.
             "shape": _json_shape(self.shape.shape) if self.shape.mode == "random" else None,
-            "distribution": self.config.search.distribution
-            if isinstance(self.config.search, RandomSearch)
-            else None,
+            "distribution": self.config.search.distribution if isinstance(self.config.search, RandomSearch) else None,
             "dataset_size": self.sizes.train,
             "validation_size": self.sizes.validation,
             "sampling_rate": trial.sampling_rate,
@@ -265,8 +261,7 @@ class SearchPlan:
             "steps": trial.steps,
             "steps_per_epoch": self.geometry.steps_per_epoch,
             "schedule": [
-                {"noise_multiplier": segment.noise_multiplier, "steps": segment.steps}
-                for segment in trial.segments
+                {"noise_multiplier": segment.noise_multiplier, "steps": segment.steps} for segment in trial.segments
             ],
             "validation": validation.policy,
             "score_noise_multiplier": trial.score_noise_multiplier,
@@ -280,20 +275,14 @@ def _json_shape(shape: float | None) -> float | str | None:
     return "inf" if shape is not None and math.isinf(shape) else shape
 
 
-def _trial_plan(
-    config: SearchConfig, sizes: WorkloadSizes, geometry: TrialGeometry, sigma: float
-) -> TrialPlan:
+def _trial_plan(config: SearchConfig, sizes: WorkloadSizes, geometry: TrialGeometry, sigma: float) -> TrialPlan:
     segments = noise_segments(
         config.training.noise_schedule,
         base_noise_multiplier=sigma,
         total_steps=geometry.steps,
         segment_steps=geometry.segment_steps,
     )
-    score_noise = (
-        config.validation.score_noise_multiplier
-        if isinstance(config.validation, PrivateValidation)
-        else None
-    )
+    score_noise = config.validation.score_noise_multiplier if isinstance(config.validation, PrivateValidation) else None
     return TrialPlan(
         dataset_size=sizes.train,
         sampling_rate=geometry.sampling_rate,

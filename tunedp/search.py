@@ -545,9 +545,7 @@ def _tune_config(plan: SearchPlan, trial_count: int, concurrency: int, rng: np.r
         searcher = OptunaSearch(
             metric=METRIC,
             mode="max",
-            sampler=optuna.samplers.TPESampler(
-                seed=sampler_seed, n_startup_trials=config.search.startup_trials
-            ),
+            sampler=optuna.samplers.TPESampler(seed=sampler_seed, n_startup_trials=config.search.startup_trials),
         )
         scheduler = None
         if config.search.scheduler == "asha":

@@ -149,8 +149,14 @@ def run_trial(
         trainer.step(batch_x, batch_y, cross_entropy_per_example)
         train_seconds += time.perf_counter() - tick
         if step in evaluation_steps:
-            score = _release_score(model, splits.validation.inputs, splits.validation.targets,
-                                   plan.score_noise_multiplier, score_noise, correct_count)
+            score = _release_score(
+                model,
+                splits.validation.inputs,
+                splits.validation.targets,
+                plan.score_noise_multiplier,
+                score_noise,
+                correct_count,
+            )
             released.append(score)
             if report is not None:
                 report(

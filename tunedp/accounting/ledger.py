@@ -103,9 +103,7 @@ def default_ledger_path(dataset: str) -> Path:
 
 def _check_dataset_name(dataset: str) -> None:
     if not _DATASET_NAME.match(dataset):
-        raise LedgerError(
-            f"--dataset: {dataset!r} is not a valid dataset name; use letters, digits, '_', '-', '.'"
-        )
+        raise LedgerError(f"--dataset: {dataset!r} is not a valid dataset name; use letters, digits, '_', '-', '.'")
 
 
 def _now() -> str:
@@ -181,8 +179,7 @@ class PrivacyLedger:
         if not path.is_file():
             name = dataset or path.stem
             raise LedgerMissingError(
-                f"no ledger at {path}; create it with `tunedp budget init --dataset {name} "
-                "--epsilon E --delta D`"
+                f"no ledger at {path}; create it with `tunedp budget init --dataset {name} --epsilon E --delta D`"
             )
         with _connect(path) as connection:
             meta = _read_meta(connection, path)
@@ -388,8 +385,7 @@ def _read_chain(connection: sqlite3.Connection, path: Path) -> tuple[list[Charge
         row_id, search_id, created, config_hash, mode, label, epsilon, event_json, digest, status, chained = row
         if not isinstance(event_json, str) or _sha256(event_json) != digest:
             raise LedgerCorruptError(
-                f"ledger {path}: charge row {row_id} was edited outside tunedp (checksum mismatch); "
-                "refusing to use it"
+                f"ledger {path}: charge row {row_id} was edited outside tunedp (checksum mismatch); refusing to use it"
             )
         try:
             event = event_from_json(json.loads(event_json))

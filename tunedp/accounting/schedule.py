@@ -123,11 +123,7 @@ class NoiseSegment:
 
 
 def noise_segments(
-    schedule: ConstantSchedule
-    | LinearSchedule
-    | ExponentialSchedule
-    | StepSchedule
-    | CyclicSchedule,
+    schedule: ConstantSchedule | LinearSchedule | ExponentialSchedule | StepSchedule | CyclicSchedule,
     *,
     base_noise_multiplier: float,
     total_steps: int,

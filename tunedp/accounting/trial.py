@@ -34,9 +34,7 @@ def steps_event(sampling_rate: float, segments: tuple[NoiseSegment, ...]) -> dp_
     for segment in segments:
         if segment.steps < 1:
             raise ValueError(f"Expected segment steps={segment.steps} >= 1")
-        step = dp_event.PoissonSampledDpEvent(
-            sampling_rate, dp_event.GaussianDpEvent(segment.noise_multiplier)
-        )
+        step = dp_event.PoissonSampledDpEvent(sampling_rate, dp_event.GaussianDpEvent(segment.noise_multiplier))
         parts.append(dp_event.SelfComposedDpEvent(step, segment.steps))
     if not parts:
         return dp_event.NoOpDpEvent()
