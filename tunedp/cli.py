@@ -8,7 +8,6 @@ and ``budget`` stay instant.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import math
@@ -57,12 +56,6 @@ def fail(message: str, code: int = 2) -> NoReturn:
 def _print_error(message: str, prefix: str = "error:") -> None:
     # User text (paths, values) may contain brackets: never render it as markup.
     err_console.print(f"[bold red]{prefix}[/] {escape(message)}", highlight=False, soft_wrap=True)
-
-
-def config_hash(config: SearchConfig) -> str:
-    """A stable fingerprint of what was asked, stored with each charge."""
-    canonical = json.dumps(config.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
-    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 
 
 def resolve_ledger_path(dataset: str, ledger: Path | None) -> Path:

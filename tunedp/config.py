@@ -11,6 +11,8 @@ This module imports neither torch nor Ray nor MLflow.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import math
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -349,6 +351,11 @@ class SearchConfig(BaseModel):
                         f"space.params.{name}: grid search needs distribution choice or fixed, got {param.distribution}"
                     )
         return self
+
+    def fingerprint(self) -> str:
+        """A stable SHA-256 of what was asked, stored with each charge on the ledger."""
+        canonical = json.dumps(self.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 
     @property
     def dataset_name(self) -> str:

@@ -56,7 +56,7 @@ from tunedp.config import (
     SearchConfig,
     UniformParam,
 )
-from tunedp.disclosure import Disclosure, TrialRecord, disclosure_for
+from tunedp.disclosure import Disclosure, TrialRecord, TrialStatus, disclosure_for
 from tunedp.plan import SearchPlan, grid_points, plan_search
 from tunedp.space import optimizer_hyperparameters
 
@@ -174,7 +174,7 @@ def run_search(
     config = plan.config
     observers = observers or []
     disclosure = disclosure_for(plan.shape.mode, plan.shape.release)
-    config_digest = _config_hash(config)
+    config_digest = config.fingerprint()
     search_id = uuid.uuid4().hex
     ledger_spent_before = ledger.spent_epsilon()
 
@@ -285,11 +285,6 @@ def _safely(hook: Callable[..., None], *args: Any) -> None:
         hook(*args)
     except Exception as error:
         log.warning("%s failed: %s", getattr(hook, "__qualname__", hook), error)
-
-
-def _config_hash(config: SearchConfig) -> str:
-    canonical = json.dumps(config.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
-    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 
 
 def _select_best(records: list[TrialRecord]) -> TrialRecord | None:
@@ -577,45 +572,47 @@ def _tune_config(plan: SearchPlan, trial_count: int, concurrency: int, rng: np.r
     )
 
 
+def _trial_record(
+    config: SearchConfig, trial_config: Mapping[str, Any] | None, metrics: Mapping[str, Any] | None, *, failed: bool
+) -> TrialRecord:
+    """What the driver knows about one trial, from its Tune config and its last reported metrics."""
+    searched = set(config.space.params)
+    point = {k: float(v) for k, v in (trial_config or {}).items() if k in searched}
+    metrics = metrics or {}
+    try:
+        hyper = optimizer_hyperparameters(point, config)
+    except ValueError:
+        hyper = {}
+    status: TrialStatus
+    if failed:
+        status = "failed"
+    elif metrics.get("finished"):
+        status = "completed"
+    else:
+        status = "stopped"  # early-stopped by ASHA: its released scores are real
+    # Every report carries the scores released so far (see _trainable).
+    scores = [float(x) for x in json.loads(metrics["released_scores"])] if metrics.get("released_scores") else []
+    return TrialRecord(
+        point=point,
+        hyperparameters=hyper,
+        status=status,
+        released_scores=[] if failed else scores,
+        node_id=metrics.get("node_id"),
+        train_seconds=float(metrics.get("train_seconds", 0.0) or 0.0),
+        wall_time_s=float(metrics.get("trial_wall_s", 0.0) or 0.0),
+    )
+
+
 def _records_from_results(results: Any, config: SearchConfig) -> list[TrialRecord]:
     records = []
-    searched = set(config.space.params)
     for result in results:
-        point = {k: float(v) for k, v in (result.config or {}).items() if k in searched}
-        metrics = result.metrics or {}
-        try:
-            hyper = optimizer_hyperparameters(point, config)
-        except ValueError:
-            hyper = {}
-        scores = _released_scores(result)
+        record = _trial_record(config, result.config, result.metrics, failed=result.error is not None)
         if result.error is not None:
-            status = "failed"
-        elif metrics.get("finished"):
-            status = "completed"
-        else:
-            status = "stopped"  # early-stopped by ASHA: its released scores are real
-        records.append(
-            TrialRecord(
-                point=point,
-                hyperparameters=hyper,
-                status=status,  # type: ignore[arg-type]
-                released_scores=scores if status != "failed" else [],
-                error=_one_line(result.error) if result.error is not None else None,
-                node_id=metrics.get("node_id"),
-                checkpoint_path=result.checkpoint.path if result.checkpoint is not None else None,
-                train_seconds=float(metrics.get("train_seconds", 0.0) or 0.0),
-                wall_time_s=float(metrics.get("trial_wall_s", 0.0) or 0.0),
-            )
-        )
+            record.error = _one_line(result.error)
+        if result.checkpoint is not None:
+            record.checkpoint_path = result.checkpoint.path
+        records.append(record)
     return records
-
-
-def _released_scores(result: Any) -> list[float]:
-    """The trial's released scores in order (every report carries the history so far)."""
-    metrics = result.metrics or {}
-    if not metrics.get("released_scores"):
-        return []
-    return [float(x) for x in json.loads(metrics["released_scores"])]
 
 
 def _one_line(error: BaseException) -> str:
@@ -679,25 +676,7 @@ class _ProgressCallback(_make_progress_base()):  # type: ignore[misc]
         self._done += 1
         if not self._disclosure.releases_all:
             return  # nothing about a single trial may leave before selection
-        searched = set(self._config.space.params)
-        point = {k: float(v) for k, v in (trial.config or {}).items() if k in searched}
-        last = trial.last_result or {}
-        scores = (
-            [float(x) for x in json.loads(last["released_scores"])]
-            if last.get("released_scores")
-            else ([float(last[METRIC])] if METRIC in last else [])
-        )
-        status = "failed" if failed else ("completed" if last.get("finished") else "stopped")
-        try:
-            hyper = optimizer_hyperparameters(point, self._config)
-        except ValueError:
-            hyper = {}
-        record = TrialRecord(
-            point=point,
-            hyperparameters=hyper,
-            status=status,  # type: ignore[arg-type]
-            released_scores=[] if failed else scores,
-        )
+        record = _trial_record(self._config, trial.config, trial.last_result, failed=failed)
         for observer in self._observers:
             _safely(observer.on_trial_done, record, self._done, self._planned)
 
