@@ -33,7 +33,9 @@ import logging
 import os
 import secrets
 import shutil
+import sys
 import tempfile
+import types
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -782,3 +784,13 @@ def human_summary(report: dict[str, Any]) -> str:
     else:
         lines.append("no trial succeeded")
     return "\n".join(lines)
+
+
+class _CallableModule(types.ModuleType):
+    """Lets ``tunedp.search(config, ...)`` call :func:`search` (see ``tunedp/__init__.py``)."""
+
+    def __call__(self, config: SearchConfig, **options: Any) -> SearchOutcome:
+        return search(config, **options)
+
+
+sys.modules[__name__].__class__ = _CallableModule

@@ -1,0 +1,39 @@
+"""The Python entry points of DESIGN.md: ``tunedp.search(config)`` and friends, lazily imported."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from search_helpers import random_best
+
+import tunedp
+from tunedp.accounting.ledger import PrivacyLedger
+
+
+def test_import_tunedp_pulls_in_neither_torch_nor_ray_nor_mlflow() -> None:
+    code = (
+        "import sys, json, tunedp; tunedp.plan_search; tunedp.load_config; "
+        "print(json.dumps([m in sys.modules for m in ('torch', 'ray', 'mlflow')]))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert json.loads(done.stdout) == [False, False, False]
+
+
+@pytest.mark.slow
+def test_tunedp_search_is_callable_and_runs_a_search(ray_session: str, tmp_path: Path) -> None:
+    config = random_best(expected_trials=1.5)
+    ledger_path = tmp_path / "digits.sqlite"
+    PrivacyLedger.create(ledger_path, dataset="digits", epsilon=50.0, delta=1e-5)
+    outcome = tunedp.search(config, ledger_path=ledger_path, seed=11, output_dir=tmp_path / "out")
+    assert outcome.best is not None
+    assert PrivacyLedger.open(ledger_path).spent_epsilon() == pytest.approx(
+        tunedp.plan_search(config).search_epsilon, rel=1e-9
+    )
+    # Importing the driver module does not shadow the callable.
+    from tunedp.search import search as search_function
+
+    assert tunedp.search.search is search_function and callable(tunedp.search)
