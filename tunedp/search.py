@@ -408,7 +408,7 @@ def _param_space(config: SearchConfig) -> dict[str, Any]:
     return {name: _tune_domain(p) for name, p in config.space.params.items()}
 
 
-def _ensure_ray(ray_address: str | None, *, quiet: bool) -> bool:
+def _ensure_ray(ray_address: str | None) -> bool:
     """Connect to ``ray_address`` or start a local Ray; True when we started it (and must stop it)."""
     import ray
 
@@ -416,10 +416,11 @@ def _ensure_ray(ray_address: str | None, *, quiet: bool) -> bool:
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")
     if ray.is_initialized():
         return False
-    # Worker output (tracebacks, prints of a trial) is data-dependent: it is not
-    # forwarded to this console when the mode keeps trials private.
+    # Worker output (a trial's prints, Tune's checkpoint chatter, tracebacks)
+    # is data-dependent and not a release: it is never forwarded to this
+    # console. A failed trial reaches the report through its record instead.
     if ray_address is not None:
-        ray.init(address=ray_address, log_to_driver=not quiet, logging_level=logging.WARNING)
+        ray.init(address=ray_address, log_to_driver=False, logging_level=logging.WARNING)
         return False
     # address="local": start our own instance even if `ray start` left a
     # cluster file behind on this machine (ray.init would try to join it).
@@ -428,7 +429,7 @@ def _ensure_ray(ray_address: str | None, *, quiet: bool) -> bool:
         num_cpus=os.cpu_count() or 1,
         include_dashboard=False,
         object_store_memory=OBJECT_STORE_BYTES,
-        log_to_driver=not quiet,
+        log_to_driver=False,
         logging_level=logging.WARNING,
         _node_ip_address="127.0.0.1",
     )
@@ -453,7 +454,7 @@ def _run_trials(
 
     config = plan.config
     quiet = not disclosure.releases_all
-    started_ray = _ensure_ray(ray_address, quiet=quiet)
+    started_ray = _ensure_ray(ray_address)
     if quiet:
         # Tune logs failed trials' tracebacks and per-trial status: keep them in.
         for name in ("ray.tune", "ray.train", "ray.air", "ray"):
