@@ -28,6 +28,7 @@ It is the only module that imports MLflow.
 from __future__ import annotations
 
 import atexit
+import contextlib
 import json
 import logging
 import math
@@ -482,11 +483,10 @@ class MlflowTracker(SearchObserver):
         state = self._state
         if state is None or state.client is None or state.parent_run_id is None:
             return
-        try:
-            with _fast_failing_http(), _quiet_mlflow_logs():
-                state.client.set_terminated(state.parent_run_id, RunStatus.to_string(RunStatus.KILLED))
-        except Exception:
-            pass
+        # Best effort at interpreter exit: a server that is gone must not turn
+        # the exit of an interrupted search into a traceback.
+        with contextlib.suppress(Exception), _fast_failing_http(), _quiet_mlflow_logs():
+            state.client.set_terminated(state.parent_run_id, RunStatus.to_string(RunStatus.KILLED))
 
 
 # ---------------------------------------------------------------------------- MLflow helpers
