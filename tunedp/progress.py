@@ -1,9 +1,10 @@
 """The console's view of a running search, within the disclosure rule.
 
-Where the mode releases every trial, each finished trial is printed with its
-released score and the count done/planned. Under ``release: best`` nothing
-about a single trial — not even how many have run — is shown before
-selection; the console says so and shows the elapsed time only.
+A rich progress line shows the elapsed time while trials run. Where the mode
+releases every trial, it also counts trials done/planned and each finished
+trial is printed with its released score. Under ``release: best`` nothing
+about a single trial — not even how many have run or are planned — is shown
+before selection: the line is a spinner and a clock.
 """
 
 from __future__ import annotations
@@ -12,6 +13,15 @@ import time
 from typing import TYPE_CHECKING
 
 from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    SpinnerColumn,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+)
 
 from tunedp.disclosure import TrialRecord, disclosure_for
 from tunedp.search import SearchObserver
@@ -25,11 +35,13 @@ __all__ = ["ConsoleProgress"]
 
 
 class ConsoleProgress(SearchObserver):
-    """Prints the charge, then trials as they finish (where released), then the elapsed time."""
+    """Prints the charge, a live progress line, trials as they finish (where released), the elapsed time."""
 
     def __init__(self, console: Console) -> None:
         self.console = console
         self.started = time.monotonic()
+        self._progress: Progress | None = None
+        self._task: TaskID | None = None
 
     def on_charged(self, plan: SearchPlan, charge: Charge, ledger: PrivacyLedger) -> None:
         self.started = time.monotonic()
@@ -40,12 +52,26 @@ class ConsoleProgress(SearchObserver):
             highlight=False,
         )
         if rule.shows_trial_count:
-            self.console.print(f"running up to {plan.shape.max_trials} trials on Ray Tune …", highlight=False)
-        else:
-            self.console.print(
-                "running a secret number of trials on Ray Tune (release: best shows only the best) …",
-                highlight=False,
+            self._progress = Progress(
+                SpinnerColumn(),
+                TextColumn("trials"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TimeElapsedColumn(),
+                console=self.console,
+                transient=True,
             )
+            self._task = self._progress.add_task("trials", total=plan.shape.max_trials)
+        else:
+            self._progress = Progress(
+                SpinnerColumn(),
+                TextColumn("running a secret number of trials (release: best shows only the best)"),
+                TimeElapsedColumn(),
+                console=self.console,
+                transient=True,
+            )
+            self._task = self._progress.add_task("search", total=None)
+        self._progress.start()
 
     def on_trial_done(self, record: TrialRecord, done: int, planned: int) -> None:
         elapsed = time.monotonic() - self.started
@@ -54,7 +80,18 @@ class ConsoleProgress(SearchObserver):
         self.console.print(
             f"[{done}/{planned}] {elapsed:6.1f}s  {record.status:9s} score {score}  {hyper}", highlight=False
         )
+        if self._progress is not None and self._task is not None:
+            self._progress.update(self._task, completed=done)
 
     def on_finished(self, outcome: SearchOutcome) -> None:
+        self._stop()
         elapsed = time.monotonic() - self.started
         self.console.print(f"search finished in {elapsed:.1f}s", highlight=False)
+
+    def _stop(self) -> None:
+        if self._progress is not None:
+            self._progress.stop()
+            self._progress = None
+
+    def __del__(self) -> None:
+        self._stop()
