@@ -317,8 +317,7 @@ def search_command(
     ] = None,
 ) -> None:
     """Plan, charge the ledger, run the trials on Ray Tune, release the best and a privacy report."""
-    from tunedp.plan import plan_search
-    from tunedp.search import SearchError, run_search
+    from tunedp.search import SearchError, search
 
     _quiet_libraries()
     if max_concurrent is not None and max_concurrent < 1:
@@ -326,32 +325,21 @@ def search_command(
     search_config = _load(config, budget, delta)
     if dataset_ledger is not None:
         search_config = search_config.model_copy(update={"dataset": dataset_ledger})
-    search_plan = plan_search(search_config)
-    path = resolve_ledger_path(search_config.dataset_name, ledger)
-    opened = open_ledger(path, search_config.dataset_name)
-    fits, after = opened.admissible(search_plan.event)
-    if not fits:
-        raise UserError(
-            f"budget: this search costs epsilon={search_plan.search_epsilon:.4g}; dataset "
-            f"{opened.dataset!r} would reach {after:.4g} of {opened.epsilon:g}; lower --budget"
-        )
     from tunedp.progress import ConsoleProgress
 
-    observers: list[Any] = [ConsoleProgress(console)]
-    from tunedp.search import make_tracker
-
-    tracker = make_tracker(tracking_uri)
-    if tracker is not None:
-        observers.append(tracker)
+    # tunedp.search plans, then charges the ledger before Ray starts or any
+    # data is read; a search the ledger cannot admit raises
+    # BudgetExceededError there (one line, exit 2, nothing charged).
     try:
-        outcome = run_search(
-            search_plan,
-            ledger=opened,
+        outcome = search(
+            search_config,
+            ledger_path=resolve_ledger_path(search_config.dataset_name, ledger),
             ray_address=ray_address,
             max_concurrent=max_concurrent,
             seed=seed,
             output_dir=output,
-            observers=observers,
+            observers=[ConsoleProgress(console)],
+            tracking_uri=tracking_uri,
         )
     except SearchError as error:
         _print_error(str(error), prefix="search failed:")

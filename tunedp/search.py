@@ -198,12 +198,13 @@ def run_search(
     started = datetime.now(UTC)
     status = "failed"
     records: list[TrialRecord] = []
+    best: TrialRecord | None = None
     nodes: list[str] = []
     try:
         ledger.set_status(search_id, "running")
         rng = np.random.default_rng(seed if seed is not None else secrets.randbits(128))
         trial_count = draw_trial_count(plan.shape, rng)
-        records, nodes = _run_trials(
+        records, best, nodes = _run_trials(
             plan,
             trial_count=trial_count,
             rng=rng,
@@ -216,11 +217,10 @@ def run_search(
         status = "completed" if any(r.status != "failed" for r in records) else "failed"
     except KeyboardInterrupt:
         status = "interrupted"
-        records = []
+        records, best = [], None
     finally:
         ledger.set_status(search_id, status)
 
-    best = _select_best(records)
     disclosed = disclosure.trials(records, best)
     best_model = None
     if best is not None and best.checkpoint_path is not None:
@@ -446,9 +446,9 @@ def _run_trials(
     max_concurrent: int | None,
     disclosure: Disclosure,
     observers: list[SearchObserver],
-) -> tuple[list[TrialRecord], list[str]]:
+) -> tuple[list[TrialRecord], TrialRecord | None, list[str]]:
     if trial_count == 0:
-        return [], []
+        return [], None, []
     import ray
     from ray import tune
 
@@ -501,13 +501,14 @@ def _run_trials(
             # what the charge's repeat-and-select bound covers.
             raise KeyboardInterrupt
         records = _records_from_results(results, config)
-        _keep_best_checkpoint(records, storage)
+        best = _select_best(records)
+        _keep_best_checkpoint(records, best)
         nodes = sorted({r.node_id for r in records if r.node_id})
-        return records, nodes
+        return records, best, nodes
     finally:
         if started_ray:
             ray.shutdown()
-        _schedule_removal(storage)
+        shutil.rmtree(storage, ignore_errors=True)
 
 
 def _param_space_for(plan: SearchPlan, trial_count: int) -> dict[str, Any]:
@@ -623,9 +624,8 @@ def _one_line(error: BaseException) -> str:
     return text[0][:300] if text else type(error).__name__
 
 
-def _keep_best_checkpoint(records: list[TrialRecord], storage: Path) -> None:
+def _keep_best_checkpoint(records: list[TrialRecord], best: TrialRecord | None) -> None:
     """Copy the best trial's checkpoint out of Ray's storage before it is removed."""
-    best = _select_best(records)
     for record in records:
         if record is not best:
             record.checkpoint_path = None
@@ -633,10 +633,6 @@ def _keep_best_checkpoint(records: list[TrialRecord], storage: Path) -> None:
         keep = Path(tempfile.mkdtemp(prefix="tunedp-best-"))
         shutil.copytree(best.checkpoint_path, keep, dirs_exist_ok=True)
         best.checkpoint_path = str(keep)
-
-
-def _schedule_removal(path: Path) -> None:
-    shutil.rmtree(path, ignore_errors=True)
 
 
 def _make_progress_base() -> type:

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 import torch
 from dp_accounting import dp_event
 
-from tunedp.accounting.trial import TrialPlan
+from tunedp.accounting.trial import TrialPlan, with_score_releases
 
 __all__ = ["EvaluationReport", "TrialError", "TrialResult", "TrialSettings", "run_trial"]
 
@@ -171,7 +171,8 @@ def run_trial(
     test_metric = (
         _exact_accuracy(model, splits.test.inputs, splits.test.targets, correct_count) if evaluate_test else None
     )
-    event = _event_of_run(plan, trainer.dp_event(), len(released))
+    # The event of what actually ran: the optimizer's steps and the releases made.
+    event = with_score_releases(trainer.dp_event(), plan.score_noise_multiplier, len(released))
     return TrialResult(
         released_scores=released,
         test_metric=test_metric,
@@ -193,14 +194,6 @@ def test_metric_of(workload_name: str, variant: str | None, state: Mapping[str, 
     model.load_state_dict(dict(state))
     test = workload.load().test
     return _exact_accuracy(model, test.inputs, test.targets, correct_count)
-
-
-def _event_of_run(plan: TrialPlan, training: dp_event.DpEvent, releases: int) -> dp_event.DpEvent:
-    """The DpEvent of what actually ran: the optimizer's steps plus the charged releases."""
-    if plan.score_noise_multiplier is None or releases == 0:
-        return training
-    scores = dp_event.SelfComposedDpEvent(dp_event.GaussianDpEvent(plan.score_noise_multiplier), releases)
-    return dp_event.ComposedDpEvent([training, scores])
 
 
 @torch.no_grad()

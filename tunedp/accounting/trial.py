@@ -23,7 +23,7 @@ from dp_accounting import dp_event
 
 from tunedp.accounting.schedule import NoiseSegment
 
-__all__ = ["TrialPlan", "steps_event"]
+__all__ = ["TrialPlan", "steps_event", "with_score_releases"]
 
 
 def steps_event(sampling_rate: float, segments: tuple[NoiseSegment, ...]) -> dp_event.DpEvent:
@@ -39,6 +39,16 @@ def steps_event(sampling_rate: float, segments: tuple[NoiseSegment, ...]) -> dp_
     if not parts:
         return dp_event.NoOpDpEvent()
     return parts[0] if len(parts) == 1 else dp_event.ComposedDpEvent(parts)
+
+
+def with_score_releases(
+    training: dp_event.DpEvent, score_noise_multiplier: float | None, releases: int
+) -> dp_event.DpEvent:
+    """``training`` composed with ``releases`` Gaussian score releases (none when public)."""
+    if score_noise_multiplier is None or releases == 0:
+        return training
+    scores = dp_event.SelfComposedDpEvent(dp_event.GaussianDpEvent(score_noise_multiplier), releases)
+    return dp_event.ComposedDpEvent([training, scores])
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -91,10 +101,6 @@ class TrialPlan:
 
     def dp_event(self) -> dp_event.DpEvent:
         """The trial's event: its steps composed with its charged score releases."""
-        training = steps_event(self.sampling_rate, self.segments)
-        if self.score_noise_multiplier is None or not self.evaluation_steps:
-            return training
-        scores = dp_event.SelfComposedDpEvent(
-            dp_event.GaussianDpEvent(self.score_noise_multiplier), len(self.evaluation_steps)
+        return with_score_releases(
+            steps_event(self.sampling_rate, self.segments), self.score_noise_multiplier, len(self.evaluation_steps)
         )
-        return dp_event.ComposedDpEvent([training, scores])
