@@ -32,8 +32,8 @@ sys.path.insert(0, str(REPO))
 from tunedp.accounting.ledger import PrivacyLedger  # noqa: E402
 from tunedp.accounting.search_event import draw_trial_count  # noqa: E402
 from tunedp.config import parse_config  # noqa: E402
+from tunedp.driver import run_search  # noqa: E402
 from tunedp.plan import plan_search  # noqa: E402
-from tunedp.search import run_search  # noqa: E402
 
 TRIALS = 10
 

@@ -5,7 +5,7 @@ reaches the accuracy the literature reports; otherwise a tuned search has no
 reference point. Each experiment trains once (Poisson batches from
 ``tunedp.data``, DP-SGD from ``tunedp.optim.make_private``, workloads from
 ``trials``), accounts its steps with dp_accounting's RDP accountant on
-``tunedp.accounting.trial.steps_event`` (δ = 1e-5), and records test accuracy
+``tunedp.accounting.trial_event.steps_event`` (δ = 1e-5), and records test accuracy
 and training wall time per epoch.
 
 * ``fashion_mnist`` — Tramèr & Boneh (ICLR 2021), end-to-end tanh CNN:
@@ -51,7 +51,7 @@ from dp_accounting.rdp import RdpAccountant
 
 from trials import get_workload
 from tunedp.accounting.schedule import NoiseSegment
-from tunedp.accounting.trial import steps_event
+from tunedp.accounting.trial_event import steps_event
 from tunedp.data import poisson_batches
 from tunedp.optim import make_private
 
@@ -261,7 +261,7 @@ def write_report(path: Path = RESULTS_MD) -> None:
         "# Utility benchmark: single DP-SGD runs on real data",
         "",
         "Produced by `python benchmarks/utility.py <runs>` then `--report`; δ = 1e-5, ε from",
-        "dp_accounting's RDP accountant on `tunedp.accounting.trial.steps_event` (Poisson sampling,",
+        "dp_accounting's RDP accountant on `tunedp.accounting.trial_event.steps_event` (Poisson sampling,",
         "add/remove adjacency). Test accuracy after the last step; wall time = training only",
         "(no evaluation), mean over epochs and the fastest epoch (the least disturbed by other work).",
         "",

@@ -20,7 +20,9 @@ import pytest
 from tracking_fixtures import CHROMIUM, GRID, MlflowServer, shared_mlflow_server, small_config
 
 from tunedp.accounting.ledger import PrivacyLedger
-from tunedp.search import SearchOutcome, search
+from tunedp.driver import search
+from tunedp.observers import SearchOutcome
+from tunedp.tracking import MlflowTracker
 
 pytestmark = [
     pytest.mark.slow,
@@ -57,7 +59,9 @@ def dashboard(
     folder = tmp_path_factory.mktemp("dashboard")
     ledger = folder / "digits.sqlite"
     PrivacyLedger.create(ledger, dataset="digits", epsilon=100.0, delta=1e-5)
-    outcome = search(small_config(**GRID), ledger_path=ledger, tracking_uri=server.url, seed=2, output_dir=folder / "g")
+    outcome = search(
+        small_config(**GRID), ledger_path=ledger, observers=[MlflowTracker(server.url)], seed=2, output_dir=folder / "g"
+    )
     yield Dashboard(server, outcome, server.experiment_id("tunedp-digits"))
 
 

@@ -26,14 +26,14 @@ import pytest
 import yaml
 from search_helpers import REPO, adaptive, grid, random_all, random_best
 
-import tunedp.search as search_module
+import tunedp.driver as driver_module
 from tunedp.accounting.epsilon import rdp_epsilon
 from tunedp.accounting.ledger import PrivacyLedger
 from tunedp.accounting.search_event import draw_trial_count
 from tunedp.config import SearchConfig
-from tunedp.disclosure import TrialRecord
+from tunedp.driver import SearchError, search
 from tunedp.plan import plan_search
-from tunedp.search import SearchError, search
+from tunedp.records import TrialRecord
 
 pytestmark = pytest.mark.slow
 
@@ -59,13 +59,13 @@ def _seed_with_trials(config: SearchConfig, low: int, high: int) -> int:
 def captured_records(monkeypatch: pytest.MonkeyPatch) -> list[list[TrialRecord]]:
     """Observe (without changing) every trial record the driver selects from."""
     seen: list[list[TrialRecord]] = []
-    original = search_module._select_best
+    original = driver_module.select_best
 
     def spy(records: list[TrialRecord]) -> TrialRecord | None:
         seen.append(list(records))
         return original(records)
 
-    monkeypatch.setattr(search_module, "_select_best", spy)
+    monkeypatch.setattr(driver_module, "select_best", spy)
     return seen
 
 
@@ -94,7 +94,7 @@ def test_random_best_charges_the_plan_and_releases_only_the_best(
     best = outcome.best
     assert best is not None
     assert best.final_score == max(r.final_score for r in records)
-    assert outcome.disclosed_trials == [best]
+    assert outcome.disclosed_trials == (best,)
 
     report = json.loads((tmp_path / "out" / "report.json").read_text())
     assert report["trials"] is None and "trial_count" not in report
@@ -104,7 +104,7 @@ def test_random_best_charges_the_plan_and_releases_only_the_best(
     console = capsys.readouterr()
     visible = console.out + console.err + _all_text(tmp_path / "out")
     for record in records:
-        if record is best:
+        if (record.point, record.released_scores) == (best.point, best.released_scores):
             continue
         for text in (repr(record.final_score), f"{record.final_score:.4f}"):
             if text != f"{best.final_score:.4f}":
@@ -188,7 +188,7 @@ def test_a_budget_the_ledger_cannot_admit_is_refused_before_ray_and_data(tmp_pat
     code = f"""
 import sys, json
 from search_helpers import random_best
-from tunedp.search import search
+from tunedp.driver import search
 from tunedp.accounting.ledger import BudgetExceededError
 try:
     search(random_best(), ledger_path={str(ledger_path)!r}, seed=0)

@@ -45,8 +45,9 @@ from tunedp.accounting.ledger import PrivacyLedger
 from tunedp.accounting.search_event import draw_trial_count
 from tunedp.config import SearchConfig
 from tunedp.disclosure import TrialRecord, disclosure_for
+from tunedp.driver import search
+from tunedp.observers import SearchOutcome
 from tunedp.plan import plan_search
-from tunedp.search import SearchOutcome, search
 from tunedp.tracking import MlflowTracker, trial_logs
 
 TUNEDP = str(Path(sys.executable).with_name("tunedp"))
@@ -257,9 +258,15 @@ def tracked(
     PrivacyLedger.create(ledger_path, dataset="digits", epsilon=100.0, delta=1e-5)
     config = small_config(**RANDOM_BEST)
     seed, count = _seed_with_trials(config, 2, 3)  # several trials, so there is something to hide
-    best_only = search(config, ledger_path=ledger_path, tracking_uri=server.url, seed=seed, output_dir=folder / "rb")
+    best_only = search(
+        config, ledger_path=ledger_path, observers=[MlflowTracker(server.url)], seed=seed, output_dir=folder / "rb"
+    )
     adaptive = search(
-        small_config(**ADAPTIVE), ledger_path=ledger_path, tracking_uri=server.url, seed=1, output_dir=folder / "ad"
+        small_config(**ADAPTIVE),
+        ledger_path=ledger_path,
+        observers=[MlflowTracker(server.url)],
+        seed=1,
+        output_dir=folder / "ad",
     )
     yield Tracked(server, ledger_path, best_only, adaptive, count)
 

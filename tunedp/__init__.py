@@ -8,8 +8,8 @@ The Python entry points::
     outcome = tunedp.search(config)            # charge the ledger, run on Ray Tune, release the best
 
 plus the private optimizers in :mod:`tunedp.optim` and the accounting in
-:mod:`tunedp.accounting`. Names resolve lazily, so ``import tunedp`` imports
-neither torch nor Ray nor MLflow.
+:mod:`tunedp.accounting`. Names resolve lazily, so ``import tunedp`` stays light
+(which layer loads which heavy library is asserted by ``tests/test_layers.py``).
 """
 
 from __future__ import annotations
@@ -20,6 +20,10 @@ from typing import Any
 __all__ = [
     "PrivacyLedger",
     "SearchConfig",
+    "SearchError",
+    "SearchObserver",
+    "SearchOutcome",
+    "SearchReport",
     "load_config",
     "parse_config",
     "plan_search",
@@ -34,16 +38,15 @@ _LAZY = {
     "load_config": ("tunedp.config", "load_config"),
     "parse_config": ("tunedp.config", "parse_config"),
     "plan_search": ("tunedp.plan", "plan_search"),
+    "search": ("tunedp.driver", "search"),
+    "SearchError": ("tunedp.driver", "SearchError"),
+    "SearchObserver": ("tunedp.observers", "SearchObserver"),
+    "SearchOutcome": ("tunedp.observers", "SearchOutcome"),
+    "SearchReport": ("tunedp.report", "SearchReport"),
 }
 
 
 def __getattr__(name: str) -> Any:
-    if name == "search":
-        # The driver module itself is callable (``tunedp.search(config)``): a
-        # package attribute named like a submodule is replaced by the module
-        # as soon as anything imports ``tunedp.search``, so the module is the
-        # one object both spellings can agree on.
-        return importlib.import_module("tunedp.search")
     if name in _LAZY:
         module, attribute = _LAZY[name]
         return getattr(importlib.import_module(module), attribute)

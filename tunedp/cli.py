@@ -11,9 +11,11 @@ from __future__ import annotations
 import json
 import logging
 import math
+import os
 import sys
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, NoReturn
+from typing import TYPE_CHECKING, Annotated, NoReturn
 
 import typer
 from rich.console import Console
@@ -25,6 +27,8 @@ from tunedp.errors import UserFacingError
 
 if TYPE_CHECKING:
     from tunedp.accounting.ledger import PrivacyLedger
+    from tunedp.observers import SearchObserver
+    from tunedp.plan import PlanFigures
 
 __all__ = ["app", "main"]
 
@@ -137,56 +141,77 @@ def plan(
     _quiet_libraries()
     search_config = _load(config, budget, delta)
     search_plan = plan_search(search_config)
-    figures = search_plan.to_json()
+    figures = search_plan.figures()
     ledger_path = resolve_ledger_path(search_config.dataset_name, ledger)
-    figures["ledger"] = str(ledger_path)
+    verdict: LedgerVerdict | None = None
     if ledger_path.exists():
         opened = open_ledger(ledger_path, search_config.dataset_name)
         fits, after = opened.admissible(search_plan.event)
-        figures["admissible"] = fits
-        figures["ledger_spent_epsilon"] = opened.spent_epsilon()
-        figures["ledger_spent_after_epsilon"] = after
-        figures["ledger_epsilon"] = opened.epsilon
-        figures["ledger_delta"] = opened.delta
-    else:
-        figures["admissible"] = None
+        verdict = LedgerVerdict(
+            admissible=fits,
+            spent_epsilon=opened.spent_epsilon(),
+            spent_after_epsilon=after,
+            epsilon=opened.epsilon,
+            delta=opened.delta,
+        )
     if as_json:
-        print(json.dumps(figures, indent=2))
+        document = figures.to_json()
+        document["ledger"] = str(ledger_path)
+        document["admissible"] = None if verdict is None else verdict.admissible
+        if verdict is not None:
+            document.update(
+                ledger_spent_epsilon=verdict.spent_epsilon,
+                ledger_spent_after_epsilon=verdict.spent_after_epsilon,
+                ledger_epsilon=verdict.epsilon,
+                ledger_delta=verdict.delta,
+            )
+        print(json.dumps(document, indent=2))
         return
-    print_plan(figures)
+    print_plan(figures, ledger_path, verdict)
 
 
-def print_plan(figures: dict[str, Any]) -> None:
-    table = Table(title=f"Plan: {figures['mode']} search on {figures['workload']}", show_header=False)
+@dataclass(frozen=True, kw_only=True)
+class LedgerVerdict:
+    """Whether the dataset's ledger would admit a plan, and its spend before and after."""
+
+    admissible: bool
+    spent_epsilon: float
+    spent_after_epsilon: float
+    epsilon: float
+    delta: float
+
+
+def print_plan(figures: PlanFigures, ledger_path: Path, verdict: LedgerVerdict | None) -> None:
+    table = Table(title=f"Plan: {figures.mode} search on {figures.workload}", show_header=False)
     table.add_column("what", style="bold")
     table.add_column("value")
     trials = (
-        f"{figures['expected_trials']:g} expected (unbounded; K stays secret)"
-        if figures["max_trials"] is None
-        else f"{figures['max_trials']} (charged as their composition)"
+        f"{figures.expected_trials:g} expected (unbounded; K stays secret)"
+        if figures.max_trials is None
+        else f"{figures.max_trials} (charged as their composition)"
     )
     rows = [
-        ("budget", f"ε = {figures['budget_epsilon']:g}, δ = {figures['delta']:g}"),
-        ("release", figures["release"]),
-        ("noise multiplier σ", f"{figures['noise_multiplier']:.4f} (calibrated)"),
-        ("trial ε", f"{figures['trial_epsilon']:.4f}"),
-        ("search ε (charged)", f"{figures['search_epsilon']:.4f} ({figures['fraction_of_budget']:.2%} of budget)"),
-        ("naive composition ε", f"{figures['naive_epsilon']:.4f} for {figures['naive_trials']} trials"),
+        ("budget", f"ε = {figures.budget_epsilon:g}, δ = {figures.delta:g}"),
+        ("release", figures.release),
+        ("noise multiplier σ", f"{figures.noise_multiplier:.4f} (calibrated)"),
+        ("trial ε", f"{figures.trial_epsilon:.4f}"),
+        ("search ε (charged)", f"{figures.search_epsilon:.4f} ({figures.fraction_of_budget:.2%} of budget)"),
+        ("naive composition ε", f"{figures.naive_epsilon:.4f} for {figures.naive_trials} trials"),
         ("trials", trials),
-        ("steps per trial", f"{figures['steps']} at q = {figures['sampling_rate']:.4g}"),
-        ("score releases per trial", f"{figures['score_releases']} ({figures['validation']} validation)"),
+        ("steps per trial", f"{figures.steps} at q = {figures.sampling_rate:.4g}"),
+        ("score releases per trial", f"{figures.score_releases} ({figures.validation} validation)"),
     ]
-    if figures.get("best_release_epsilon") is not None:
-        rows.append(("ε with release: best", f"{figures['best_release_epsilon']:.4f}"))
-    if figures["admissible"] is None:
-        rows.append(("ledger", f"none yet at {figures['ledger']}"))
+    if figures.best_release_epsilon is not None:
+        rows.append(("ε with release: best", f"{figures.best_release_epsilon:.4f}"))
+    if verdict is None:
+        rows.append(("ledger", f"none yet at {ledger_path}"))
     else:
-        verdict = "[green]admissible[/]" if figures["admissible"] else "[red]NOT admissible[/]"
+        shown = "[green]admissible[/]" if verdict.admissible else "[red]NOT admissible[/]"
         rows.append(
             (
                 "ledger",
-                f"{verdict}: spent {figures['ledger_spent_epsilon']:.4f} → "
-                f"{figures['ledger_spent_after_epsilon']:.4f} of {figures['ledger_epsilon']:g}",
+                f"{shown}: spent {verdict.spent_epsilon:.4f} → "
+                f"{verdict.spent_after_epsilon:.4f} of {verdict.epsilon:g}",
             )
         )
     for name, value in rows:
@@ -317,7 +342,7 @@ def search_command(
     ] = None,
 ) -> None:
     """Plan, charge the ledger, run the trials on Ray Tune, release the best and a privacy report."""
-    from tunedp.search import SearchError, search
+    from tunedp.driver import SearchError, search
 
     _quiet_libraries()
     if max_concurrent is not None and max_concurrent < 1:
@@ -325,8 +350,6 @@ def search_command(
     search_config = _load(config, budget, delta)
     if dataset_ledger is not None:
         search_config = search_config.model_copy(update={"dataset": dataset_ledger})
-    from tunedp.progress import ConsoleProgress
-
     # tunedp.search plans, then charges the ledger before Ray starts or any
     # data is read; a search the ledger cannot admit raises
     # BudgetExceededError there (one line, exit 2, nothing charged).
@@ -338,8 +361,7 @@ def search_command(
             max_concurrent=max_concurrent,
             seed=seed,
             output_dir=output,
-            observers=[ConsoleProgress(console)],
-            tracking_uri=tracking_uri,
+            observers=_observers(tracking_uri),
         )
     except SearchError as error:
         _print_error(str(error), prefix="search failed:")
@@ -347,10 +369,22 @@ def search_command(
     except KeyboardInterrupt:
         err_console.print("interrupted: trials stopped; the charge stays on the ledger")
         raise typer.Exit(130) from None
-    from tunedp.search import human_summary
+    from tunedp.report import human_summary
 
     console.print(human_summary(outcome.report), highlight=False)
     console.print(f"report: {outcome.output_dir / 'report.json'}")
+
+
+def _observers(tracking_uri: str | None) -> list[SearchObserver]:
+    """The console, and MLflow unless switched off (``TUNEDP_TRACKING=0`` and no ``--tracking-uri``)."""
+    from tunedp.progress import ConsoleProgress
+
+    observers: list[SearchObserver] = [ConsoleProgress(console)]
+    if tracking_uri is not None or os.environ.get("TUNEDP_TRACKING", "1") != "0":
+        from tunedp.tracking import MlflowTracker
+
+        observers.append(MlflowTracker(tracking_uri=tracking_uri))
+    return observers
 
 
 @app.command("report")
@@ -359,15 +393,15 @@ def report_command(
     as_json: JsonOption = False,
 ) -> None:
     """Print a finished search's privacy report."""
-    from tunedp.search import human_summary
+    from tunedp.report import SearchReport, human_summary
 
     file = path / "report.json" if path.is_dir() else path
     if not file.is_file():
         raise UserError(f"PATH: no report at {file}; give a search's output folder")
     try:
         report = json.loads(file.read_text(encoding="utf-8"))
-        summary = human_summary(report)
-    except (json.JSONDecodeError, KeyError, TypeError) as error:
+        summary = human_summary(SearchReport.from_json(report))
+    except (json.JSONDecodeError, KeyError, TypeError, AttributeError) as error:
         raise UserError(f"PATH: {file} is not a tunedp report ({error})") from None
     if as_json:
         print(json.dumps(report, indent=2))

@@ -19,50 +19,15 @@ the search was charged for:
 
 In no mode does a raw training loss or an exact private validation accuracy
 leave: those were never privatised.
-
-Pure Python: imports neither torch nor Ray nor MLflow.
 """
 
 from __future__ import annotations
 
-import math
-from dataclasses import dataclass, field
-from typing import Any, Literal
+from dataclasses import dataclass
 
-__all__ = ["Disclosure", "TrialRecord", "disclosure_for"]
+from tunedp.records import TrialRecord, TrialStatus
 
-TrialStatus = Literal["completed", "stopped", "failed"]
-
-
-@dataclass(kw_only=True)
-class TrialRecord:
-    """What the driver knows about one trial (inside the privacy boundary)."""
-
-    point: dict[str, float]
-    hyperparameters: dict[str, float]
-    status: TrialStatus
-    released_scores: list[float] = field(default_factory=list)
-    test_metric: float | None = None
-    error: str | None = None
-    node_id: str | None = None
-    checkpoint_path: str | None = None
-    train_seconds: float = 0.0
-    wall_time_s: float = 0.0
-
-    @property
-    def final_score(self) -> float:
-        return self.released_scores[-1] if self.released_scores else -math.inf
-
-    def public_view(self) -> dict[str, Any]:
-        """Every field that may be shown once this record is disclosable."""
-        return {
-            "point": self.point,
-            "hyperparameters": self.hyperparameters,
-            "status": self.status,
-            "released_scores": self.released_scores,
-            "final_score": self.released_scores[-1] if self.released_scores else None,
-            "error": self.error,
-        }
+__all__ = ["Disclosure", "TrialRecord", "TrialStatus", "disclosure_for"]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -80,11 +45,6 @@ class Disclosure:
     @property
     def shows_trial_count(self) -> bool:
         """Whether the number of trials (planned or done) may be displayed."""
-        return self.releases_all
-
-    @property
-    def shows_live_scores(self) -> bool:
-        """Whether scores may be displayed while trials run (before the best is known)."""
         return self.releases_all
 
 

@@ -7,6 +7,8 @@ second of start-up) before a command needs them.
 
 from __future__ import annotations
 
+import re
+
 __all__ = [
     "BudgetExceededError",
     "CalibrationError",
@@ -15,6 +17,7 @@ __all__ = [
     "LedgerError",
     "LedgerMissingError",
     "UserFacingError",
+    "one_line",
 ]
 
 
@@ -44,3 +47,18 @@ class LedgerCorruptError(LedgerError):
 
 class BudgetExceededError(LedgerError):
     """The ledger cannot admit the search: the global budget would be exceeded."""
+
+
+_ANSI = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]")
+
+
+def one_line(text: object, limit: int = 300) -> str:
+    """``text`` (an exception, a message) as one line without terminal colour codes, at most ``limit`` chars.
+
+    An exception shows as ``Type: message``. Used wherever a message reaches a
+    single-line channel (the console, report.json, an MLflow tag).
+    """
+    if isinstance(text, BaseException):
+        text = f"{type(text).__name__}: {text}"
+    words = " ".join(_ANSI.sub("", str(text)).split())
+    return words if len(words) <= limit else words[: limit - 1] + "…"

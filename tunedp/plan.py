@@ -3,7 +3,7 @@
 A plan reads no data. It needs only the sizes the workload *declares*
 (``trials.sizes``), so ``tunedp plan`` is instant and the ledger can be
 charged before any trial touches the data. The same :class:`SearchPlan` later
-produces each trial's :class:`~tunedp.accounting.trial.TrialPlan`, so what the
+produces each trial's :class:`~tunedp.accounting.trial_event.TrialPlan`, so what the
 optimizer runs and what the ledger was charged are derived from one object.
 
 This module imports neither torch nor Ray nor MLflow.
@@ -22,7 +22,7 @@ from tunedp.accounting.calibration import Calibration, calibrate_noise_multiplie
 from tunedp.accounting.epsilon import pld_epsilon, rdp_epsilon
 from tunedp.accounting.schedule import noise_segments
 from tunedp.accounting.search_event import SearchShape, naive_event, search_event
-from tunedp.accounting.trial import TrialPlan
+from tunedp.accounting.trial_event import TrialPlan
 from tunedp.config import (
     AdaptiveSearch,
     ChoiceParam,
@@ -34,7 +34,7 @@ from tunedp.config import (
     SearchConfig,
 )
 
-__all__ = ["SearchPlan", "WorkloadSizes", "grid_points", "plan_search", "workload_sizes"]
+__all__ = ["PlanFigures", "SearchPlan", "WorkloadSizes", "grid_points", "plan_search", "workload_sizes"]
 
 #: More grid points than this is almost certainly a mistake (and a huge charge).
 MAX_GRID_POINTS = 10_000
@@ -100,14 +100,14 @@ def _search_shape(config: SearchConfig) -> SearchShape:
                 release="best",
                 expected_trials=mode.expected_trials,
                 max_trials=None,
-                shape=mode.accountant_shape,
+                count_shape=mode.accountant_shape,
             )
         return SearchShape(
             mode="random",
             release="all",
             expected_trials=mode.expected_trials,
             max_trials=mode.max_trials,
-            shape=mode.accountant_shape,
+            count_shape=mode.accountant_shape,
         )
     if isinstance(mode, AdaptiveSearch):
         return SearchShape(mode="adaptive", release="all", expected_trials=mode.max_trials, max_trials=mode.max_trials)
@@ -211,14 +211,13 @@ class SearchPlan:
             release="best",
             expected_trials=self.shape.expected_trials,
             max_trials=None,
-            shape=self.shape.shape,
+            count_shape=self.shape.count_shape,
         )
         return rdp_epsilon(search_event(self.trial.dp_event(), best), self.delta)
 
-    def to_json(self) -> dict[str, Any]:
+    def figures(self) -> PlanFigures:
         """Every figure of the plan, and what a reviewer needs to recompute ε independently."""
         trial = self.trial
-        validation = self.config.validation
         # PLD's grid grows like 1/σ²: at σ ≈ 0.01 (a budget of ~1e6) one second
         # opinion takes minutes and gigabytes. Below the floor it is left out.
         smallest = min(
@@ -226,49 +225,96 @@ class SearchPlan:
             + ([trial.score_noise_multiplier] if trial.score_noise_multiplier is not None else [])
         )
         pld = smallest >= PLD_MIN_NOISE_MULTIPLIER
-        pld_trial = pld_epsilon(trial.dp_event(), self.delta) if pld else None
         composed = self.shape.repeat_and_select
-        pld_search = None if composed or not pld else pld_epsilon(self.event, self.delta)
-        pld_naive = pld_epsilon(naive_event(trial.dp_event(), self.shape), self.delta) if pld else None
-        return {
-            "mode": self.shape.mode,
-            "release": self.shape.release,
-            "workload": self.config.workload,
-            "dataset": self.config.dataset_name,
-            "optimizer": self.config.optimizer,
-            "budget_epsilon": self.config.budget.epsilon,
-            "delta": self.delta,
-            "noise_multiplier": self.noise_multiplier,
-            "trial_epsilon": self.trial_epsilon,
-            "search_epsilon": self.search_epsilon,
-            "naive_epsilon": self.naive_epsilon,
-            "basic_composition_epsilon": self.trial_epsilon * self.shape.composed_trials,
-            "best_release_epsilon": self.best_release_epsilon,
-            "pld_trial_epsilon": pld_trial,
-            "pld_search_epsilon": pld_search,
-            "pld_naive_epsilon": pld_naive,
-            "fraction_of_budget": self.search_epsilon / self.config.budget.epsilon,
-            "expected_trials": self.shape.expected_trials,
-            "max_trials": self.shape.max_trials,
-            "naive_trials": self.shape.composed_trials,
-            # JSON has no infinity: a Poisson K (shape ∞) is "inf", as in the ledger's event JSON.
-            "shape": _json_shape(self.shape.shape) if self.shape.mode == "random" else None,
-            "distribution": self.config.search.distribution if isinstance(self.config.search, RandomSearch) else None,
-            "dataset_size": self.sizes.train,
-            "validation_size": self.sizes.validation,
-            "sampling_rate": trial.sampling_rate,
-            "expected_batch_size": trial.expected_batch_size,
-            "steps": trial.steps,
-            "steps_per_epoch": self.geometry.steps_per_epoch,
-            "schedule": [
-                {"noise_multiplier": segment.noise_multiplier, "steps": segment.steps} for segment in trial.segments
-            ],
-            "validation": validation.policy,
-            "score_noise_multiplier": trial.score_noise_multiplier,
-            "score_releases": trial.score_releases,
-            "evaluation_steps": list(trial.evaluation_steps),
-            "accountant": "rdp",
-        }
+        return PlanFigures(
+            mode=self.shape.mode,
+            release=self.shape.release,
+            workload=self.config.workload,
+            dataset=self.config.dataset_name,
+            optimizer=self.config.optimizer,
+            budget_epsilon=self.config.budget.epsilon,
+            delta=self.delta,
+            noise_multiplier=self.noise_multiplier,
+            trial_epsilon=self.trial_epsilon,
+            search_epsilon=self.search_epsilon,
+            naive_epsilon=self.naive_epsilon,
+            basic_composition_epsilon=self.trial_epsilon * self.shape.composed_trials,
+            best_release_epsilon=self.best_release_epsilon,
+            pld_trial_epsilon=pld_epsilon(trial.dp_event(), self.delta) if pld else None,
+            pld_search_epsilon=None if composed or not pld else pld_epsilon(self.event, self.delta),
+            pld_naive_epsilon=pld_epsilon(naive_event(trial.dp_event(), self.shape), self.delta) if pld else None,
+            fraction_of_budget=self.search_epsilon / self.config.budget.epsilon,
+            expected_trials=self.shape.expected_trials,
+            max_trials=self.shape.max_trials,
+            naive_trials=self.shape.composed_trials,
+            count_shape=self.shape.count_shape if self.shape.mode == "random" else None,
+            distribution=self.config.search.distribution if isinstance(self.config.search, RandomSearch) else None,
+            dataset_size=self.sizes.train,
+            validation_size=self.sizes.validation,
+            sampling_rate=trial.sampling_rate,
+            expected_batch_size=trial.expected_batch_size,
+            steps=trial.steps,
+            steps_per_epoch=self.geometry.steps_per_epoch,
+            schedule=tuple((segment.noise_multiplier, segment.steps) for segment in trial.segments),
+            validation=self.config.validation.policy,
+            score_noise_multiplier=trial.score_noise_multiplier,
+            score_releases=trial.score_releases,
+            evaluation_steps=tuple(trial.evaluation_steps),
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        """:meth:`figures` as the JSON document of ``tunedp plan --json``."""
+        return self.figures().to_json()
+
+
+@dataclass(frozen=True, kw_only=True)
+class PlanFigures:
+    """The figures of a plan: what ``tunedp plan`` shows and a reviewer recomputes ε from."""
+
+    mode: str
+    release: str
+    workload: str
+    dataset: str
+    optimizer: str
+    budget_epsilon: float
+    delta: float
+    noise_multiplier: float
+    trial_epsilon: float
+    search_epsilon: float
+    naive_epsilon: float
+    basic_composition_epsilon: float
+    best_release_epsilon: float | None
+    pld_trial_epsilon: float | None
+    pld_search_epsilon: float | None
+    pld_naive_epsilon: float | None
+    fraction_of_budget: float
+    expected_trials: float
+    max_trials: int | None
+    naive_trials: int
+    #: η of the trial-count distribution (random mode); ∞ for Poisson.
+    count_shape: float | None
+    distribution: str | None
+    dataset_size: int
+    validation_size: int
+    sampling_rate: float
+    expected_batch_size: float
+    steps: int
+    steps_per_epoch: int
+    #: (σ, steps) per segment of the noise schedule.
+    schedule: tuple[tuple[float, int], ...]
+    validation: str
+    score_noise_multiplier: float | None
+    score_releases: int
+    evaluation_steps: tuple[int, ...]
+    accountant: str = "rdp"
+
+    def to_json(self) -> dict[str, Any]:
+        document = {name: getattr(self, name) for name in self.__dataclass_fields__}
+        # JSON has no infinity: a Poisson K (shape ∞) is "inf", as in the ledger's event JSON.
+        document["shape"] = _json_shape(document.pop("count_shape"))
+        document["schedule"] = [{"noise_multiplier": sigma, "steps": steps} for sigma, steps in self.schedule]
+        document["evaluation_steps"] = list(self.evaluation_steps)
+        return document
 
 
 def _json_shape(shape: float | None) -> float | str | None:

@@ -23,7 +23,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from tunedp.accounting.epsilon import UnsupportedEventError, rdp_accountant
-from tunedp.disclosure import TrialRecord
+from tunedp.records import TrialRecord
 
 __all__ = [
     "SearchPoint",

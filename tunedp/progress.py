@@ -9,6 +9,7 @@ before selection: the line is a spinner and a clock.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from typing import TYPE_CHECKING
 
@@ -23,13 +24,13 @@ from rich.progress import (
     TimeElapsedColumn,
 )
 
-from tunedp.disclosure import TrialRecord, disclosure_for
-from tunedp.search import SearchObserver
+from tunedp.disclosure import disclosure_for
+from tunedp.observers import SearchObserver, SearchOutcome
+from tunedp.records import TrialRecord
 
 if TYPE_CHECKING:
     from tunedp.accounting.ledger import Charge, PrivacyLedger
     from tunedp.plan import SearchPlan
-    from tunedp.search import SearchOutcome
 
 __all__ = ["ConsoleProgress"]
 
@@ -94,4 +95,6 @@ class ConsoleProgress(SearchObserver):
             self._progress = None
 
     def __del__(self) -> None:
-        self._stop()
+        # At interpreter shutdown rich can no longer import what it renders with.
+        with contextlib.suppress(Exception):
+            self._stop()

@@ -52,15 +52,17 @@ from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
 from tunedp import plots
-from tunedp.disclosure import TrialRecord, disclosure_for
-from tunedp.search import SearchObserver, human_summary
+from tunedp.disclosure import disclosure_for
+from tunedp.errors import one_line
+from tunedp.observers import SearchObserver, SearchOutcome
+from tunedp.records import TrialRecord
+from tunedp.report import human_summary
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
     from tunedp.accounting.ledger import Charge, PrivacyLedger
     from tunedp.plan import SearchPlan
-    from tunedp.search import SearchOutcome
 
 __all__ = [
     "MlflowTracker",
@@ -177,7 +179,7 @@ def trial_logs(
             run_name = f"trial-{index + 1:03d}"
             tags[TAG_STATUS] = record.status
             if record.error:
-                tags[TAG_ERROR] = _one_line(record.error)
+                tags[TAG_ERROR] = one_line(record.error)
             metrics += [("released_score", float(s), step) for step, s in enumerate(record.released_scores)]
             metrics.append(("trial_epsilon", float(trial_epsilon), 0))
             status = RunStatus.to_string(RunStatus.FAILED if record.status == "failed" else RunStatus.FINISHED)
@@ -210,11 +212,6 @@ def flatten_config(data: Mapping[str, Any], prefix: str = "config") -> dict[str,
         elif value is not None:
             flat[name] = _param_value(value)
     return flat
-
-
-def _one_line(text: object, limit: int = 300) -> str:
-    words = " ".join(str(text).split())
-    return words if len(words) <= limit else words[: limit - 1] + "…"
 
 
 # ---------------------------------------------------------------------------- the observer
@@ -279,7 +276,7 @@ class MlflowTracker(SearchObserver):
         if state.error is not None:
             log.warning(
                 "MLflow tracking to %s failed (%s); the search was not affected and its results are in %s",
-                _one_line(_redacted(self.tracking_uri), 200),
+                one_line(_redacted(self.tracking_uri), 200),
                 state.error,
                 outcome.output_dir.resolve(),
             )
@@ -295,7 +292,7 @@ class MlflowTracker(SearchObserver):
             with _fast_failing_http(), _quiet_mlflow_logs():
                 step(*args)
         except Exception as error:  # any store/HTTP/plot error: tracking stops, the search goes on
-            state.error = _one_line(f"{type(error).__name__}: {error}")
+            state.error = one_line(error)
 
     def _open_search(self) -> None:
         state = self._state
@@ -369,16 +366,14 @@ class MlflowTracker(SearchObserver):
         client, run_id = state.client, state.parent_run_id
         plan = outcome.plan
         rule = disclosure_for(plan.shape.mode, plan.shape.release)
-        ledger_figures = outcome.report.get("ledger", {})
-        global_epsilon = float(ledger_figures.get("global_epsilon", state.ledger.epsilon))
-        metrics: dict[str, float] = {}
-        for key in ("spent_before", "spent_after"):
-            if key in ledger_figures:
-                metrics[f"ledger_{key}"] = float(ledger_figures[key])
-                metrics[f"ledger_remaining_{key.removeprefix('spent_')}"] = max(
-                    0.0, global_epsilon - float(ledger_figures[key])
-                )
-        params: dict[str, str] = {"status": str(outcome.report.get("status", ""))}
+        figures = outcome.report.ledger
+        metrics: dict[str, float] = {
+            "ledger_spent_before": figures.spent_before,
+            "ledger_spent_after": figures.spent_after,
+            "ledger_remaining_before": max(0.0, figures.global_epsilon - figures.spent_before),
+            "ledger_remaining_after": figures.remaining,
+        }
+        params: dict[str, str] = {"status": outcome.report.status}
         best = outcome.best
         if best is not None:
             metrics["best_released_score"] = best.final_score

@@ -30,7 +30,7 @@ from tunedp.accounting.schedule import (
     noise_segments,
 )
 from tunedp.accounting.search_event import SearchShape, search_event
-from tunedp.accounting.trial import TrialPlan
+from tunedp.accounting.trial_event import TrialPlan
 
 DELTA = 1e-5
 Schedule = ConstantSchedule | LinearSchedule | ExponentialSchedule | StepSchedule | CyclicSchedule
@@ -66,7 +66,7 @@ def _search(
 _shapes = st.one_of(
     st.builds(
         lambda mean, shape: SearchShape(
-            mode="random", release="best", expected_trials=mean, max_trials=None, shape=shape
+            mode="random", release="best", expected_trials=mean, max_trials=None, count_shape=shape
         ),
         st.floats(min_value=1.0, max_value=30.0),
         st.sampled_from([0.0, 1.0, math.inf]),
@@ -163,7 +163,7 @@ def test_non_positive_budget_is_refused(target: float) -> None:
 
 def test_larger_budget_buys_less_noise() -> None:
     make_event = _search(
-        shape=SearchShape(mode="random", release="best", expected_trials=10, max_trials=None, shape=1.0),
+        shape=SearchShape(mode="random", release="best", expected_trials=10, max_trials=None, count_shape=1.0),
         schedule=ConstantSchedule(),
         q=0.01,
         steps=1000,

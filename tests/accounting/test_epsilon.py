@@ -22,7 +22,7 @@ from hypothesis import strategies as st
 
 from tunedp.accounting.epsilon import RDP_ORDERS, UnsupportedEventError, pld_epsilon, rdp_epsilon
 from tunedp.accounting.schedule import NoiseSegment
-from tunedp.accounting.trial import steps_event
+from tunedp.accounting.trial_event import steps_event
 
 from .reference_dp import (
     analytic_gaussian_epsilon,

@@ -31,7 +31,7 @@ DELTA = 1e-5
 
 
 def _random_best(mean: float, shape: float) -> SearchShape:
-    return SearchShape(mode="random", release="best", expected_trials=mean, max_trials=None, shape=shape)
+    return SearchShape(mode="random", release="best", expected_trials=mean, max_trials=None, count_shape=shape)
 
 
 def _fashion_mnist_trial(sigma: float) -> dp_event.DpEvent:
@@ -56,7 +56,7 @@ def test_random_search_releasing_only_the_best_is_repeat_and_select() -> None:
     [
         SearchShape(mode="adaptive", release="all", expected_trials=30, max_trials=30),
         SearchShape(mode="grid", release="all", expected_trials=12, max_trials=12),
-        SearchShape(mode="random", release="all", expected_trials=10, max_trials=30, shape=1.0),
+        SearchShape(mode="random", release="all", expected_trials=10, max_trials=30, count_shape=1.0),
     ],
 )
 def test_searches_that_show_every_trial_are_charged_the_composition_of_max_trials(shape: SearchShape) -> None:
@@ -73,11 +73,11 @@ def test_naive_comparison_composes_the_rounded_up_mean() -> None:
 @pytest.mark.parametrize(
     ("fields", "match"),
     [
-        ({"mode": "random", "release": "best", "expected_trials": 0.5, "max_trials": None, "shape": 1.0}, "expected"),
-        ({"mode": "random", "release": "best", "expected_trials": 5, "max_trials": 10, "shape": 1.0}, "cap"),
-        ({"mode": "random", "release": "best", "expected_trials": 5, "max_trials": None, "shape": None}, "shape"),
-        ({"mode": "random", "release": "best", "expected_trials": 5, "max_trials": None, "shape": -1.0}, "shape"),
-        ({"mode": "random", "release": "best", "expected_trials": 5, "max_trials": None, "shape": math.nan}, "shape"),
+        ({"mode": "random", "release": "best", "expected_trials": 0.5, "max_trials": None, "count_shape": 1.0}, "expected"),
+        ({"mode": "random", "release": "best", "expected_trials": 5, "max_trials": 10, "count_shape": 1.0}, "cap"),
+        ({"mode": "random", "release": "best", "expected_trials": 5, "max_trials": None, "count_shape": None}, "shape"),
+        ({"mode": "random", "release": "best", "expected_trials": 5, "max_trials": None, "count_shape": -1.0}, "shape"),
+        ({"mode": "random", "release": "best", "expected_trials": 5, "max_trials": None, "count_shape": math.nan}, "shape"),
         ({"mode": "adaptive", "release": "all", "expected_trials": 5, "max_trials": None}, "max_trials"),
         ({"mode": "grid", "release": "all", "expected_trials": 5, "max_trials": 0}, "max_trials"),
     ],

@@ -9,7 +9,7 @@ from dp_accounting.rdp import RdpAccountant
 from torch.nn import functional
 
 from tunedp.accounting.schedule import NoiseSegment
-from tunedp.accounting.trial import steps_event
+from tunedp.accounting.trial_event import steps_event
 from tunedp.optim import UPDATE_RULES, UpdateRule, build_update_rule, make_generator, make_private
 
 # Small, stable settings per rule (DP² with a short delay so both phases run).

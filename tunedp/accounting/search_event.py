@@ -32,21 +32,22 @@ class SearchShape:
 
     ``expected_trials`` is the mean of K (random) or the fixed number of trials;
     ``max_trials`` is ``None`` when K is unbounded (random, ``release: best``);
-    ``shape`` is the repeat-and-select shape (∞ for Poisson) in random mode.
+    ``count_shape`` is the shape η of the distribution of K in random mode
+    (truncated negative binomial; 0 logarithmic, 1 geometric, ∞ Poisson).
     """
 
     mode: Literal["random", "adaptive", "grid"]
     release: Literal["best", "all"]
     expected_trials: float
     max_trials: int | None
-    shape: float | None = None
+    count_shape: float | None = None
 
     def __post_init__(self) -> None:
         if self.expected_trials < 1:
             raise ValueError(f"Expected expected_trials={self.expected_trials} >= 1")
         if self.repeat_and_select:
-            if self.shape is None or math.isnan(self.shape) or self.shape < 0:
-                raise ValueError(f"Expected shape={self.shape} >= 0 for repeat-and-select")
+            if self.count_shape is None or math.isnan(self.count_shape) or self.count_shape < 0:
+                raise ValueError(f"Expected count_shape={self.count_shape} >= 0 for repeat-and-select")
             if self.max_trials is not None:
                 raise ValueError("repeat-and-select must not cap the number of trials")
         elif self.max_trials is None or self.max_trials < 1:
@@ -67,8 +68,8 @@ class SearchShape:
 def search_event(trial: dp_event.DpEvent, shape: SearchShape) -> dp_event.DpEvent:
     """The event the ledger is charged for a search whose every trial is ``trial``."""
     if shape.repeat_and_select:
-        assert shape.shape is not None  # checked in __post_init__
-        return dp_event.RepeatAndSelectDpEvent(trial, float(shape.expected_trials), float(shape.shape))
+        assert shape.count_shape is not None  # checked in __post_init__
+        return dp_event.RepeatAndSelectDpEvent(trial, float(shape.expected_trials), float(shape.count_shape))
     assert shape.max_trials is not None
     return dp_event.SelfComposedDpEvent(trial, shape.max_trials)
 
@@ -104,8 +105,8 @@ def draw_trial_count(shape: SearchShape, rng: np.random.Generator) -> int:
     if shape.mode != "random":
         assert shape.max_trials is not None
         return shape.max_trials
-    assert shape.shape is not None
-    mean, eta = float(shape.expected_trials), float(shape.shape)
+    assert shape.count_shape is not None
+    mean, eta = float(shape.expected_trials), float(shape.count_shape)
     if math.isinf(eta):
         count = int(rng.poisson(mean))
     elif mean == 1.0:

@@ -21,7 +21,7 @@ from dp_accounting import dp_event
 from torch import Tensor, nn
 
 from tunedp.accounting.schedule import NoiseSegment, noise_multiplier_at
-from tunedp.accounting.trial import steps_event
+from tunedp.accounting.trial_event import steps_event
 from tunedp.optim.noise import make_generator
 from tunedp.optim.per_sample import LossFn
 from tunedp.optim.privatizer import Privatizer

@@ -17,7 +17,7 @@ from dp_accounting.pld import pld_privacy_accountant
 
 from tunedp.accounting.epsilon import rdp_epsilon
 from tunedp.accounting.schedule import CyclicSchedule, NoiseSegment, noise_segments
-from tunedp.accounting.trial import TrialPlan, steps_event
+from tunedp.accounting.trial_event import TrialPlan, steps_event
 
 DELTA = 1e-5
 

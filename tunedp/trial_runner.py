@@ -27,7 +27,7 @@ from dataclasses import dataclass
 import torch
 from dp_accounting import dp_event
 
-from tunedp.accounting.trial import TrialPlan, with_score_releases
+from tunedp.accounting.trial_event import TrialPlan, with_score_releases
 
 __all__ = ["EvaluationReport", "TrialError", "TrialResult", "TrialSettings", "run_trial"]
 
@@ -45,9 +45,10 @@ class TrialSettings:
     hyperparameters: Mapping[str, float]
     plan: TrialPlan
     model: str | None = None
-    seed: int = 0
-    #: Noise from a generator seeded with OS entropy (not reproducible) rather than ``seed``.
-    secure_noise: bool = False
+    #: ``None`` (the default, private): initialisation, Poisson batches and
+    #: every noise draw come from fresh OS entropy. An integer makes the trial
+    #: reproducible and therefore *not private* (debugging and tests only).
+    seed: int | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -121,12 +122,9 @@ def run_trial(
         )
     splits = workload.load()
 
-    torch.manual_seed(settings.seed)
+    init, sampling, noise, score_noise = _generators(settings.seed)
+    torch.manual_seed(init)
     model = workload.build_model(settings.model)
-    sampling = torch.Generator().manual_seed(settings.seed + 1)
-    noise_seed = secrets.randbits(63) if settings.secure_noise else settings.seed + 2
-    noise = torch.Generator().manual_seed(noise_seed)
-    score_noise = torch.Generator().manual_seed(secrets.randbits(63) if settings.secure_noise else settings.seed + 3)
 
     trainer = make_private(
         model,
@@ -182,6 +180,19 @@ def run_trial(
         wall_time_s=time.perf_counter() - started,
         train_seconds=train_seconds,
     )
+
+
+def _generators(seed: int | None) -> tuple[int, torch.Generator, torch.Generator, torch.Generator]:
+    """The initialisation seed and the batch, noise and score-noise generators of one trial.
+
+    Private (``seed=None``): each from its own OS-entropy draw, so no two
+    trials — not even two at the same hyperparameters — share batches or noise.
+    """
+    if seed is None:
+        draws = [secrets.randbits(63) for _ in range(4)]
+    else:
+        draws = [seed, seed + 1, seed + 2, seed + 3]
+    return draws[0], *(torch.Generator().manual_seed(d) for d in draws[1:])  # type: ignore[return-value]
 
 
 def test_metric_of(workload_name: str, variant: str | None, state: Mapping[str, torch.Tensor]) -> float:

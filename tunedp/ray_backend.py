@@ -1,0 +1,438 @@
+"""The Ray Tune backend: runs a charged plan's trials. The only module that imports Ray, Tune or Optuna.
+
+It is imported only when trials actually run, so planning, reporting,
+tracking and the console never load Ray. Modes map to Tune as follows:
+
+- ``random``: K is drawn by the driver; Tune's own sampler draws K points
+  i.i.d. from the prior. Under ``release: best`` Ray's console output,
+  worker logs and result files are silenced or kept in a temporary folder
+  that is deleted.
+- ``adaptive``: Optuna TPE via ``OptunaSearch`` (``max_concurrent_trials``
+  set, as Ray otherwise drops to one trial at a time), optionally ASHA, whose
+  rungs read only the noisy released scores.
+- ``grid``: every point of the grid once.
+
+Trials are never retried (``max_failures=0``): a retry would touch the data
+again, outside what was charged. Every trial draws its batches, noise and
+initialisation from fresh OS entropy; only a ``--seed`` run (not private)
+derives them from the seed and the trial's index — never from its point,
+since two trials at one point with shared batches are one mechanism at σ/√2,
+not two at σ.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import shutil
+import tempfile
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import ray
+from ray import tune
+from ray.tune.search.basic_variant import BasicVariantGenerator
+
+from tunedp.accounting.trial_event import TrialPlan
+from tunedp.config import (
+    AdaptiveSearch,
+    ChoiceParam,
+    FixedParam,
+    GridSearch,
+    LogUniformParam,
+    SearchConfig,
+    UniformParam,
+)
+from tunedp.disclosure import Disclosure
+from tunedp.errors import one_line
+from tunedp.plan import SearchPlan, grid_points
+from tunedp.records import TrialRecord, TrialStatus
+from tunedp.scoped import environment, logger_levels
+from tunedp.space import optimizer_hyperparameters
+
+__all__ = ["TrialsRun", "run_trials"]
+
+OBJECT_STORE_BYTES = 256 * 1024 * 1024
+METRIC = "score"
+
+#: Tune and Ray switches set for the duration of a search only.
+_TUNE_ENVIRONMENT = {
+    # Per-trial result files are not needed (the driver reads results in
+    # memory) and would only be more data-dependent files on disk.
+    "TUNE_DISABLE_AUTO_CALLBACK_LOGGERS": "1",
+    "TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S": "0",
+    # Ray's newer console output prints the number of trials and a results
+    # path even at verbose=0; the legacy reporter honours verbose=0 fully.
+    "RAY_AIR_NEW_OUTPUT": "0",
+}
+_RAY_DEFAULTS = {"RAY_USAGE_STATS_ENABLED": "0", "RAY_AUTH_MODE": "disabled"}
+#: Tune logs failed trials' tracebacks and per-trial status; under release: best keep them in.
+_QUIET_LOGGERS = {name: logging.CRITICAL for name in ("ray.tune", "ray.train", "ray.air", "ray")}
+
+
+@dataclass(frozen=True, kw_only=True)
+class TrialsRun:
+    """What the trials produced, inside the driver: every record, the selected one with its model."""
+
+    records: tuple[TrialRecord, ...]
+    best: TrialRecord | None
+    nodes: tuple[str, ...]
+
+
+@dataclass(frozen=True, kw_only=True)
+class _TrialStatic:
+    """What every trial of a search shares; passed to Ray via ``tune.with_parameters``."""
+
+    config_json: str
+    plan: TrialPlan
+    #: ``None`` in a private search: every trial seeds itself from OS entropy.
+    base_seed: int | None
+    threads: int
+
+
+def trial_seed(base_seed: int, trial_index: int) -> int:
+    """A seeded (not private) run's seed for its ``trial_index``-th trial."""
+    digest = hashlib.sha256(f"{base_seed}|trial|{trial_index}".encode()).digest()
+    return int.from_bytes(digest[:6], "big")
+
+
+def _trial_index() -> int:
+    """This trial's index in the search (Tune's trial ids end in ``_00007``)."""
+    trial_id = str(tune.get_context().get_trial_id())
+    tail = trial_id.rsplit("_", 1)[-1]
+    return int(tail) if tail.isdigit() else int.from_bytes(hashlib.sha256(trial_id.encode()).digest()[:4], "big")
+
+
+def _trainable(point: dict[str, Any], static: _TrialStatic) -> None:
+    """One Ray Tune trial: run the trial and report each *released* score."""
+    import torch
+
+    from tunedp.optim import keep_freed_memory
+    from tunedp.trial_runner import EvaluationReport, TrialSettings, run_trial
+
+    torch.set_num_threads(static.threads)
+    # The trial's worker process exists to train: keeping freed heap memory
+    # mapped removes ~15 ms of page faults per private step (benchmarks/optim).
+    keep_freed_memory()
+    config = SearchConfig.model_validate_json(static.config_json)
+    hyper = optimizer_hyperparameters(point, config)
+    settings = TrialSettings(
+        workload=config.workload,
+        model=config.model,
+        optimizer=config.optimizer,
+        hyperparameters=hyper,
+        plan=static.plan,
+        seed=trial_seed(static.base_seed, _trial_index()) if static.base_seed is not None else None,
+    )
+    node_id = _node_id()
+    released: list[float] = []
+
+    def report(evaluation: EvaluationReport) -> None:
+        released.append(evaluation.released_score)
+        if not evaluation.is_last:  # the last one goes out with the checkpoint below
+            # Every report carries all scores released so far, so a trial that
+            # ASHA stops still has its full released history in its last result.
+            tune.report(
+                {
+                    METRIC: evaluation.released_score,
+                    "evaluation": evaluation.index + 1,
+                    "released_scores": json.dumps(released),
+                    "node_id": node_id,
+                }
+            )
+
+    # Only the selected model's test metric is ever reported; the driver
+    # measures it after selection instead of every trial paying for it.
+    result = run_trial(settings, report=report, evaluate_test=False)
+    with tempfile.TemporaryDirectory() as folder:
+        torch.save(result.model_state, Path(folder) / "model.pt")
+        tune.report(
+            {
+                METRIC: result.final_score,
+                "evaluation": len(result.released_scores),
+                "released_scores": json.dumps(result.released_scores),
+                "train_seconds": result.train_seconds,
+                "trial_wall_s": result.wall_time_s,
+                "node_id": node_id,
+                "finished": True,
+            },
+            checkpoint=tune.Checkpoint.from_directory(folder),
+        )
+
+
+def _node_id() -> str:
+    """The Ray node this trial runs on (nodes of one machine share an IP, not an id)."""
+    try:
+        return str(ray.get_runtime_context().get_node_id())
+    except Exception:  # informational only
+        return "unknown"
+
+
+def _tune_domain(param: Any) -> Any:
+    if isinstance(param, LogUniformParam):
+        return tune.loguniform(param.low, param.high)
+    if isinstance(param, UniformParam):
+        return tune.uniform(param.low, param.high)
+    if isinstance(param, ChoiceParam):
+        return tune.choice(list(param.values))
+    assert isinstance(param, FixedParam)
+    return param.value
+
+
+def _param_space(config: SearchConfig) -> dict[str, Any]:
+    if isinstance(config.search, GridSearch):
+        return {name: tune.grid_search(values) for name, values in _grid_axes(config).items()}
+    return {name: _tune_domain(p) for name, p in config.space.params.items()}
+
+
+def _grid_axes(config: SearchConfig) -> dict[str, list[float]]:
+    axes: dict[str, list[float]] = {}
+    for point in grid_points(config):
+        for name, value in point.items():
+            if value not in axes.setdefault(name, []):
+                axes[name].append(value)
+    return axes
+
+
+def ensure_ray(ray_address: str | None) -> bool:
+    """Connect to ``ray_address`` or start a local Ray; True when we started it (and must stop it)."""
+    if ray.is_initialized():
+        return False
+    with environment(_RAY_DEFAULTS, override=False):
+        # Worker output (a trial's prints, Tune's checkpoint chatter, tracebacks)
+        # is data-dependent and not a release: it is never forwarded to this
+        # console. A failed trial reaches the report through its record instead.
+        if ray_address is not None:
+            ray.init(address=ray_address, log_to_driver=False, logging_level=logging.WARNING)
+            return False
+        # address="local": start our own instance even if `ray start` left a
+        # cluster file behind on this machine (ray.init would try to join it).
+        ray.init(
+            address="local",
+            num_cpus=os.cpu_count() or 1,
+            include_dashboard=False,
+            object_store_memory=OBJECT_STORE_BYTES,
+            log_to_driver=False,
+            logging_level=logging.WARNING,
+            _node_ip_address="127.0.0.1",
+        )
+    return True
+
+
+def run_trials(
+    plan: SearchPlan,
+    *,
+    trial_count: int,
+    rng: np.random.Generator,
+    seed: int | None,
+    ray_address: str | None,
+    max_concurrent: int | None,
+    disclosure: Disclosure,
+    select: Callable[[Sequence[TrialRecord]], TrialRecord | None],
+    on_trial_done: Callable[[TrialRecord, int, int], None] | None = None,
+) -> TrialsRun:
+    """Run ``trial_count`` trials of ``plan`` on Ray Tune and keep the selected trial's model.
+
+    Raises ``KeyboardInterrupt`` when the trials were stopped before all
+    finished (Tune's own Ctrl-C handler returns normally): nothing of an
+    interrupted search is released.
+    """
+    if trial_count == 0:
+        return TrialsRun(records=(), best=None, nodes=())
+    config = plan.config
+    quiet = {} if disclosure.releases_all else _QUIET_LOGGERS
+    started_ray = ensure_ray(ray_address)
+    storage = Path(tempfile.mkdtemp(prefix="tunedp-ray-"))
+    try:
+        with (
+            environment(_TUNE_ENVIRONMENT),
+            logger_levels({**quiet, "ray.tune.analysis.experiment_analysis": logging.ERROR}),
+        ):
+            cpus = int(ray.cluster_resources().get("CPU", 1))  # type: ignore[no-untyped-call]
+            concurrency = max(1, min(max_concurrent or cpus, trial_count))
+            static = _TrialStatic(
+                config_json=config.model_dump_json(),
+                plan=plan.trial,
+                base_seed=seed,
+                threads=1 if concurrency > 1 else max(1, min(2, cpus)),
+            )
+            progress = _progress_callback(config, trial_count, on_trial_done if disclosure.releases_all else None)
+            tuner = tune.Tuner(
+                tune.with_resources(tune.with_parameters(_trainable, static=static), {"cpu": 1}),
+                param_space=_param_space(config),
+                tune_config=_tune_config(plan, trial_count, concurrency, rng),
+                run_config=tune.RunConfig(
+                    name="search",
+                    storage_path=str(storage),
+                    verbose=0,
+                    failure_config=tune.FailureConfig(max_failures=0, fail_fast=False),
+                    callbacks=[progress],
+                    checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
+                ),
+            )
+            results = tuner.fit()
+        if progress.finished < trial_count:
+            # Tune's own Ctrl-C handler stopped the trials cleanly and returned.
+            # Nothing is released from an interrupted search: under release:
+            # best, the best of however many trials happened to finish is not
+            # what the charge's repeat-and-select bound covers.
+            raise KeyboardInterrupt
+        records = [_record_of_result(config, results[i]) for i in range(len(results))]
+        chosen = select(records)
+        best = _keep_checkpoint(chosen)
+        records = [best if r is chosen and best is not None else replace(r, checkpoint_path=None) for r in records]
+        nodes = tuple(sorted({r.node_id for r in records if r.node_id}))
+        return TrialsRun(records=tuple(records), best=best, nodes=nodes)
+    finally:
+        if started_ray:
+            ray.shutdown()
+        shutil.rmtree(storage, ignore_errors=True)
+
+
+def _tune_config(plan: SearchPlan, trial_count: int, concurrency: int, rng: np.random.Generator) -> Any:
+    config = plan.config
+    sampler_seed = int(rng.integers(0, 2**31 - 1))
+    if isinstance(config.search, AdaptiveSearch):
+        import optuna
+        from ray.tune.schedulers import ASHAScheduler
+        from ray.tune.search.optuna import OptunaSearch
+
+        optuna.logging.set_verbosity(optuna.logging.WARNING)
+        searcher = OptunaSearch(
+            metric=METRIC,
+            mode="max",
+            sampler=optuna.samplers.TPESampler(seed=sampler_seed, n_startup_trials=config.search.startup_trials),
+        )
+        scheduler = None
+        if config.search.scheduler == "asha":
+            scheduler = ASHAScheduler(
+                time_attr="evaluation",
+                max_t=config.training.evaluations,
+                grace_period=min(config.search.grace_period, config.training.evaluations),
+                reduction_factor=config.search.reduction_factor,
+            )
+        return tune.TuneConfig(
+            metric=METRIC,
+            mode="max",
+            search_alg=searcher,
+            scheduler=scheduler,
+            num_samples=trial_count,
+            max_concurrent_trials=concurrency,
+            reuse_actors=True,
+        )
+    if isinstance(config.search, GridSearch):
+        return tune.TuneConfig(num_samples=1, max_concurrent_trials=concurrency, reuse_actors=True)
+    # Reusing trial actors saves a Python start, a torch import and a data
+    # load per trial: most of a short trial's overhead.
+    return tune.TuneConfig(
+        # Tune ignores max_concurrent_trials for a BasicVariantGenerator; it
+        # takes its own limit.
+        search_alg=BasicVariantGenerator(random_state=sampler_seed, max_concurrent=concurrency),
+        num_samples=trial_count,
+        reuse_actors=True,
+    )
+
+
+def trial_record(
+    config: SearchConfig,
+    trial_config: Mapping[str, Any] | None,
+    metrics: Mapping[str, Any] | None,
+    *,
+    failed: bool,
+    error: BaseException | None = None,
+    checkpoint_path: str | None = None,
+) -> TrialRecord:
+    """What the driver knows about one trial, from its Tune config and its last reported metrics."""
+    searched = set(config.space.params)
+    point = {k: float(v) for k, v in (trial_config or {}).items() if k in searched}
+    metrics = metrics or {}
+    try:
+        hyper = optimizer_hyperparameters(point, config)
+    except ValueError:
+        hyper = {}
+    status: TrialStatus
+    if failed:
+        status = "failed"
+    elif metrics.get("finished"):
+        status = "completed"
+    else:
+        status = "stopped"  # early-stopped by ASHA: its released scores are real
+    # Every report carries the scores released so far (see _trainable).
+    scores = [float(x) for x in json.loads(metrics["released_scores"])] if metrics.get("released_scores") else []
+    return TrialRecord(
+        point=point,
+        hyperparameters=hyper,
+        status=status,
+        released_scores=() if failed else tuple(scores),
+        node_id=metrics.get("node_id"),
+        train_seconds=float(metrics.get("train_seconds", 0.0) or 0.0),
+        wall_time_s=float(metrics.get("trial_wall_s", 0.0) or 0.0),
+        error=one_line(error) if error is not None else None,
+        checkpoint_path=checkpoint_path,
+    )
+
+
+def _record_of_result(config: SearchConfig, result: Any) -> TrialRecord:
+    return trial_record(
+        config,
+        result.config,
+        result.metrics,
+        failed=result.error is not None,
+        error=result.error,
+        checkpoint_path=result.checkpoint.path if result.checkpoint is not None else None,
+    )
+
+
+def _keep_checkpoint(best: TrialRecord | None) -> TrialRecord | None:
+    """Copy the selected trial's checkpoint out of Ray's storage before it is removed."""
+    if best is None or best.checkpoint_path is None:
+        return best
+    keep = Path(tempfile.mkdtemp(prefix="tunedp-best-"))
+    shutil.copytree(best.checkpoint_path, keep, dirs_exist_ok=True)
+    return replace(best, checkpoint_path=str(keep))
+
+
+def _progress_callback(
+    config: SearchConfig, planned: int, on_trial_done: Callable[[TrialRecord, int, int], None] | None
+) -> Any:
+    """A Tune callback counting finished trials and, where every trial is released, reporting each."""
+
+    class ProgressCallback(tune.Callback):
+        # Everything it needs comes through __init__: a closure over the
+        # observers would be pickled with the class (cloudpickle copies local
+        # classes by value) and live consoles cannot be pickled.
+        def __init__(
+            self,
+            config: SearchConfig,
+            planned: int,
+            on_trial_done: Callable[[TrialRecord, int, int], None] | None,
+        ) -> None:
+            self.finished = 0
+            self._config = config
+            self._planned = planned
+            self._on_trial_done = on_trial_done
+
+        def __getstate__(self) -> dict[str, Any]:
+            # Ray pickles callbacks into its experiment state; observers (consoles,
+            # trackers) are live driver-side objects and stay out of it.
+            return {**self.__dict__, "_on_trial_done": None}
+
+        def on_trial_complete(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
+            self._finished(trial, failed=False)
+
+        def on_trial_error(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
+            self._finished(trial, failed=True)
+
+        def _finished(self, trial: Any, *, failed: bool) -> None:
+            self.finished += 1
+            if self._on_trial_done is None:
+                return  # nothing about a single trial may leave before selection
+            record = trial_record(self._config, trial.config, trial.last_result, failed=failed)
+            self._on_trial_done(record, self.finished, self._planned)
+
+    return ProgressCallback(config, planned, on_trial_done)
