@@ -24,6 +24,7 @@ leave: those were never privatised.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 from tunedp.records import TrialRecord, TrialStatus
 
@@ -46,6 +47,24 @@ class Disclosure:
     def shows_trial_count(self) -> bool:
         """Whether the number of trials (planned or done) may be displayed."""
         return self.releases_all
+
+    @property
+    def shows_duration(self) -> bool:
+        """Whether a search's duration, or the time it ended, may be recorded.
+
+        Under ``release: best`` the duration grows with the secret K (each
+        trial takes roughly the same time), so a recorded duration or end time
+        is a noisy release of K: the report, MLflow and the ledger carry
+        dates at day granularity only. (The operator still sees the clock.)
+        """
+        return self.releases_all
+
+    def public_time(self, moment: datetime | None = None) -> datetime:
+        """``moment`` (default now) as it may be recorded: exact, or the start of its UTC day."""
+        moment = moment or datetime.now(UTC)
+        if self.shows_duration:
+            return moment
+        return moment.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
 
 
 def disclosure_for(mode: str, release: str) -> Disclosure:

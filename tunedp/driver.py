@@ -16,6 +16,7 @@ who hears about it (console, MLflow) is the caller's choice of observers.
 from __future__ import annotations
 
 import logging
+import os
 import secrets
 import shutil
 import uuid
@@ -26,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-from tunedp.accounting.ledger import Charge, PrivacyLedger, default_ledger_path
+from tunedp.accounting.ledger import SEEDED_MARK, Charge, PrivacyLedger, default_ledger_path
 from tunedp.accounting.search_event import draw_trial_count
 from tunedp.accounting.serialization import event_to_json
 from tunedp.config import SearchConfig
@@ -93,13 +94,22 @@ def run_search(
     disclosure = disclosure_for(plan.shape.mode, plan.shape.release)
     search_id = uuid.uuid4().hex
     spent_before = ledger.spent_epsilon()
+    if ray_address is not None and not disclosure.shows_trial_count:
+        log.warning(
+            "release: best on an external Ray cluster (--ray-address): its own logs (worker logs, "
+            "Tune's trial lines) are outside tunedp's control and record how many trials ran and their "
+            "hyperparameters; protect or delete them, or the charge's repeat-and-select bound does not hold"
+        )
 
     # The charge: before Ray starts, before any data is read. Raises (and
     # charges nothing) when the ledger cannot admit the search.
     charge = ledger.charge(
         plan.event,
         config_hash=config.fingerprint(),
-        mode=f"{plan.shape.mode}/{plan.shape.release}",
+        # A seeded search is deterministic given a known integer: it spends
+        # the budget (it read the data) but its ε is no guarantee; say so
+        # wherever the charge appears.
+        mode=f"{plan.shape.mode}/{plan.shape.release}" + (SEEDED_MARK if seed is not None else ""),
         label=config.name or config.workload,
         search_id=search_id,
     )
@@ -114,7 +124,7 @@ def run_search(
     best: TrialRecord | None = None
     nodes: tuple[str, ...] = ()
     try:
-        ledger.set_status(search_id, "running")
+        ledger.set_status(search_id, "running", at=_public_iso(disclosure, datetime.now(UTC)))
         rng = np.random.default_rng(seed if seed is not None else secrets.randbits(128))
         trial_count = draw_trial_count(plan.shape, rng)
         from tunedp.ray_backend import run_trials  # Ray loads only once trials run
@@ -138,7 +148,7 @@ def run_search(
     except KeyboardInterrupt:
         status, records, best = "interrupted", (), None
     finally:
-        ledger.set_status(search_id, status)
+        ledger.set_status(search_id, status, at=_public_iso(disclosure, datetime.now(UTC)))
 
     released, best_model = _release_model(config, best, output)
     records = tuple(released if r is best and released is not None else r for r in records)
@@ -158,6 +168,7 @@ def run_search(
         nodes=nodes,
     )
     write_report(output, report)
+    _hide_file_times(disclosure, output)
     outcome = SearchOutcome(
         search_id=search_id,
         plan=plan,
@@ -177,6 +188,23 @@ def run_search(
             f"Report: {output / 'report.json'}"
         )
     return outcome
+
+
+def _public_iso(disclosure: Disclosure, moment: datetime) -> str:
+    return disclosure.public_time(moment).isoformat(timespec="seconds")
+
+
+def _hide_file_times(disclosure: Disclosure, output: Path) -> None:
+    """Under ``release: best``, the output files' modification times say only the day.
+
+    A file's mtime is the moment it was written — the end of the search —
+    and with the charge's time in the ledger that would record the duration.
+    """
+    if disclosure.shows_duration:
+        return
+    day = disclosure.public_time().timestamp()
+    for path in [*output.rglob("*"), output]:
+        os.utime(path, (day, day))
 
 
 def _release_model(
@@ -220,6 +248,7 @@ def _report(
     nodes: tuple[str, ...],
 ) -> SearchReport:
     finished = datetime.now(UTC)
+    exact = disclosure.shows_duration
     privacy = PrivacyFigures(
         mode=plan.shape.mode,
         release=plan.shape.release,
@@ -232,6 +261,7 @@ def _report(
         search_epsilon=plan.search_epsilon,
         naive_epsilon=plan.naive_epsilon,
         budget_epsilon=plan.config.budget.epsilon,
+        seeded=charge.seeded,
         event=event_to_json(plan.event),
         plan=plan.to_json(),
     )
@@ -239,9 +269,9 @@ def _report(
         search_id=charge.search_id,
         name=plan.config.name,
         status=status,
-        started_at=started.isoformat(timespec="seconds"),
-        finished_at=finished.isoformat(timespec="seconds"),
-        duration_s=round((finished - started).total_seconds(), 1),
+        started_at=started.isoformat(timespec="seconds") if exact else started.date().isoformat(),
+        finished_at=finished.isoformat(timespec="seconds") if exact else None,
+        duration_s=round((finished - started).total_seconds(), 1) if exact else None,
         privacy=privacy,
         ledger=LedgerFigures(
             path=str(ledger.path),

@@ -83,6 +83,14 @@ def grid_points(config: SearchConfig) -> list[dict[str, float]]:
             values: tuple[float, ...] = (param.value,)
         elif isinstance(param, ChoiceParam):
             values = param.values
+            repeated = sorted({v for v in values if values.count(v) > 1})
+            if repeated:
+                # Priced per listed value but run once per distinct point by Tune:
+                # the charge and the run would disagree. Refuse instead of guessing.
+                raise ConfigError(
+                    f"space.params.{name}.values: {repeated[0]:g} is listed more than once; "
+                    "a grid runs each point once, so list each value once"
+                )
         else:
             raise ConfigError(f"space.params.{name}: grid search needs distribution choice or fixed")
         points = [{**point, name: value} for point in points for value in values]

@@ -27,6 +27,7 @@ from rich.progress import (
 from tunedp.disclosure import disclosure_for
 from tunedp.observers import SearchObserver, SearchOutcome
 from tunedp.records import TrialRecord
+from tunedp.report import SEEDED_NOTE
 
 if TYPE_CHECKING:
     from tunedp.accounting.ledger import Charge, PrivacyLedger
@@ -49,7 +50,8 @@ class ConsoleProgress(SearchObserver):
         rule = disclosure_for(plan.shape.mode, plan.shape.release)
         self.console.print(
             f"charged ε = {charge.epsilon:.4f} to ledger {ledger.dataset!r} "
-            f"(σ = {plan.noise_multiplier:.4f}, {plan.shape.mode}/{plan.shape.release})",
+            f"(σ = {plan.noise_multiplier:.4f}, {plan.shape.mode}/{plan.shape.release})"
+            + (SEEDED_NOTE if charge.seeded else ""),
             highlight=False,
         )
         if rule.shows_trial_count:
@@ -86,6 +88,11 @@ class ConsoleProgress(SearchObserver):
 
     def on_finished(self, outcome: SearchOutcome) -> None:
         self._stop()
+        rule = disclosure_for(outcome.plan.shape.mode, outcome.plan.shape.release)
+        if not rule.shows_duration:
+            # A console is often a log file (nohup, CI): no recorded duration under release: best.
+            self.console.print("search finished", highlight=False)
+            return
         elapsed = time.monotonic() - self.started
         self.console.print(f"search finished in {elapsed:.1f}s", highlight=False)
 

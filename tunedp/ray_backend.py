@@ -199,17 +199,26 @@ def _grid_axes(config: SearchConfig) -> dict[str, list[float]]:
     return axes
 
 
-def ensure_ray(ray_address: str | None) -> bool:
-    """Connect to ``ray_address`` or start a local Ray; True when we started it (and must stop it)."""
+def ensure_ray(ray_address: str | None) -> Path | None:
+    """Connect to ``ray_address`` or start a local Ray.
+
+    Returns the private temporary folder of a Ray we started (to be stopped
+    and removed by :func:`stop_ray`), ``None`` otherwise. A local Ray keeps its
+    session logs — one line per trial from every worker, with its
+    hyperparameters — in that folder, not in the shared ``/tmp/ray``, so
+    nothing about a ``release: best`` search's trials outlives it.
+    """
     if ray.is_initialized():
-        return False
+        return None
     with environment(_RAY_DEFAULTS, override=False):
         # Worker output (a trial's prints, Tune's checkpoint chatter, tracebacks)
         # is data-dependent and not a release: it is never forwarded to this
         # console. A failed trial reaches the report through its record instead.
         if ray_address is not None:
             ray.init(address=ray_address, log_to_driver=False, logging_level=logging.WARNING)
-            return False
+            return None
+        # Short and under /tmp: Ray's unix sockets live in it (107-byte path limit).
+        temp_dir = Path(tempfile.mkdtemp(prefix="tdp-ray-", dir="/tmp" if Path("/tmp").is_dir() else None))
         # address="local": start our own instance even if `ray start` left a
         # cluster file behind on this machine (ray.init would try to join it).
         ray.init(
@@ -220,8 +229,17 @@ def ensure_ray(ray_address: str | None) -> bool:
             log_to_driver=False,
             logging_level=logging.WARNING,
             _node_ip_address="127.0.0.1",
+            _temp_dir=str(temp_dir),
         )
-    return True
+    return temp_dir
+
+
+def stop_ray(temp_dir: Path | None) -> None:
+    """Stop a Ray that :func:`ensure_ray` started and remove its private folder (logs included)."""
+    if temp_dir is None:
+        return
+    ray.shutdown()
+    shutil.rmtree(temp_dir, ignore_errors=True)
 
 
 def run_trials(
@@ -246,7 +264,7 @@ def run_trials(
         return TrialsRun(records=(), best=None, nodes=())
     config = plan.config
     quiet = {} if disclosure.releases_all else _QUIET_LOGGERS
-    started_ray = ensure_ray(ray_address)
+    ray_temp = ensure_ray(ray_address)
     storage = Path(tempfile.mkdtemp(prefix="tunedp-ray-"))
     try:
         with (
@@ -289,8 +307,7 @@ def run_trials(
         nodes = tuple(sorted({r.node_id for r in records if r.node_id}))
         return TrialsRun(records=tuple(records), best=best, nodes=nodes)
     finally:
-        if started_ray:
-            ray.shutdown()
+        stop_ray(ray_temp)
         shutil.rmtree(storage, ignore_errors=True)
 
 

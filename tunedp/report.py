@@ -17,6 +17,9 @@ from tunedp.records import TrialRecord
 
 __all__ = ["BestRelease", "LedgerFigures", "PrivacyFigures", "SearchReport", "human_summary", "write_report"]
 
+#: Shown next to every ε of a ``--seed`` search.
+SEEDED_NOTE = " — seeded: not private (batches, noise and K follow from a known seed)"
+
 BEST_ONLY_NOTE = (
     "release: best — only the best trial is released; the number of trials and every other "
     "trial's results stay inside the driver (the repeat-and-select bound assumes K unseen). "
@@ -39,6 +42,8 @@ class PrivacyFigures:
     search_epsilon: float
     naive_epsilon: float
     budget_epsilon: float
+    #: Ran with ``--seed``: deterministic given a known integer, so the ε is not a guarantee.
+    seeded: bool
     event: dict[str, Any]
     plan: dict[str, Any]
 
@@ -88,9 +93,11 @@ class SearchReport:
     search_id: str
     name: str | None
     status: str
+    #: ISO time the search started, or only its UTC date where the duration must stay unrecorded.
     started_at: str
-    finished_at: str
-    duration_s: float
+    #: ``None`` where the duration must stay unrecorded (``release: best``: it grows with K).
+    finished_at: str | None
+    duration_s: float | None
     privacy: PrivacyFigures
     ledger: LedgerFigures
     best: BestRelease | None
@@ -141,9 +148,9 @@ class SearchReport:
             name=document.get("name"),
             status=document["status"],
             started_at=document.get("started_at", ""),
-            finished_at=document.get("finished_at", ""),
-            duration_s=float(document.get("duration_s", 0.0)),
-            privacy=PrivacyFigures(**document["privacy"]),
+            finished_at=document.get("finished_at"),
+            duration_s=document.get("duration_s"),
+            privacy=PrivacyFigures(**{"seeded": False, **document["privacy"]}),
             ledger=LedgerFigures(**ledger),
             best=None if best is None else BestRelease(**{**best, "released_scores": tuple(best["released_scores"])}),
             config=document.get("config", {}),
@@ -164,7 +171,7 @@ def human_summary(report: SearchReport) -> str:
     lines = [
         f"search {report.search_id[:12]} ({report.name or ''}): {report.status}",
         f"mode: {privacy.mode} (release: {privacy.release}), noise multiplier σ = {privacy.noise_multiplier:.4f}",
-        f"charged ε = {privacy.charged_epsilon:.4f} at δ = {privacy.ledger_delta:g} "
+        f"charged ε = {privacy.charged_epsilon:.4f} at δ = {privacy.ledger_delta:g}{SEEDED_NOTE if privacy.seeded else ''} "
         f"(trial ε = {privacy.trial_epsilon:.4f}; naive composition would be ε = {privacy.naive_epsilon:.4f})",
         f"ledger {ledger.dataset!r}: spent {ledger.spent_before:.4f} → {ledger.spent_after:.4f} of "
         f"{ledger.global_epsilon:g}; remaining ≈ {ledger.remaining:.4f}",

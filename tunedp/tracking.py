@@ -85,6 +85,8 @@ TAG_DATASET = "tunedp.dataset"
 TAG_SEARCH_ID = "tunedp.search_id"
 TAG_MODE = "tunedp.mode"
 TAG_RELEASE = "tunedp.release"
+#: "seeded: not private" on a --seed search (its ε is no guarantee), "private" otherwise.
+TAG_PRIVACY = "tunedp.privacy"
 TAG_ROLE = "tunedp.role"
 TAG_BEST = "tunedp.best"
 TAG_STATUS = "tunedp.status"
@@ -283,6 +285,19 @@ class MlflowTracker(SearchObserver):
 
     # ------------------------------------------------------------------ steps
 
+    def _clock_ms(self) -> int:
+        """Now, in ms, as this search may record it (the UTC day only under ``release: best``).
+
+        MLflow stores a run's start and end time and every metric's
+        timestamp; under ``release: best`` those would record the search's
+        duration, which grows with the secret number of trials.
+        """
+        state = self._state
+        if state is None:
+            return int(time.time() * 1000)
+        rule = disclosure_for(state.plan.shape.mode, state.plan.shape.release)
+        return int(rule.public_time().timestamp() * 1000)
+
     def _guarded(self, step: Callable[..., None], *args: Any) -> None:
         """Run one tracking step; the first failure is remembered and every later step skipped."""
         state = self._state
@@ -308,12 +323,14 @@ class MlflowTracker(SearchObserver):
         run = client.create_run(
             experiment_id,
             run_name=name,
+            start_time=self._clock_ms(),
             tags={
                 TAG_ROLE: "search",
                 TAG_DATASET: ledger.dataset,
                 TAG_SEARCH_ID: charge.search_id,
                 TAG_MODE: plan.shape.mode,
                 TAG_RELEASE: plan.shape.release,
+                TAG_PRIVACY: "seeded: not private" if charge.seeded else "private",
             },
         )
         state.client, state.experiment_id, state.parent_run_id = client, experiment_id, run.info.run_id
@@ -339,7 +356,7 @@ class MlflowTracker(SearchObserver):
             "ledger_global_epsilon": ledger.epsilon,
             "ledger_delta": ledger.delta,
         }
-        _log_batch(client, run.info.run_id, params=params, metrics=_at_step(metrics))
+        _log_batch(client, run.info.run_id, params=params, metrics=_at_step(metrics), timestamp=self._clock_ms())
         client.log_text(run.info.run_id, yaml.safe_dump(config, sort_keys=False), "config.yaml")
         client.log_text(run.info.run_id, json.dumps(config, indent=2) + "\n", "config.json")
 
@@ -357,7 +374,7 @@ class MlflowTracker(SearchObserver):
             self._log_outcome(state, outcome)
         finally:
             try:
-                client.set_terminated(run_id, status)
+                client.set_terminated(run_id, status, end_time=self._clock_ms())
             except Exception:  # the first error is the one worth reporting
                 log.debug("could not terminate MLflow run %s", run_id, exc_info=True)
 
@@ -383,7 +400,7 @@ class MlflowTracker(SearchObserver):
         if rule.shows_trial_count:
             metrics["trials_disclosed"] = float(len(outcome.disclosed_trials))
             metrics["trials_failed"] = float(outcome.failed_trials_disclosed)
-        _log_batch(client, run_id, params=params, metrics=_at_step(metrics))
+        _log_batch(client, run_id, params=params, metrics=_at_step(metrics), timestamp=self._clock_ms())
         client.set_tag(run_id, TAG_NOTE, f"```\n{human_summary(outcome.report)}\n```")
 
         for trial in trial_logs(
@@ -409,6 +426,7 @@ class MlflowTracker(SearchObserver):
         run = state.client.create_run(
             state.experiment_id,
             run_name=trial.run_name,
+            start_time=self._clock_ms(),
             tags={
                 **trial.tags,
                 TAG_PARENT: state.parent_run_id,
@@ -418,9 +436,11 @@ class MlflowTracker(SearchObserver):
                 TAG_RELEASE: outcome.plan.shape.release,
             },
         )
-        _log_batch(state.client, run.info.run_id, params=trial.params, metrics=trial.metrics)
+        _log_batch(
+            state.client, run.info.run_id, params=trial.params, metrics=trial.metrics, timestamp=self._clock_ms()
+        )
         with _environment(MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT="true"):  # one link per search is enough
-            state.client.set_terminated(run.info.run_id, trial.status)
+            state.client.set_terminated(run.info.run_id, trial.status, end_time=self._clock_ms())
         state.trial_runs.append(run.info.run_id)
 
     def _figures(self, state: _SearchState, outcome: SearchOutcome) -> Iterator[tuple[str, Figure]]:
@@ -481,7 +501,9 @@ class MlflowTracker(SearchObserver):
         # Best effort at interpreter exit: a server that is gone must not turn
         # the exit of an interrupted search into a traceback.
         with contextlib.suppress(Exception), _fast_failing_http(), _quiet_mlflow_logs():
-            state.client.set_terminated(state.parent_run_id, RunStatus.to_string(RunStatus.KILLED))
+            state.client.set_terminated(
+                state.parent_run_id, RunStatus.to_string(RunStatus.KILLED), end_time=self._clock_ms()
+            )
 
 
 # ---------------------------------------------------------------------------- MLflow helpers
@@ -519,9 +541,10 @@ def _log_batch(
     *,
     params: Mapping[str, str] | None = None,
     metrics: Sequence[tuple[str, float, int]] = (),
+    timestamp: int | None = None,
 ) -> None:
     """Params and finite metrics ``(key, value, step)`` in batches of a size MLflow accepts."""
-    timestamp = int(time.time() * 1000)
+    timestamp = int(time.time() * 1000) if timestamp is None else timestamp
     metric_list = [Metric(k, float(v), timestamp, step) for k, v, step in metrics if math.isfinite(v)]
     param_list = [Param(k, v) for k, v in (params or {}).items()]
     for start in range(0, max(len(param_list), len(metric_list), 1), _BATCH):

@@ -90,6 +90,15 @@ class Charge:
     status: str
     event: dp_event.DpEvent
 
+    @property
+    def seeded(self) -> bool:
+        """A ``--seed`` search: its batches, noise and K follow from a known integer — not private."""
+        return SEEDED_MARK in self.mode
+
+
+#: Appended to a charge's mode when the search ran with ``--seed`` (deterministic, so not private).
+SEEDED_MARK = " [seeded: not private]"
+
 
 def default_ledger_path(dataset: str) -> Path:
     """``$TUNEDP_LEDGER_DIR/<dataset>.sqlite``, else ``$TUNEDP_HOME/ledgers/``, else ``./.tunedp/ledgers/``."""
@@ -286,15 +295,19 @@ class PrivacyLedger:
             event=event,
         )
 
-    def set_status(self, search_id: str, status: str) -> None:
-        """Record a search's progress; never changes what was charged."""
+    def set_status(self, search_id: str, status: str, *, at: str | None = None) -> None:
+        """Record a search's progress; never changes what was charged.
+
+        ``at`` is the ``updated_at`` written (default: now). A search whose
+        end time must not be recorded (``release: best``) passes a coarse one.
+        """
         if status not in STATUSES:
             raise ValueError(f"Expected status={status!r} in {STATUSES}")
         with _connect(self.path) as connection:
             connection.execute("BEGIN IMMEDIATE")
             cursor = connection.execute(
                 "UPDATE charges SET status = ?, updated_at = ? WHERE search_id = ?",
-                (status, _now(), search_id),
+                (status, at or _now(), search_id),
             )
             connection.execute("COMMIT")
         if cursor.rowcount != 1:
