@@ -168,10 +168,11 @@ def write_report(output: Path, report: SearchReport) -> None:
 def human_summary(report: SearchReport) -> str:
     """A few lines a person reads: what was charged, for what, and what came out."""
     privacy, ledger, best = report.privacy, report.ledger, report.best
+    seeded = SEEDED_NOTE if privacy.seeded else ""
     lines = [
         f"search {report.search_id[:12]} ({report.name or ''}): {report.status}",
         f"mode: {privacy.mode} (release: {privacy.release}), noise multiplier σ = {privacy.noise_multiplier:.4f}",
-        f"charged ε = {privacy.charged_epsilon:.4f} at δ = {privacy.ledger_delta:g}{SEEDED_NOTE if privacy.seeded else ''} "
+        f"charged ε = {privacy.charged_epsilon:.4f} at δ = {privacy.ledger_delta:g}{seeded} "
         f"(trial ε = {privacy.trial_epsilon:.4f}; naive composition would be ε = {privacy.naive_epsilon:.4f})",
         f"ledger {ledger.dataset!r}: spent {ledger.spent_before:.4f} → {ledger.spent_after:.4f} of "
         f"{ledger.global_epsilon:g}; remaining ≈ {ledger.remaining:.4f}",
