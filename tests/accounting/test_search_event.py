@@ -72,7 +72,7 @@ def test_naive_comparison_composes_the_rounded_up_mean() -> None:
 
 @pytest.mark.parametrize(
     ("fields", "match"),
-    [  # fmt: skip
+    [
         ({"mode": "random", "release": "best", "expected_trials": 0.5, "max_trials": None, "count_shape": 1.0}, "expected"),  # noqa: E501
         ({"mode": "random", "release": "best", "expected_trials": 5, "max_trials": 10, "count_shape": 1.0}, "cap"),
         ({"mode": "random", "release": "best", "expected_trials": 5, "max_trials": None, "count_shape": None}, "shape"),
