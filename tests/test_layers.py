@@ -38,6 +38,7 @@ LAYERS: dict[str, set[str]] = {
     "tunedp.progress": set(),
     "tunedp.driver": set(),
     "tunedp.space": set(),
+    "tunedp.optimizers": set(),
     "tunedp.optim": {"torch"},
     "tunedp.trial_runner": {"torch"},
     "tunedp.tracking": {"mlflow"},

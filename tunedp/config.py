@@ -29,6 +29,7 @@ from pydantic import (
 
 from tunedp.accounting.schedule import ConstantSchedule, NoiseSchedule
 from tunedp.errors import ConfigError
+from tunedp.optimizers import CLIP_INVARIANT_OPTIMIZERS, OPTIMIZER_NAMES
 
 __all__ = [
     "ADAM_TYPE_OPTIMIZERS",
@@ -51,11 +52,11 @@ __all__ = [
     "load_config",
 ]
 
-OPTIMIZERS = ("dp_sgd", "dp_adam", "dp_adamwosm", "dp2_rmsprop")
+OPTIMIZERS = OPTIMIZER_NAMES
 #: Update rules whose step is invariant to the clipping norm C (the noisy
 #: gradient and its noise both scale with C, and the update normalises it away),
 #: so only the learning rate is searched (Mohapatra et al., AAAI 2022).
-ADAM_TYPE_OPTIMIZERS = ("dp_adam", "dp_adamwosm")
+ADAM_TYPE_OPTIMIZERS = CLIP_INVARIANT_OPTIMIZERS
 
 #: Hyperparameters a search space may name. ``step_size`` is η·C, the only
 #: quantity a clipped DP-SGD step depends on (the lr–clip coupling).

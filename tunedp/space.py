@@ -13,11 +13,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from tunedp.config import FixedParam, SearchConfig
+from tunedp.optimizers import INTEGER_HYPERPARAMETERS
 
 __all__ = ["INTEGER_HYPERPARAMETERS", "fixed_values", "optimizer_hyperparameters"]
-
-#: Hyperparameters that count steps: sampled as floats, used as integers.
-INTEGER_HYPERPARAMETERS = frozenset({"cutoff", "delay"})
 
 
 def fixed_values(config: SearchConfig) -> dict[str, float]:

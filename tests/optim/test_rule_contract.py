@@ -53,7 +53,7 @@ class TestUpdateRuleContract:
         rule = build_update_rule(name, {})
         assert isinstance(rule, UpdateRule)
         assert rule.name == name
-        assert rule.clipping(0).clip_norm == rule.defaults["clip_norm"]
+        assert rule.clipping(0).clip_norm == rule.defaults()["clip_norm"]
 
     def test_state_is_parameter_shaped(self, name, mlp, batch):
         model = mlp()

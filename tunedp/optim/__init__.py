@@ -13,7 +13,6 @@ from tunedp.optim.adam import DpAdam
 from tunedp.optim.adamwosm import DpAdamWosm
 from tunedp.optim.clipping import clip_factors, clipped_sum, per_example_norms
 from tunedp.optim.dp2 import Dp2RmsProp
-from tunedp.optim.hyperparameters import HYPERPARAMETER_RANGES
 from tunedp.optim.memory import keep_freed_memory
 from tunedp.optim.noise import gaussian_noise_like, make_generator
 from tunedp.optim.per_sample import LossFn, check_model, per_example_gradients
@@ -22,6 +21,7 @@ from tunedp.optim.privatizer import PerExampleHook, Privatizer
 from tunedp.optim.rules import UPDATE_RULES, build_update_rule
 from tunedp.optim.sgd import DpSgd
 from tunedp.optim.update_rule import Clipping, StepContext, UpdateRule
+from tunedp.optimizers import HYPERPARAMETER_RANGES
 
 __all__ = [
     "HYPERPARAMETER_RANGES",

@@ -10,14 +10,14 @@ only; it never sees raw gradients.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import ClassVar
 
 import torch
 from torch import Tensor
 
-from tunedp.optim.hyperparameters import check_hyperparameter
 from tunedp.optim.update_rule import Clipping, StepContext, UpdateRule
+from tunedp.optimizers import AdamHyperparameters
 
 __all__ = ["DpAdam"]
 
@@ -26,31 +26,12 @@ class DpAdam(UpdateRule):
     """m ← β₁m + (1−β₁)g̃, v ← β₂v + (1−β₂)g̃², θ ← θ − lr · m̂/(√v̂ + eps)."""
 
     name: ClassVar[str] = "dp_adam"
-    defaults: ClassVar[Mapping[str, float]] = {
-        "lr": 1e-3,
-        "clip_norm": 1.0,
-        "beta1": 0.9,
-        "beta2": 0.999,
-        "eps": 1e-8,
-        "weight_decay": 0.0,
-    }
+    hyperparameters_type: ClassVar[type[AdamHyperparameters]] = AdamHyperparameters
 
-    def __init__(
-        self,
-        *,
-        lr: float = 1e-3,
-        clip_norm: float = 1.0,
-        beta1: float = 0.9,
-        beta2: float = 0.999,
-        eps: float = 1e-8,
-        weight_decay: float = 0.0,
-    ) -> None:
-        self.lr = check_hyperparameter("lr", lr)
-        self.clip_norm = check_hyperparameter("clip_norm", clip_norm)
-        self.beta1 = check_hyperparameter("beta1", beta1)
-        self.beta2 = check_hyperparameter("beta2", beta2)
-        self.eps = check_hyperparameter("eps", eps)
-        self.weight_decay = check_hyperparameter("weight_decay", weight_decay)
+    def __init__(self, hyperparameters: AdamHyperparameters | None = None, /, **values: float) -> None:
+        hp = hyperparameters or self.hyperparameters_type.from_mapping(values)
+        self.lr, self.clip_norm, self.weight_decay = hp.lr, hp.clip_norm, hp.weight_decay
+        self.beta1, self.beta2, self.eps = hp.beta1, hp.beta2, hp.eps
         self._first: list[Tensor] = []
         self._second: list[Tensor] = []
 

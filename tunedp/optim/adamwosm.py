@@ -11,7 +11,7 @@ division by zero. Post-processing only; it never sees raw gradients.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import ClassVar
 
 import torch
@@ -19,8 +19,8 @@ from torch import Tensor
 
 from tunedp.accounting.schedule import NoiseSegment
 from tunedp.optim.adam import DpAdam
-from tunedp.optim.hyperparameters import check_integer_hyperparameter
 from tunedp.optim.update_rule import StepContext
+from tunedp.optimizers import AdamWosmHyperparameters
 
 __all__ = ["DpAdamWosm"]
 
@@ -29,21 +29,12 @@ class DpAdamWosm(DpAdam):
     """DP-Adam for ``step < cutoff``, then θ ← θ(1 − lr·λ) − lr · m̂ₜ/(σₜC/B)."""
 
     name: ClassVar[str] = "dp_adamwosm"
-    defaults: ClassVar[Mapping[str, float]] = {**DpAdam.defaults, "cutoff": 0}
+    hyperparameters_type: ClassVar[type[AdamWosmHyperparameters]] = AdamWosmHyperparameters
 
-    def __init__(
-        self,
-        *,
-        lr: float = 1e-3,
-        clip_norm: float = 1.0,
-        beta1: float = 0.9,
-        beta2: float = 0.999,
-        eps: float = 1e-8,
-        weight_decay: float = 0.0,
-        cutoff: int = 0,
-    ) -> None:
-        super().__init__(lr=lr, clip_norm=clip_norm, beta1=beta1, beta2=beta2, eps=eps, weight_decay=weight_decay)
-        self.cutoff = check_integer_hyperparameter("cutoff", cutoff)
+    def __init__(self, hyperparameters: AdamWosmHyperparameters | None = None, /, **values: float) -> None:
+        hp = hyperparameters or AdamWosmHyperparameters.from_mapping(values)
+        super().__init__(hp)
+        self.cutoff = hp.cutoff
 
     def check_segments(self, segments: Sequence[NoiseSegment]) -> None:
         start = 0

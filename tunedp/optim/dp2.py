@@ -14,14 +14,14 @@ through the pre-clip hook, whose output the privatizer clips.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import ClassVar
 
 import torch
 from torch import Tensor
 
-from tunedp.optim.hyperparameters import check_hyperparameter, check_integer_hyperparameter
 from tunedp.optim.update_rule import Clipping, StepContext, UpdateRule
+from tunedp.optimizers import Dp2Hyperparameters
 
 __all__ = ["Dp2RmsProp"]
 
@@ -30,34 +30,12 @@ class Dp2RmsProp(UpdateRule):
     """Alternating DP-SGD / preconditioned phases of ``delay`` steps each, starting with DP-SGD."""
 
     name: ClassVar[str] = "dp2_rmsprop"
-    defaults: ClassVar[Mapping[str, float]] = {
-        "lr": 0.1,
-        "clip_norm": 1.0,
-        "delay": 50,
-        "gamma": 0.9,
-        "clip_norm_2": 1.0,
-        "lr_2": 0.1,
-        "eps": 1e-8,
-    }
+    hyperparameters_type: ClassVar[type[Dp2Hyperparameters]] = Dp2Hyperparameters
 
-    def __init__(
-        self,
-        *,
-        lr: float = 0.1,
-        clip_norm: float = 1.0,
-        delay: int = 50,
-        gamma: float = 0.9,
-        clip_norm_2: float = 1.0,
-        lr_2: float = 0.1,
-        eps: float = 1e-8,
-    ) -> None:
-        self.lr = check_hyperparameter("lr", lr)
-        self.clip_norm = check_hyperparameter("clip_norm", clip_norm)
-        self.delay = check_integer_hyperparameter("delay", delay)
-        self.gamma = check_hyperparameter("gamma", gamma)
-        self.clip_norm_2 = check_hyperparameter("clip_norm_2", clip_norm_2)
-        self.lr_2 = check_hyperparameter("lr_2", lr_2)
-        self.eps = check_hyperparameter("eps", eps)
+    def __init__(self, hyperparameters: Dp2Hyperparameters | None = None, /, **values: float) -> None:
+        hp = hyperparameters or Dp2Hyperparameters.from_mapping(values)
+        self.lr, self.clip_norm, self.delay, self.gamma = hp.lr, hp.clip_norm, hp.delay, hp.gamma
+        self.clip_norm_2, self.lr_2, self.eps = hp.clip_norm_2, hp.lr_2, hp.eps
         self._preconditioner: list[Tensor] = []
         self._gradient_sum: list[Tensor] = []
         self._summed_steps = 0

@@ -7,14 +7,14 @@ Post-processing only; it never sees raw gradients.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import ClassVar
 
 import torch
 from torch import Tensor
 
-from tunedp.optim.hyperparameters import check_hyperparameter
 from tunedp.optim.update_rule import Clipping, StepContext, UpdateRule
+from tunedp.optimizers import SgdHyperparameters
 
 __all__ = ["DpSgd"]
 
@@ -23,20 +23,11 @@ class DpSgd(UpdateRule):
     """θ ← θ − lr · b, b ← μ·b + (g̃ + λθ) (b = g̃ + λθ without momentum)."""
 
     name: ClassVar[str] = "dp_sgd"
-    defaults: ClassVar[Mapping[str, float]] = {
-        "lr": 0.1,
-        "clip_norm": 1.0,
-        "momentum": 0.0,
-        "weight_decay": 0.0,
-    }
+    hyperparameters_type: ClassVar[type[SgdHyperparameters]] = SgdHyperparameters
 
-    def __init__(
-        self, *, lr: float = 0.1, clip_norm: float = 1.0, momentum: float = 0.0, weight_decay: float = 0.0
-    ) -> None:
-        self.lr = check_hyperparameter("lr", lr)
-        self.clip_norm = check_hyperparameter("clip_norm", clip_norm)
-        self.momentum = check_hyperparameter("momentum", momentum)
-        self.weight_decay = check_hyperparameter("weight_decay", weight_decay)
+    def __init__(self, hyperparameters: SgdHyperparameters | None = None, /, **values: float) -> None:
+        hp = hyperparameters or SgdHyperparameters.from_mapping(values)
+        self.lr, self.clip_norm, self.momentum, self.weight_decay = hp.lr, hp.clip_norm, hp.momentum, hp.weight_decay
         self._buffers: list[Tensor] = []
 
     def clipping(self, step: int) -> Clipping:

@@ -19,6 +19,7 @@ from torch import Tensor
 
 from tunedp.accounting.schedule import NoiseSegment
 from tunedp.optim.privatizer import PerExampleHook
+from tunedp.optimizers import Hyperparameters
 
 __all__ = ["Clipping", "StepContext", "UpdateRule"]
 
@@ -49,23 +50,29 @@ class StepContext:
 class UpdateRule(ABC):
     """A private optimizer's update on top of the privatizer.
 
-    ``defaults`` lists every hyperparameter key the rule takes (and its default);
-    the factory refuses any other key. ``clipping(step)`` is asked before the
-    step is privatized, ``update`` after, with the same ``step``.
+    Its hyperparameters — keys, defaults, ranges — are the frozen dataclass
+    ``hyperparameters_type`` of :mod:`tunedp.optimizers` (the torch-free
+    registry the config also reads); the rule never repeats them.
+    ``clipping(step)`` is asked before the step is privatized, ``update``
+    after, with the same ``step``.
     """
 
     name: ClassVar[str]
-    defaults: ClassVar[Mapping[str, float]]
+    hyperparameters_type: ClassVar[type[Hyperparameters]]
+
+    def __init__(self, hyperparameters: Hyperparameters | None = None, /, **values: float) -> None:
+        """Each rule takes its hyperparameter dataclass, or its fields as keywords (validated there)."""
+        del hyperparameters, values
+
+    @classmethod
+    def defaults(cls) -> dict[str, float]:
+        """Every hyperparameter key the rule takes, with its default."""
+        return cls.hyperparameters_type().as_dict()
 
     @classmethod
     def from_hyperparameters(cls, hyperparameters: Mapping[str, Any]) -> UpdateRule:
-        """Build from a search-space mapping; constructors validate and convert each value."""
-        unknown = sorted(set(hyperparameters) - set(cls.defaults))
-        if unknown:
-            raise ValueError(
-                f"{cls.name} does not take hyperparameter {unknown[0]!r}; allowed: {', '.join(cls.defaults)}"
-            )
-        return cls(**{**cls.defaults, **hyperparameters})
+        """Build from a search-space mapping over the defaults (one-line ValueError for a bad key or value)."""
+        return cls(cls.hyperparameters_type.from_mapping(hyperparameters))
 
     @abstractmethod
     def clipping(self, step: int) -> Clipping:
