@@ -40,7 +40,7 @@ def test_each_rule_takes_its_specs_hyperparameters_and_defaults(name: str) -> No
 
 def test_integer_hyperparameters_come_from_the_ranges() -> None:
     assert SPACE_INTEGERS is INTEGER_HYPERPARAMETERS
-    assert INTEGER_HYPERPARAMETERS == {"cutoff", "delay"}
+    assert {"cutoff", "delay"} == INTEGER_HYPERPARAMETERS
 
 
 @pytest.mark.parametrize(
