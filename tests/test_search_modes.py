@@ -1,0 +1,162 @@
+"""The search-mode contract: every mode (and every mode added later) must pass these.
+
+For each mode, on the real digits workload with a real Ray and sqlite ledger:
+the charged event is the plan's event; the number of trials is the one the
+charge assumed (the draw from the configured distribution, the grid's size,
+``max_trials``); and every observer sees exactly what the disclosure rule
+allows — under ``release: best`` one released trial and no per-trial
+callback, otherwise every trial once, counted 1..K.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from rich.console import Console
+from search_helpers import adaptive, grid, random_all, random_best
+
+import tunedp.driver as driver_module
+from tunedp.accounting.ledger import Charge, PrivacyLedger
+from tunedp.accounting.search_event import draw_trial_count
+from tunedp.accounting.serialization import event_to_json
+from tunedp.config import SearchConfig
+from tunedp.disclosure import disclosure_for
+from tunedp.observers import SearchObserver, SearchOutcome, notify
+from tunedp.plan import SearchPlan, plan_search
+from tunedp.progress import ConsoleProgress
+from tunedp.records import TrialRecord
+
+MODES = {
+    "random/best": lambda: random_best(expected_trials=2.5),
+    "random/all": lambda: random_all(expected_trials=2.0, max_trials=3),
+    "adaptive": lambda: adaptive(max_trials=3, evaluations=2),
+    "grid": lambda: grid(momenta=[0.5, 0.9]),
+}
+
+
+@dataclass
+class Recorder(SearchObserver):
+    """Keeps every call it receives, in order."""
+
+    calls: list[tuple[str, Any]] = field(default_factory=list)
+
+    def on_charged(self, plan: SearchPlan, charge: Charge, ledger: PrivacyLedger) -> None:
+        self.calls.append(("charged", charge))
+
+    def on_trial_done(self, record: TrialRecord, done: int, planned: int) -> None:
+        self.calls.append(("trial", (record, done, planned)))
+
+    def on_finished(self, outcome: SearchOutcome) -> None:
+        self.calls.append(("finished", outcome))
+
+
+def _seed_with_at_least(config: SearchConfig, low: int) -> int:
+    shape = plan_search(config).shape
+    return next(s for s in range(1000) if draw_trial_count(shape, np.random.default_rng(s)) >= low)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("mode", sorted(MODES))
+def test_search_mode_contract(mode: str, ray_session: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    config = MODES[mode]()
+    plan = plan_search(config)
+    seed = _seed_with_at_least(config, 2)
+    seen: list[list[TrialRecord]] = []
+    original = driver_module.select_best
+    monkeypatch.setattr(driver_module, "select_best", lambda records: seen.append(list(records)) or original(records))
+    ledger_path = tmp_path / "digits.sqlite"
+    PrivacyLedger.create(ledger_path, dataset="digits", epsilon=100.0, delta=1e-5)
+    recorder = Recorder()
+    text = io.StringIO()
+    console = ConsoleProgress(Console(file=text, width=200, force_terminal=False))
+    outcome = driver_module.search(
+        config, ledger_path=ledger_path, seed=seed, output_dir=tmp_path / "out", observers=[recorder, console]
+    )
+
+    # 1. The charge is the plan's event, stored and recomposed.
+    (charge,) = PrivacyLedger.open(ledger_path).charges()
+    assert event_to_json(charge.event) == event_to_json(plan.event)
+    assert charge.epsilon == pytest.approx(plan.search_epsilon, rel=1e-12)
+
+    # 2. K is what the charge assumed.
+    records = seen[-1]
+    expected = draw_trial_count(plan.shape, np.random.default_rng(seed))
+    assert len(records) == expected
+    if plan.shape.max_trials is not None:
+        assert len(records) <= plan.shape.max_trials
+
+    # 3. Observers see exactly what the disclosure rule allows.
+    rule = disclosure_for(plan.shape.mode, plan.shape.release)
+    kinds = [kind for kind, _ in recorder.calls]
+    assert kinds[0] == "charged" and kinds[-1] == "finished"
+    trial_calls = [payload for kind, payload in recorder.calls if kind == "trial"]
+    assert outcome.best is not None
+    if rule.releases_all:
+        assert [done for _, done, _ in trial_calls] == list(range(1, len(records) + 1))
+        assert {planned for _, _, planned in trial_calls} == {len(records)}
+        assert len(outcome.disclosed_trials) == len(records)
+        assert outcome.report.trials is not None and len(outcome.report.trials) == len(records)
+    else:
+        assert trial_calls == []
+        assert outcome.disclosed_trials == (outcome.best,)
+        assert outcome.report.trials is None and "trial_count" not in outcome.report.to_json()
+        shown = text.getvalue()
+        for record in records:
+            if record.point != outcome.best.point:
+                assert f"{record.final_score:.4f}" not in shown or record.final_score == outcome.best.final_score
+
+
+# ---------------------------------------------------------------------------- the observer contract
+
+
+class Broken(SearchObserver):
+    def on_charged(self, plan: SearchPlan, charge: Charge, ledger: PrivacyLedger) -> None:
+        raise RuntimeError("display went away")
+
+
+def test_a_failing_observer_never_stops_the_others(caplog: pytest.LogCaptureFixture) -> None:
+    after = Recorder()
+    with caplog.at_level(logging.WARNING):
+        notify([Broken(), after], "on_charged", None, None, None)
+    assert after.calls == [("charged", None)]
+    assert "display went away" in caplog.text
+
+
+@pytest.mark.parametrize("observer", ["console", "mlflow"])
+def test_every_shipped_observer_is_a_search_observer_and_ignores_a_search_it_never_saw(
+    observer: str, tmp_path: Path
+) -> None:
+    """An observer told only that a search finished (it missed the charge) must not fail or open anything."""
+    if observer == "console":
+        instance: SearchObserver = ConsoleProgress(Console(file=io.StringIO()))
+    else:
+        from tunedp.tracking import MlflowTracker
+
+        instance = MlflowTracker(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    assert isinstance(instance, SearchObserver)
+    for hook in ("on_charged", "on_trial_done", "on_finished"):
+        assert callable(getattr(instance, hook))
+    plan = plan_search(random_best())
+    outcome = SearchOutcome(
+        search_id="0" * 32, plan=plan, charge=None, best=None, disclosed_trials=(), report=None, output_dir=tmp_path
+    )  # type: ignore[arg-type]
+    if observer == "mlflow":
+        instance.on_finished(outcome)
+        assert not (tmp_path / "mlflow.db").exists()
+
+
+def test_the_cli_chooses_the_observers(monkeypatch: pytest.MonkeyPatch) -> None:
+    from tunedp.cli import _observers
+    from tunedp.tracking import MlflowTracker
+
+    monkeypatch.setenv("TUNEDP_TRACKING", "0")
+    assert [type(o) for o in _observers(None)] == [ConsoleProgress]
+    assert [type(o) for o in _observers("sqlite:////tmp/x.db")] == [ConsoleProgress, MlflowTracker]
+    monkeypatch.setenv("TUNEDP_TRACKING", "1")
+    assert [type(o) for o in _observers(None)] == [ConsoleProgress, MlflowTracker]
