@@ -39,6 +39,7 @@ LAYERS: dict[str, set[str]] = {
     "tunedp.driver": set(),
     "tunedp.space": set(),
     "tunedp.optimizers": set(),
+    "tunedp.accounting.remaining": set(),
     "tunedp.optim": {"torch"},
     "tunedp.trial_runner": {"torch"},
     "tunedp.tracking": {"mlflow"},

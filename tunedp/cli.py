@@ -22,6 +22,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from tunedp.accounting.remaining import remaining_epsilon
 from tunedp.config import SearchConfig, load_config
 from tunedp.errors import UserFacingError
 
@@ -285,7 +286,7 @@ def budget_show(
         "epsilon": opened.epsilon,
         "delta": opened.delta,
         "spent_epsilon": spent,
-        "remaining_epsilon": max(0.0, opened.epsilon - spent),
+        "remaining_epsilon": remaining_epsilon(opened.epsilon, spent),
         "charges": [
             {
                 "search_id": c.search_id,

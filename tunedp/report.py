@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from tunedp.accounting.remaining import remaining_epsilon
 from tunedp.records import TrialRecord
 
 __all__ = ["BestRelease", "LedgerFigures", "PrivacyFigures", "SearchReport", "human_summary", "write_report"]
@@ -60,7 +61,11 @@ class LedgerFigures:
 
     @property
     def remaining(self) -> float:
-        return max(0.0, self.global_epsilon - self.spent_after)
+        return remaining_epsilon(self.global_epsilon, self.spent_after)
+
+    @property
+    def remaining_before(self) -> float:
+        return remaining_epsilon(self.global_epsilon, self.spent_before)
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -387,7 +387,7 @@ class MlflowTracker(SearchObserver):
         metrics: dict[str, float] = {
             "ledger_spent_before": figures.spent_before,
             "ledger_spent_after": figures.spent_after,
-            "ledger_remaining_before": max(0.0, figures.global_epsilon - figures.spent_before),
+            "ledger_remaining_before": figures.remaining_before,
             "ledger_remaining_after": figures.remaining,
         }
         params: dict[str, str] = {"status": outcome.report.status}

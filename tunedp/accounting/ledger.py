@@ -37,6 +37,7 @@ from pathlib import Path
 from dp_accounting import dp_event
 
 from tunedp.accounting.epsilon import rdp_epsilon
+from tunedp.accounting.remaining import remaining_epsilon
 from tunedp.accounting.serialization import EventDecodeError, event_from_json, event_to_json
 from tunedp.errors import BudgetExceededError, LedgerCorruptError, LedgerError, LedgerMissingError
 
@@ -215,7 +216,7 @@ class PrivacyLedger:
         ε does not add up under RDP composition; this figure is for display.
         Admission never uses it: :meth:`charge` recomposes every event.
         """
-        return max(0.0, self.epsilon - self.spent_epsilon())
+        return remaining_epsilon(self.epsilon, self.spent_epsilon())
 
     def admissible(self, event: dp_event.DpEvent) -> tuple[bool, float]:
         """Whether ``event`` fits now, and the spent ε it would leave (dry run of charge)."""

@@ -69,7 +69,6 @@ class TrialPlan:
     segments: tuple[NoiseSegment, ...]
     evaluation_steps: tuple[int, ...]
     score_noise_multiplier: float | None
-    clip_norm_fixed: float | None = None
 
     def __post_init__(self) -> None:
         if self.dataset_size < 1:
