@@ -341,6 +341,13 @@ def search_command(
     output: Annotated[
         Path | None, typer.Option("--output", help="Folder for the report and best model.", file_okay=False)
     ] = None,
+    cpus_per_trial: Annotated[
+        float | None, typer.Option("--cpus-per-trial", help="CPUs per trial (default: the config's resources.cpus).")
+    ] = None,
+    gpus_per_trial: Annotated[
+        float | None,
+        typer.Option("--gpus-per-trial", help="GPUs per trial, fractions share a GPU (default: resources.gpus)."),
+    ] = None,
 ) -> None:
     """Plan, charge the ledger, run the trials on Ray Tune, release the best and a privacy report."""
     from tunedp.driver import SearchError, search
@@ -348,7 +355,7 @@ def search_command(
     _quiet_libraries()
     if max_concurrent is not None and max_concurrent < 1:
         raise UserError(f"--max-concurrent: {max_concurrent} must be >= 1")
-    search_config = _load(config, budget, delta)
+    search_config = _with_resources(_load(config, budget, delta), cpus_per_trial, gpus_per_trial)
     if dataset_ledger is not None:
         search_config = search_config.model_copy(update={"dataset": dataset_ledger})
     # tunedp.search plans, then charges the ledger before Ray starts or any
@@ -374,6 +381,24 @@ def search_command(
 
     console.print(human_summary(outcome.report), highlight=False)
     console.print(f"report: {outcome.output_dir / 'report.json'}")
+
+
+def _with_resources(config: SearchConfig, cpus: float | None, gpus: float | None) -> SearchConfig:
+    """``config`` with the command line's per-trial resources, validated like the file's."""
+    if cpus is None and gpus is None:
+        return config
+    from pydantic import ValidationError
+
+    from tunedp.config import Resources
+
+    values = config.resources.model_dump()
+    values.update({k: v for k, v in (("cpus", cpus), ("gpus", gpus)) if v is not None})
+    try:
+        resources = Resources.model_validate(values)
+    except ValidationError as error:
+        flag = "--cpus-per-trial" if any(e["loc"] == ("cpus",) for e in error.errors()) else "--gpus-per-trial"
+        raise UserError(f"{flag}: {error.errors()[0]['msg']}") from None
+    return config.model_copy(update={"resources": resources})
 
 
 def _observers(tracking_uri: str | None) -> list[SearchObserver]:

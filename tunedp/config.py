@@ -44,6 +44,7 @@ __all__ = [
     "PrivateValidation",
     "PublicValidation",
     "RandomSearch",
+    "Resources",
     "SearchConfig",
     "SearchSpace",
     "Training",
@@ -291,6 +292,22 @@ class PublicValidation(BaseModel):
 Validation = Annotated[PrivateValidation | PublicValidation, Field(discriminator="policy")]
 
 
+# --------------------------------------------------------------------------- resources
+
+
+class Resources(BaseModel):
+    """What one trial asks Ray for: CPUs (its torch threads) and GPUs (fractions share one GPU).
+
+    A trial that Ray gives a GPU trains on it (model, batches and noise on
+    the device); requesting more GPUs than the cluster has is refused before
+    the charge.
+    """
+
+    model_config = _STRICT
+    cpus: float = Field(default=1.0, gt=0, allow_inf_nan=False)
+    gpus: float = Field(default=0.0, ge=0, allow_inf_nan=False)
+
+
 # --------------------------------------------------------------------------- the whole config
 
 
@@ -308,6 +325,7 @@ class SearchConfig(BaseModel):
     validation: Validation
     optimizer: Literal["dp_sgd", "dp_adam", "dp_adamwosm", "dp2_rmsprop"]
     space: SearchSpace
+    resources: Resources = Field(default_factory=Resources)
 
     @model_validator(mode="after")
     def _coupling_matches_optimizer(self) -> SearchConfig:

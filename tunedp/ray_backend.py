@@ -45,11 +45,12 @@ from tunedp.config import (
     FixedParam,
     GridSearch,
     LogUniformParam,
+    Resources,
     SearchConfig,
     UniformParam,
 )
 from tunedp.disclosure import Disclosure
-from tunedp.errors import one_line
+from tunedp.errors import ConfigError, one_line
 from tunedp.plan import SearchPlan, grid_points
 from tunedp.records import TrialRecord, TrialStatus
 from tunedp.scoped import environment, logger_levels
@@ -121,6 +122,7 @@ def _trainable(point: dict[str, Any], static: _TrialStatic) -> None:
     keep_freed_memory()
     config = SearchConfig.model_validate_json(static.config_json)
     hyper = optimizer_hyperparameters(point, config)
+    device = _device()
     settings = TrialSettings(
         workload=config.workload,
         model=config.model,
@@ -128,6 +130,7 @@ def _trainable(point: dict[str, Any], static: _TrialStatic) -> None:
         hyperparameters=hyper,
         plan=static.plan,
         seed=trial_seed(static.base_seed, _trial_index()) if static.base_seed is not None else None,
+        device=device,
     )
     node_id = _node_id()
     released: list[float] = []
@@ -159,10 +162,24 @@ def _trainable(point: dict[str, Any], static: _TrialStatic) -> None:
                 "train_seconds": result.train_seconds,
                 "trial_wall_s": result.wall_time_s,
                 "node_id": node_id,
+                "device": device,
+                "gpu_ids": json.dumps([str(g) for g in ray.get_gpu_ids()]),
                 "finished": True,
             },
             checkpoint=tune.Checkpoint.from_directory(folder),
         )
+
+
+def _device() -> str:
+    """Where this trial trains: the GPU Ray assigned it, if torch can see one; else the CPU.
+
+    Ray exports the assigned GPU as CUDA_VISIBLE_DEVICES, so it is ``cuda:0``
+    inside the trial. With Ray's *logical* GPUs on a machine without CUDA
+    (how scheduling is tested) the trial trains on the CPU.
+    """
+    import torch
+
+    return "cuda:0" if ray.get_gpu_ids() and torch.cuda.is_available() else "cpu"
 
 
 def _node_id() -> str:
@@ -242,6 +259,28 @@ def stop_ray(temp_dir: Path | None) -> None:
     shutil.rmtree(temp_dir, ignore_errors=True)
 
 
+def check_resources(resources: Resources) -> int:
+    """How many trials the connected cluster runs at once; a one-line ConfigError if it cannot run one.
+
+    Called before the charge (pre-flight) and again when trials start.
+    """
+    available = ray.cluster_resources()  # type: ignore[no-untyped-call]
+    cpus, gpus = float(available.get("CPU", 0)), float(available.get("GPU", 0))
+    if resources.gpus > 0 and gpus < resources.gpus:
+        raise ConfigError(
+            f"resources.gpus={resources.gpus:g} per trial but the Ray cluster has {gpus:g} GPUs; "
+            "lower resources.gpus (0 trains on CPUs) or connect a cluster with GPUs (--ray-address)"
+        )
+    if cpus < resources.cpus:
+        raise ConfigError(
+            f"resources.cpus={resources.cpus:g} per trial but the Ray cluster has {cpus:g} CPUs; lower resources.cpus"
+        )
+    slots = int(cpus // resources.cpus)
+    if resources.gpus > 0:
+        slots = min(slots, int(gpus // resources.gpus))
+    return max(1, slots)
+
+
 def run_trials(
     plan: SearchPlan,
     *,
@@ -271,17 +310,22 @@ def run_trials(
             environment(_TUNE_ENVIRONMENT),
             logger_levels({**quiet, "ray.tune.analysis.experiment_analysis": logging.ERROR}),
         ):
+            slots = check_resources(config.resources)
+            concurrency = max(1, min(max_concurrent or slots, trial_count))
             cpus = int(ray.cluster_resources().get("CPU", 1))  # type: ignore[no-untyped-call]
-            concurrency = max(1, min(max_concurrent or cpus, trial_count))
+            own = max(1, int(config.resources.cpus))
             static = _TrialStatic(
                 config_json=config.model_dump_json(),
                 plan=plan.trial,
                 base_seed=seed,
-                threads=1 if concurrency > 1 else max(1, min(2, cpus)),
+                threads=own if concurrency > 1 else max(own, min(2, cpus)),
             )
             progress = _progress_callback(config, trial_count, on_trial_done if disclosure.releases_all else None)
             tuner = tune.Tuner(
-                tune.with_resources(tune.with_parameters(_trainable, static=static), {"cpu": 1}),
+                tune.with_resources(
+                    tune.with_parameters(_trainable, static=static),
+                    {"cpu": config.resources.cpus, "gpu": config.resources.gpus},
+                ),
                 param_space=_param_space(config),
                 tune_config=_tune_config(plan, trial_count, concurrency, rng),
                 run_config=tune.RunConfig(
@@ -387,6 +431,8 @@ def trial_record(
         status=status,
         released_scores=() if failed else tuple(scores),
         node_id=metrics.get("node_id"),
+        device=metrics.get("device"),
+        gpu_ids=tuple(json.loads(metrics["gpu_ids"])) if metrics.get("gpu_ids") else (),
         train_seconds=float(metrics.get("train_seconds", 0.0) or 0.0),
         wall_time_s=float(metrics.get("trial_wall_s", 0.0) or 0.0),
         error=one_line(error) if error is not None else None,

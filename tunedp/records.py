@@ -28,6 +28,9 @@ class TrialRecord:
     test_metric: float | None = None
     error: str | None = None
     node_id: str | None = None
+    #: Where the trial trained ("cpu", "cuda:0") and the GPUs Ray assigned it (bookkeeping).
+    device: str | None = None
+    gpu_ids: tuple[str, ...] = ()
     checkpoint_path: str | None = None
     train_seconds: float = 0.0
     wall_time_s: float = 0.0

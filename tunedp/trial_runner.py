@@ -49,6 +49,8 @@ class TrialSettings:
     #: every noise draw come from fresh OS entropy. An integer makes the trial
     #: reproducible and therefore *not private* (debugging and tests only).
     seed: int | None = None
+    #: Where to train: "cpu" or a CUDA device ("cuda", "cuda:0"); model, batches and noise live there.
+    device: str = "cpu"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -120,11 +122,12 @@ def run_trial(
             f"plan: dataset_size={plan.dataset_size} but workload {settings.workload!r} "
             f"declares {workload.train_size} training examples"
         )
+    device = _device(settings.device)
     splits = workload.load()
 
-    init, sampling, noise, score_noise = _generators(settings.seed)
+    init, sampling, noise, score_noise = _generators(settings.seed, device)
     torch.manual_seed(init)
-    model = workload.build_model(settings.model)
+    model = workload.build_model(settings.model).to(device)
 
     trainer = make_private(
         model,
@@ -135,22 +138,23 @@ def run_trial(
         segments=plan.segments,
         generator=noise,
     )
-    train_x, train_y = splits.train.inputs, splits.train.targets
+    train_x, train_y = splits.train.inputs.to(device), splits.train.targets.to(device)
+    validation_x, validation_y = splits.validation.inputs.to(device), splits.validation.targets.to(device)
     evaluation_steps = set(plan.evaluation_steps)
     steps_per_epoch = max(1, round(1.0 / plan.sampling_rate))
     released: list[float] = []
     train_seconds = 0.0
     for step in range(1, plan.steps + 1):
         tick = time.perf_counter()
-        indices = poisson_indices(plan.dataset_size, plan.sampling_rate, generator=sampling)
+        indices = poisson_indices(plan.dataset_size, plan.sampling_rate, generator=sampling).to(device)
         batch_x, batch_y = train_x.index_select(0, indices), train_y.index_select(0, indices)
         trainer.step(batch_x, batch_y, cross_entropy_per_example)
         train_seconds += time.perf_counter() - tick
         if step in evaluation_steps:
             score = _release_score(
                 model,
-                splits.validation.inputs,
-                splits.validation.targets,
+                validation_x,
+                validation_y,
                 plan.score_noise_multiplier,
                 score_noise,
                 correct_count,
@@ -167,14 +171,16 @@ def run_trial(
                     )
                 )
     test_metric = (
-        _exact_accuracy(model, splits.test.inputs, splits.test.targets, correct_count) if evaluate_test else None
+        _exact_accuracy(model, splits.test.inputs.to(device), splits.test.targets.to(device), correct_count)
+        if evaluate_test
+        else None
     )
     # The event of what actually ran: the optimizer's steps and the releases made.
     event = with_score_releases(trainer.dp_event(), plan.score_noise_multiplier, len(released))
     return TrialResult(
         released_scores=released,
         test_metric=test_metric,
-        model_state={k: v.detach().clone() for k, v in model.state_dict().items()},
+        model_state={k: v.detach().to("cpu").clone() for k, v in model.state_dict().items()},
         dp_event=event,
         steps=trainer.steps_taken,
         wall_time_s=time.perf_counter() - started,
@@ -182,17 +188,34 @@ def run_trial(
     )
 
 
-def _generators(seed: int | None) -> tuple[int, torch.Generator, torch.Generator, torch.Generator]:
+def _device(name: str) -> torch.device:
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise TrialError(f"device: {name!r} is not a torch device; use 'cpu' or 'cuda'") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise TrialError(f"device: {name!r} requested but torch sees no CUDA device; use 'cpu'")
+    return device
+
+
+def _generators(
+    seed: int | None, device: torch.device | None = None
+) -> tuple[int, torch.Generator, torch.Generator, torch.Generator]:
     """The initialisation seed and the batch, noise and score-noise generators of one trial.
 
     Private (``seed=None``): each from its own OS-entropy draw, so no two
     trials — not even two at the same hyperparameters — share batches or noise.
+    The gradient-noise generator lives on the training ``device`` (noise is
+    drawn where the gradients are); batches and score noise are drawn on the CPU.
     """
     if seed is None:
         draws = [secrets.randbits(63) for _ in range(4)]
     else:
         draws = [seed, seed + 1, seed + 2, seed + 3]
-    return draws[0], *(torch.Generator().manual_seed(d) for d in draws[1:])  # type: ignore[return-value]
+    sampling = torch.Generator().manual_seed(draws[1])
+    noise = torch.Generator(device=device or "cpu").manual_seed(draws[2])
+    score = torch.Generator().manual_seed(draws[3])
+    return draws[0], sampling, noise, score
 
 
 def test_metric_of(workload_name: str, variant: str | None, state: Mapping[str, torch.Tensor]) -> float:
