@@ -80,19 +80,36 @@ def _plain(module: nn.Module, kind: type[nn.Module]) -> bool:
     return isinstance(module, kind) and type(module).forward is kind.forward
 
 
-def _ghost_is_cheaper(positions: int, d: int, p: int) -> bool:
-    """Ghost norm costs ∝ T²(d + p), the per-example gradient ∝ T·d·p (Bu et al.'s mixed rule)."""
+_PER_EXAMPLE_BUDGET = 2**24
+"""Elements of one layer's per-example gradients that may exist at once (64 MiB in float32)."""
+
+
+def _use_ghost(batch: int, positions: int, d: int, p: int) -> bool:
+    """Whether a layer's norms come from Gram matrices (ghost) instead of per-example gradients.
+
+    A per-example gradient ``g_iᵀ a_i`` costs T·d·p per example and is then
+    reused for the clipped sum (a b×(d·p) matrix-vector product), so it is the
+    cheaper route whenever its b·d·p numbers fit the budget. Beyond that the
+    ghost norm (T²(d + p) per example, b·T² numbers) is used where it costs
+    less than the per-example gradient (Bu et al.'s mixed rule); then the sum
+    is one batched weight-gradient product.
+    """
+    if positions == 1:
+        return True  # ‖g aᵀ‖ = ‖g‖·‖a‖: nothing to materialise
+    if batch * d * p <= _PER_EXAMPLE_BUDGET:
+        return False
     return positions * (d + p) <= d * p
 
 
-def _squared_norm_of_products(a: Tensor, g: Tensor) -> Tensor:
-    """‖g_iᵀ a_i‖²_F per example for ``a`` (b, T, d) and ``g`` (b, T, p), by the cheaper route."""
-    positions, d, p = a.shape[1], a.shape[2], g.shape[2]
+def _products(a: Tensor, g: Tensor) -> tuple[Tensor, Tensor | None]:
+    """‖g_iᵀ a_i‖²_F per example for ``a`` (b, T, d) and ``g`` (b, T, p), and g_iᵀ a_i if it was built."""
+    batch, positions, d, p = a.shape[0], a.shape[1], a.shape[2], g.shape[2]
     if positions == 1:
-        return a.square().sum((1, 2)) * g.square().sum((1, 2))
-    if _ghost_is_cheaper(positions, d, p):
-        return (torch.bmm(a, a.mT) * torch.bmm(g, g.mT)).sum((1, 2))
-    return torch.bmm(g.mT, a).square().sum((1, 2))
+        return a.square().sum((1, 2)) * g.square().sum((1, 2)), None
+    if _use_ghost(batch, positions, d, p):
+        return (torch.bmm(a, a.mT) * torch.bmm(g, g.mT)).sum((1, 2)), None
+    per_example = torch.bmm(g.mT, a)  # (b, p, d)
+    return torch.linalg.vector_norm(per_example, dim=(1, 2)).square(), per_example
 
 
 def _linear(layer: _Layer, a: Tensor, g: Tensor) -> LayerGradients:
@@ -101,8 +118,10 @@ def _linear(layer: _Layer, a: Tensor, g: Tensor) -> LayerGradients:
     a = a.reshape(a.shape[0], -1, module.in_features)
     g = g.reshape(g.shape[0], -1, module.out_features)
     squared = torch.zeros(a.shape[0], dtype=a.dtype, device=a.device)
+    per_example: Tensor | None = None
     if "weight" in layer.names:
-        squared = squared + _squared_norm_of_products(a, g)
+        weight_squared, per_example = _products(a, g)
+        squared = squared + weight_squared
     if "bias" in layer.names:
         squared = squared + g.sum(1).square().sum(1)
 
@@ -110,12 +129,36 @@ def _linear(layer: _Layer, a: Tensor, g: Tensor) -> LayerGradients:
         scaled = g * factors[:, None, None]
         result = {}
         if "weight" in layer.names:
-            result[layer.names["weight"]] = scaled.reshape(-1, g.shape[2]).mT @ a.reshape(-1, a.shape[2])
+            result[layer.names["weight"]] = (
+                scaled.reshape(-1, g.shape[2]).mT @ a.reshape(-1, a.shape[2])
+                if per_example is None
+                else torch.tensordot(factors, per_example, dims=1)
+            )
         if "bias" in layer.names:
             result[layer.names["bias"]] = scaled.sum((0, 1))
         return result
 
     return LayerGradients(squared, weighted_sum)
+
+
+def _patches(a: Tensor, module: nn.Conv2d, padding: tuple[int, ...]) -> Tensor:
+    """The input patches of each output position, (b, T, d) with d ordered (kernel row, column, channel).
+
+    Built as one strided view of the channels-last input, copied once: on CPU
+    this is several times faster than ``functional.unfold`` (im2col) for the
+    large kernels of small networks, and channels-last makes the copied runs long.
+    """
+    if any(padding):
+        a = functional.pad(a, (padding[1], padding[1], padding[0], padding[0]))
+    a = a.contiguous(memory_format=torch.channels_last)
+    batch, channels, height, width = a.shape
+    (kh, kw), (sh, sw), (dh, dw) = module.kernel_size, module.stride, module.dilation
+    out_h, out_w = (height - dh * (kh - 1) - 1) // sh + 1, (width - dw * (kw - 1) - 1) // sw + 1
+    sb, sc, sy, sx = a.stride()
+    view = a.as_strided(
+        (batch, out_h, out_w, kh, kw, channels), (sb, sy * sh, sx * sw, sy * dh, sx * dw, sc), a.storage_offset()
+    )
+    return view.reshape(batch, out_h * out_w, kh * kw * channels)
 
 
 def _conv2d(layer: _Layer, a: Tensor, g: Tensor) -> LayerGradients:
@@ -124,22 +167,29 @@ def _conv2d(layer: _Layer, a: Tensor, g: Tensor) -> LayerGradients:
     padding = module.padding
     assert not isinstance(padding, str)  # refused when planning
     batch, channels = g.shape[0], g.shape[1]
-    flat_g = g.reshape(batch, channels, -1)  # (b, p, T)
     squared = torch.zeros(batch, dtype=a.dtype, device=a.device)
+    per_example: Tensor | None = None
     if "weight" in layer.names:
-        unfolded = functional.unfold(a, module.kernel_size, module.dilation, padding, module.stride)  # (b, d, T)
-        squared = squared + _squared_norm_of_products(unfolded.mT, flat_g.mT)
-        del unfolded
+        patches = _patches(a, module, padding)  # (b, T, d)
+        weight_squared, per_example = _products(patches, g.reshape(batch, channels, -1).mT)
+        squared = squared + weight_squared
+        del patches
     if "bias" in layer.names:
-        squared = squared + flat_g.sum(2).square().sum(1)
+        squared = squared + g.sum((2, 3)).square().sum(1)
 
     def weighted_sum(factors: Tensor) -> dict[str, Tensor]:
         scaled = g * factors[:, None, None, None]
         result = {}
         if "weight" in layer.names:
-            result[layer.names["weight"]] = torch.nn.grad.conv2d_weight(
-                a, module.weight.shape, scaled, module.stride, padding, module.dilation, module.groups
-            )
+            if per_example is None:
+                weight = torch.nn.grad.conv2d_weight(
+                    a, module.weight.shape, scaled, module.stride, padding, module.dilation, module.groups
+                )
+            else:
+                kh, kw = module.kernel_size
+                summed = torch.tensordot(factors, per_example, dims=1)  # (p, kh·kw·c)
+                weight = summed.reshape(channels, kh, kw, -1).permute(0, 3, 1, 2).contiguous()
+            result[layer.names["weight"]] = weight
         if "bias" in layer.names:
             result[layer.names["bias"]] = scaled.sum((0, 2, 3))
         return result
