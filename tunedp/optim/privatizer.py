@@ -85,7 +85,9 @@ class Privatizer:
     def _refuse_ghost(self, error: GhostUnsupported) -> None:
         """``auto`` falls back to the vmap path for good; ``ghost`` refuses with the reason."""
         if self.clipping == "ghost":
-            raise ValueError(f"clipping='ghost' cannot run this model: {error}; use clipping='auto' or 'vmap'") from None
+            raise ValueError(
+                f"clipping='ghost' cannot run this model: {error}; use clipping='auto' or 'vmap'"
+            ) from None
         self._ghost = None
 
     @property
