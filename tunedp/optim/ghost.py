@@ -71,6 +71,7 @@ class _Layer:
     inputs: Tensor | None = None
     output: Tensor | None = None
     input_version: int = 0
+    output_version: int = 0
     calls: int = 0
     handles: list[Any] = field(default_factory=list)
 
@@ -209,6 +210,7 @@ class GhostClipper:
         self._layers: list[_Layer] = []
         self._independence_checked = False
         self._recomputing = False
+        self._copy_outputs = False
         owners: dict[int, str] = {}
         for module_name, module in model.named_modules(remove_duplicate=False):
             names = {}
@@ -282,15 +284,18 @@ class GhostClipper:
                 raise GhostUnsupported(
                     f"a layer ({', '.join(layer.names.values())}) does not map one tensor to one tensor"
                 )
-            layer.inputs, layer.output, layer.input_version = args[0], output, args[0]._version
-            # The model continues with a copy, so an in-place op after the layer cannot alter what is kept.
-            return output.clone()
+            layer.inputs, layer.input_version = args[0], args[0]._version
+            layer.output, layer.output_version = output, output._version
+            # Once an in-place op after a layer was seen, the model continues with a copy of each output,
+            # so what is kept (and differentiated against) is the layer's own output.
+            return output.clone() if self._copy_outputs else None
 
         return capture
 
-    def layers(self, inputs: Tensor, targets: Tensor, loss_fn: LossFn) -> list[LayerGradients]:
-        """One batched forward and backward of ``inputs``; every layer's squared norms and weighted sum."""
-        self.check_independence(inputs)
+    def _backward(
+        self, inputs: Tensor, targets: Tensor, loss_fn: LossFn
+    ) -> tuple[list[_Layer], tuple[Tensor | None, ...]] | None:
+        """Forward with capture hooks, then ∂(Σᵢ ℓᵢ)/∂(each layer's output); None: run it again."""
         for layer in self._layers:
             layer.calls, layer.inputs, layer.output = 0, None, None
             layer.handles.append(layer.module.register_forward_hook(self._hook(layer), with_kwargs=True))
@@ -299,6 +304,13 @@ class GhostClipper:
                 outputs = self.model(inputs)
                 if not isinstance(outputs, Tensor):
                     raise GhostUnsupported("the model's output is not one tensor")
+                if any(
+                    layer.output is not None and layer.output._version != layer.output_version for layer in self._layers
+                ):
+                    if self._copy_outputs:
+                        raise GhostUnsupported("a layer's output is still modified in place after copying it")
+                    self._copy_outputs = True  # the graph holds the modified tensors: run again with copies
+                    return None
 
                 def example_loss(output: Tensor, target: Tensor) -> Tensor:
                     return loss_fn(output.unsqueeze(0), target.unsqueeze(0)).sum()
@@ -307,12 +319,21 @@ class GhostClipper:
                 total = vmap(example_loss)(outputs, targets).sum()
                 called = [layer for layer in self._layers if layer.output is not None]
                 captured = [layer.output for layer in called if layer.output is not None]
-                grads = torch.autograd.grad(total, captured, allow_unused=True) if captured else ()
+                return called, (torch.autograd.grad(total, captured, allow_unused=True) if captured else ())
         finally:
             for layer in self._layers:
                 for handle in layer.handles:
                     handle.remove()
                 layer.handles.clear()
+
+    def layers(self, inputs: Tensor, targets: Tensor, loss_fn: LossFn) -> list[LayerGradients]:
+        """One batched forward and backward of ``inputs``; every layer's squared norms and weighted sum."""
+        self.check_independence(inputs)
+        done = self._backward(inputs, targets, loss_fn)
+        if done is None:
+            done = self._backward(inputs, targets, loss_fn)
+        assert done is not None
+        called, grads = done
         result = []
         with torch.no_grad():
             for layer, grad in zip(called, grads, strict=True):
