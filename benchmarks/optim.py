@@ -1,17 +1,29 @@
-"""Speed and memory of one private step: tunedp vs a non-private step vs Opacus (hooks mode).
+"""Speed and memory of one private step: tunedp (ghost and vmap) vs a non-private step vs Opacus.
 
 Reference model: the Tramèr–Boneh end-to-end tanh CNN for 28×28 inputs
-(defined here, not in the library), batch 256 of random inputs, 2 threads.
-Every variant runs in its own fresh subprocess (its peak RSS is its own and
-its allocator is not shared with another variant); the parent repeats the
-variants in interleaved rounds and keeps each variant's best round (lowest
-median step time), which damps load from other processes on a shared machine.
-Opacus is skipped with a message when it is not installed
+(defined here, not in the library), DP-SGD, fixed batches of random inputs
+at each batch size (256 and 2048 by default), ``torch.set_num_threads(2)``,
+``tunedp.optim.keep_freed_memory()`` on in every process.
+
+* **Time**: every variant is built in ONE process and they are timed
+  interleaved (round after round, a few steps of each in turn), so load from
+  other processes on a shared machine hits all of them alike; the medians of
+  all timed steps are compared. The 1-minute load average is printed with
+  every table: above the number of cores, read absolute times as upper
+  bounds and trust the ratios more.
+* **Memory**: each variant then runs alone in a fresh subprocess, which reports
+  its peak RSS and the growth of RSS during the steps.
+* ``--trial``: the training loop of one Fashion-MNIST trial of the shipped
+  search space (20 epochs at expected batch 2048: Poisson batches of the real
+  training split) for the vmap and the ghost path, interleaved; a fixed number
+  of steps is timed and extrapolated to the whole trial (said so in the output).
+
+Opacus variants are skipped with a message when it is not installed
 (``pip install --no-deps opacus==1.6.0``). Results: benchmarks/README.md.
 
-    .venv/bin/python benchmarks/optim.py               # full table (a few minutes)
-    .venv/bin/python benchmarks/optim.py --glibc-heap  # every variant calls keep_freed_memory()
-    .venv/bin/python benchmarks/optim.py --rounds 1    # quicker, noisier
+    .venv/bin/python benchmarks/optim.py                       # both batch sizes (several minutes)
+    .venv/bin/python benchmarks/optim.py --batch-sizes 256 --rounds 4
+    .venv/bin/python benchmarks/optim.py --trial --trial-steps 40
 """
 
 from __future__ import annotations
@@ -19,6 +31,7 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import json
+import os
 import resource
 import statistics
 import subprocess
@@ -31,6 +44,7 @@ from torch import nn
 from torch.nn import functional
 
 DATASET_SIZE = 60_000
+OPACUS_VARIANTS = ("opacus hooks", "opacus ghost")
 
 
 def tramer_boneh_cnn() -> nn.Module:
@@ -49,8 +63,42 @@ def tramer_boneh_cnn() -> nn.Module:
     )
 
 
+def _load() -> str:
+    return f"{os.getloadavg()[0]:.1f}"
+
+
+def _opacus_step(variant: str, model: nn.Module, inputs: torch.Tensor, targets: torch.Tensor) -> Callable[[], None]:
+    import warnings
+
+    from opacus import PrivacyEngine
+
+    warnings.filterwarnings("ignore")
+    loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(inputs, targets), batch_size=inputs.shape[0])
+    mode = variant.split()[1]
+    made = PrivacyEngine().make_private(
+        module=model,
+        optimizer=torch.optim.SGD(model.parameters(), lr=0.1),
+        criterion=nn.CrossEntropyLoss(),
+        data_loader=loader,
+        noise_multiplier=1.0,
+        max_grad_norm=1.0,
+        poisson_sampling=True,
+        grad_sample_mode=mode,
+    )
+    private_model, optimizer = made[0], made[1]
+    criterion = made[2] if mode == "ghost" else nn.CrossEntropyLoss()
+    # Same fixed batch as every other variant: the per-step cost at this batch size is what is compared.
+    optimizer.expected_batch_size = inputs.shape[0]
+
+    def step() -> None:
+        optimizer.zero_grad(set_to_none=True)
+        criterion(private_model(inputs), targets).backward()
+        optimizer.step()
+
+    return step
+
+
 def _step_function(variant: str, model: nn.Module, inputs: torch.Tensor, targets: torch.Tensor) -> Callable[[], None]:
-    rate = inputs.shape[0] / DATASET_SIZE
     if variant == "nonprivate":
         optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
 
@@ -63,46 +111,24 @@ def _step_function(variant: str, model: nn.Module, inputs: torch.Tensor, targets
     if variant.startswith("tunedp"):
         from tunedp.optim import make_generator, make_private
 
-        chunk = int(variant.split("=")[1]) if "=" in variant else 256
+        # "tunedp ghost" / "tunedp vmap", optionally " chunk=N"
+        words = variant.split()
+        chunk = int(words[2].split("=")[1]) if len(words) > 2 else 256
         trainer = make_private(
             model,
             optimizer="dp_sgd",
             hyperparameters={"lr": 0.1, "clip_norm": 1.0},
-            sampling_rate=rate,
+            sampling_rate=inputs.shape[0] / DATASET_SIZE,
             dataset_size=DATASET_SIZE,
             noise_multiplier=1.0,
             steps=1_000_000,
             generator=make_generator(seed=0),
             chunk_size=chunk,
+            clipping=words[1],
         )
         return lambda: trainer.step(inputs, targets, functional.cross_entropy)
-    if variant == "opacus":
-        import warnings
-
-        from opacus import PrivacyEngine
-
-        warnings.filterwarnings("ignore")
-        loader = torch.utils.data.DataLoader(
-            torch.utils.data.TensorDataset(inputs, targets), batch_size=inputs.shape[0]
-        )
-        private_model, optimizer, _ = PrivacyEngine().make_private(
-            module=model,
-            optimizer=torch.optim.SGD(model.parameters(), lr=0.1),
-            data_loader=loader,
-            noise_multiplier=1.0,
-            max_grad_norm=1.0,
-            poisson_sampling=True,
-            grad_sample_mode="hooks",
-        )
-        # Same fixed batch as every other variant: the per-step cost at batch 256 is what is compared.
-        optimizer.expected_batch_size = inputs.shape[0]
-
-        def opacus_step() -> None:
-            optimizer.zero_grad(set_to_none=True)
-            functional.cross_entropy(private_model(inputs), targets).backward()
-            optimizer.step()
-
-        return opacus_step
+    if variant in OPACUS_VARIANTS:
+        return _opacus_step(variant, model, inputs, targets)
     raise ValueError(f"unknown variant {variant!r}")
 
 
@@ -112,85 +138,156 @@ def _batch(batch_size: int) -> tuple[torch.Tensor, torch.Tensor]:
     return inputs, torch.randint(0, 10, (batch_size,), generator=generator)
 
 
-def measure(variant: str, *, batch_size: int, steps: int, warmup: int) -> dict[str, float]:
-    """Child mode: a fresh process times ``steps`` steps of one variant and reports its peak RSS."""
+def time_interleaved(
+    variants: list[str], *, batch_size: int, rounds: int, block: int, warmup: int
+) -> dict[str, list[float]]:
+    """Per-step seconds of every variant, built in this process and run in turns of ``block`` steps."""
+    inputs, targets = _batch(batch_size)
+    steps = {}
+    for variant in variants:
+        torch.manual_seed(0)
+        steps[variant] = _step_function(variant, tramer_boneh_cnn(), inputs, targets)
+        for _ in range(warmup):
+            steps[variant]()
+    times: dict[str, list[float]] = {variant: [] for variant in variants}
+    for _ in range(rounds):
+        for variant in variants:
+            for _ in range(block):
+                start = time.perf_counter()
+                steps[variant]()
+                times[variant].append(time.perf_counter() - start)
+    return times
+
+
+def measure_memory(variant: str, *, batch_size: int, steps: int) -> dict[str, float]:
+    """Child mode: a fresh process runs ``steps`` steps of one variant and reports its peak RSS."""
     torch.manual_seed(0)
     inputs, targets = _batch(batch_size)
     step = _step_function(variant, tramer_boneh_cnn(), inputs, targets)
     setup = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    for _ in range(warmup):
-        step()
-    times = []
     for _ in range(steps):
-        start = time.perf_counter()
         step()
-        times.append(time.perf_counter() - start)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return {
-        "median_ms": 1000 * statistics.median(times),
-        "fastest_ms": 1000 * min(times),
-        "peak_rss_mib": peak / 1024,
-        "step_rss_mib": (peak - setup) / 1024,
-    }
+    return {"peak_rss_mib": peak / 1024, "step_rss_mib": (peak - setup) / 1024}
+
+
+def time_trial(*, steps: int, block: int, threads: int) -> None:
+    """Fashion-MNIST, shipped search space: vmap vs ghost on real Poisson batches, extrapolated to 20 epochs."""
+    from trials import get_workload
+    from trials.base import cross_entropy_per_example
+    from tunedp.data import poisson_indices
+    from tunedp.optim import make_generator, make_private
+
+    workload = get_workload("fashion_mnist")
+    train = workload.load().train
+    size = workload.train_size
+    rate = 2048 / size
+    total_steps = round(20 / rate)
+    trainers, samplers = {}, {}
+    for clipping in ("vmap", "ghost"):
+        torch.manual_seed(0)
+        trainers[clipping] = make_private(
+            workload.build_model("cnn"),
+            optimizer="dp_sgd",
+            hyperparameters={"lr": 4.0, "clip_norm": 0.1, "momentum": 0.9},
+            sampling_rate=rate,
+            dataset_size=size,
+            noise_multiplier=1.0,
+            steps=total_steps,
+            generator=make_generator(seed=1),
+            clipping=clipping,
+        )
+        samplers[clipping] = torch.Generator().manual_seed(2)
+    times: dict[str, list[float]] = {clipping: [] for clipping in trainers}
+    load_before = _load()
+    for index in range(steps // block + 1):
+        for clipping, trainer in trainers.items():
+            for _ in range(block):
+                start = time.perf_counter()
+                rows = poisson_indices(size, rate, generator=samplers[clipping])
+                trainer.step(
+                    train.inputs.index_select(0, rows), train.targets.index_select(0, rows), cross_entropy_per_example
+                )
+                if index > 0:  # the first turn is warm-up
+                    times[clipping].append(time.perf_counter() - start)
+    print(
+        f"Fashion-MNIST trial (20 epochs, expected batch 2048, {total_steps} steps, {threads} threads): "
+        f"{len(times['vmap'])} steps timed per method and extrapolated; load {load_before} → {_load()}"
+    )
+    print("| method | mean s/step | extrapolated trial training s |")
+    print("|---|---:|---:|")
+    for clipping, seconds in times.items():
+        mean = statistics.fmean(seconds)
+        print(f"| {clipping} | {mean:.3f} | {mean * total_steps:.0f} |")
+    print(f"ghost ÷ vmap: {statistics.fmean(times['ghost']) / statistics.fmean(times['vmap']):.2f}")
+
+
+def _memory_of(variant: str, batch_size: int, steps: int, threads: int) -> dict[str, float]:
+    command = [sys.executable, __file__, "--variant", variant, f"--threads={threads}"]
+    command += [f"--batch-sizes={batch_size}", f"--memory-steps={steps}"]
+    child = subprocess.run(command, check=True, capture_output=True, text=True)
+    result: dict[str, float] = json.loads(child.stdout)
+    return result
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--batch-size", type=int, default=256)
-    parser.add_argument("--steps", type=int, default=40, help="timed steps per variant and round")
-    parser.add_argument("--warmup", type=int, default=5)
+    parser.add_argument("--batch-sizes", default="256,2048")
+    parser.add_argument("--rounds", type=int, default=6, help="interleaved rounds per batch size")
+    parser.add_argument("--block", type=int, default=4, help="consecutive steps of one variant per round")
+    parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--chunk-sizes", default="32,64,128,256")
-    parser.add_argument(
-        "--glibc-heap",
-        action="store_true",
-        help="every variant (non-private included) first calls tunedp.optim.keep_freed_memory()",
-    )
-    parser.add_argument("--variant", help=argparse.SUPPRESS)  # child mode
+    parser.add_argument("--memory-steps", type=int, default=5, help="steps of each memory subprocess")
+    parser.add_argument("--extra", default="", help="more variants, comma-separated, e.g. 'tunedp ghost chunk=2048'")
+    parser.add_argument("--no-memory", action="store_true", help="skip the peak-RSS subprocesses")
+    parser.add_argument("--trial", action="store_true", help="time the Fashion-MNIST trial loop instead")
+    parser.add_argument("--trial-steps", type=int, default=30)
+    parser.add_argument("--variant", help=argparse.SUPPRESS)  # child mode (memory)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    settings = {"batch_size": args.batch_size, "steps": args.steps, "warmup": args.warmup}
-    if args.variant:
-        if args.glibc_heap:
-            from tunedp.optim import keep_freed_memory
+    from tunedp.optim import keep_freed_memory
 
-            if not keep_freed_memory():
-                print("keep_freed_memory() had no effect here (not glibc)", file=sys.stderr)
-        print(json.dumps(measure(args.variant, **settings)))
+    if not keep_freed_memory():
+        print("keep_freed_memory() had no effect here (not glibc)", file=sys.stderr)
+    if args.variant:
+        print(json.dumps(measure_memory(args.variant, batch_size=int(args.batch_sizes), steps=args.memory_steps)))
+        return
+    if args.trial:
+        time_trial(steps=args.trial_steps, block=args.block, threads=args.threads)
         return
 
-    variants = ["nonprivate", *(f"tunedp chunk={c}" for c in args.chunk_sizes.split(","))]
+    variants = ["nonprivate", "tunedp vmap", "tunedp ghost", *filter(None, args.extra.split(","))]
     if importlib.util.find_spec("opacus") is None:
         print("opacus is not installed: skipping it (pip install --no-deps opacus==1.6.0)", file=sys.stderr)
     else:
-        variants.append("opacus")
-    best: dict[str, dict[str, float]] = {}
-    for round_index in range(args.rounds):
-        for variant in variants:
-            command = [sys.executable, __file__, "--variant", variant, f"--threads={args.threads}"]
-            command += ["--glibc-heap"] if args.glibc_heap else []
-            command += [f"--{key.replace('_', '-')}={value}" for key, value in settings.items()]
-            child = subprocess.run(command, check=True, capture_output=True, text=True)
-            result = json.loads(child.stdout)
-            print(f"round {round_index + 1} {variant:>17}: {result['median_ms']:.1f} ms", file=sys.stderr)
-            if variant not in best or result["median_ms"] < best[variant]["median_ms"]:
-                best[variant] = result
-    base = best["nonprivate"]
-    opacus = best.get("opacus", {}).get("median_ms")
-    print(
-        "| variant | median ms/step | × non-private | Opacus ÷ this | fastest ms/step "
-        "| peak RSS MiB | RSS growth in steps MiB |"
-    )
-    print("|---|---:|---:|---:|---:|---:|---:|")
-    for variant in variants:
-        result = best[variant]
-        speedup = f"{opacus / result['median_ms']:.2f}" if opacus else "n/a"
-        print(
-            f"| {variant} | {result['median_ms']:.1f} | {result['median_ms'] / base['median_ms']:.2f} "
-            f"| {speedup} | {result['fastest_ms']:.1f} "
-            f"| {result['peak_rss_mib']:.0f} | {result['step_rss_mib']:.0f} |"
+        variants += OPACUS_VARIANTS
+    for batch_size in (int(size) for size in args.batch_sizes.split(",")):
+        load_before = _load()
+        times = time_interleaved(
+            variants, batch_size=batch_size, rounds=args.rounds, block=args.block, warmup=args.warmup
         )
+        medians = {variant: 1000 * statistics.median(seconds) for variant, seconds in times.items()}
+        load_after = _load()
+        memory = (
+            {} if args.no_memory else {v: _memory_of(v, batch_size, args.memory_steps, args.threads) for v in variants}
+        )
+        base = medians["nonprivate"]
+        opacus = [medians[v] for v in OPACUS_VARIANTS if v in medians]
+        print(
+            f"\nbatch {batch_size}: {args.rounds} rounds × {args.block} steps per variant, "
+            f"{args.threads} threads, load average {load_before} → {load_after}"
+        )
+        print(
+            "| variant | median ms/step | × non-private | best Opacus ÷ this | peak RSS MiB | RSS growth in steps MiB |"
+        )
+        print("|---|---:|---:|---:|---:|---:|")
+        for variant in variants:
+            speedup = f"{min(opacus) / medians[variant]:.2f}" if opacus else "n/a"
+            rss = memory.get(variant, {})
+            print(
+                f"| {variant} | {medians[variant]:.1f} | {medians[variant] / base:.2f} | {speedup} "
+                f"| {rss.get('peak_rss_mib', float('nan')):.0f} | {rss.get('step_rss_mib', float('nan')):.0f} |"
+            )
 
 
 if __name__ == "__main__":

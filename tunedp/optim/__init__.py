@@ -17,13 +17,14 @@ from tunedp.optim.memory import keep_freed_memory
 from tunedp.optim.noise import gaussian_noise_like, make_generator
 from tunedp.optim.per_sample import LossFn, check_model, per_example_gradients
 from tunedp.optim.private import PrivateTrainer, make_private
-from tunedp.optim.privatizer import PerExampleHook, Privatizer
+from tunedp.optim.privatizer import CLIPPING_METHODS, PerExampleHook, Privatizer
 from tunedp.optim.rules import UPDATE_RULES, build_update_rule
 from tunedp.optim.sgd import DpSgd
 from tunedp.optim.update_rule import Clipping, StepContext, UpdateRule
 from tunedp.optimizers import HYPERPARAMETER_RANGES
 
 __all__ = [
+    "CLIPPING_METHODS",
     "HYPERPARAMETER_RANGES",
     "UPDATE_RULES",
     "Clipping",

@@ -137,6 +137,7 @@ def make_private(
     generator: torch.Generator | None = None,
     secure: bool = False,
     chunk_size: int = 256,
+    clipping: str = "auto",
 ) -> PrivateTrainer:
     """A :class:`PrivateTrainer` for ``model`` with update rule ``optimizer`` (see ``UPDATE_RULES``).
 
@@ -146,7 +147,11 @@ def make_private(
     ``secure=True`` draws noise from a generator seeded with OS entropy (see
     :func:`tunedp.optim.make_generator` for what that does and does not
     guarantee); otherwise ``generator`` (reproducible) or torch's global one.
-    ``chunk_size`` bounds how many per-example gradients exist at once.
+    ``chunk_size`` bounds how many examples are processed at once.
+    ``clipping`` picks how per-example clipping is computed (``CLIPPING_METHODS``):
+    ``"ghost"`` (book-keeping ghost clipping, one batched backward), ``"vmap"``
+    (materialised per-example gradients) or ``"auto"``, ghost where the model
+    allows it; the result and the privacy guarantee are the same.
     """
     if isinstance(sampling_rate, bool) or not (isinstance(sampling_rate, numbers.Real) and 0 < sampling_rate <= 1):
         raise ValueError(f"Expected sampling_rate={sampling_rate!r} in (0, 1]")
@@ -174,6 +179,7 @@ def make_private(
         expected_batch_size=float(sampling_rate) * dataset_size,
         chunk_size=chunk_size,
         generator=generator,
+        clipping=clipping,
     )
     return PrivateTrainer(
         model=model,

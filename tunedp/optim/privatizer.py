@@ -1,5 +1,14 @@
 """The privatization component: per-example gradients → hook → flat clip → sum → noise → ÷ qN.
 
+Two ways to get the clipped sum, with the same result up to rounding:
+``"vmap"`` materialises each example's gradient with ``torch.func``;
+``"ghost"`` (:mod:`tunedp.optim.ghost`) gets each example's norm and the
+clipped sum from one batched backward of linear and convolution layers
+(book-keeping ghost clipping), other layers per layer through ``torch.func``.
+``"auto"`` (the default) takes ghost where the model allows it and the vmap
+path otherwise; a step with a pre-clip hook always takes the vmap path,
+because the hook needs each example's whole gradient.
+
 This is the whole DP-relevant computation of one step; update rules only
 post-process its output. Each example contributes at most ``clip_norm`` (in L2)
 to the sum, Gaussian noise of std ``noise_multiplier · clip_norm`` is added to
@@ -21,11 +30,15 @@ from collections.abc import Callable, Sequence
 import torch
 from torch import Tensor, nn
 
-from tunedp.optim.clipping import clipped_sum
+from tunedp.optim.clipping import clip_factors, clipped_sum, per_example_norms
+from tunedp.optim.ghost import GhostClipper, GhostUnsupported
 from tunedp.optim.noise import gaussian_noise_like
 from tunedp.optim.per_sample import LossFn, _chunks, _PerExample, check_model, trainable_parameters
 
-__all__ = ["PerExampleHook", "Privatizer"]
+__all__ = ["CLIPPING_METHODS", "PerExampleHook", "Privatizer"]
+
+CLIPPING_METHODS: tuple[str, ...] = ("auto", "ghost", "vmap")
+"""How per-example clipping is computed (see the module docstring); all give the same sum."""
 
 PerExampleHook = Callable[[list[Tensor]], list[Tensor]]
 """Transforms one chunk of per-example gradients (``(chunk, *param.shape)`` per parameter) before clipping."""
@@ -45,8 +58,11 @@ class Privatizer:
         expected_batch_size: float,
         chunk_size: int = 256,
         generator: torch.Generator | None = None,
+        clipping: str = "auto",
     ) -> None:
         check_model(model)
+        if clipping not in CLIPPING_METHODS:
+            raise ValueError(f"Expected clipping={clipping!r} to be one of {', '.join(CLIPPING_METHODS)}")
         if not (math.isfinite(expected_batch_size) and expected_batch_size > 0):
             raise ValueError(f"Expected expected_batch_size={expected_batch_size} > 0")
         if isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size < 1:
@@ -58,6 +74,26 @@ class Privatizer:
         self._params = {name: param.detach() for name, param in trainable_parameters(model).items()}
         if not self._params:
             raise ValueError("model has no trainable parameters (all have requires_grad=False)")
+        self.clipping = clipping
+        self._ghost: GhostClipper | None = None
+        if clipping != "vmap":
+            try:
+                self._ghost = GhostClipper(model, self.names)
+            except GhostUnsupported as error:
+                self._refuse_ghost(error)
+
+    def _refuse_ghost(self, error: GhostUnsupported) -> None:
+        """``auto`` falls back to the vmap path for good; ``ghost`` refuses with the reason."""
+        if self.clipping == "ghost":
+            raise ValueError(
+                f"clipping='ghost' cannot run this model: {error}; use clipping='auto' or 'vmap'"
+            ) from None
+        self._ghost = None
+
+    @property
+    def method(self) -> str:
+        """The method hook-free steps use now: ``"ghost"`` or ``"vmap"`` (``auto`` resolved)."""
+        return "vmap" if self._ghost is None else "ghost"
 
     @property
     def names(self) -> list[str]:
@@ -88,12 +124,44 @@ class Privatizer:
             return total
         function = _PerExample(self.model, loss_fn)
         for rows in _chunks(inputs.shape[0], self.chunk_size):
+            if hook is None and self._ghost is not None:
+                try:
+                    self._ghost_chunk(inputs[rows], targets[rows], loss_fn, clip_norm, total)
+                    continue
+                except GhostUnsupported as error:
+                    self._refuse_ghost(error)  # nothing of this chunk was added: redo it below
             gradients = function(self._params, inputs[rows], targets[rows])
             if hook is not None:
                 gradients = hook(gradients)
             for accumulated, part in zip(total, clipped_sum(gradients, clip_norm), strict=True):
                 accumulated.add_(part)
         return total
+
+    def _ghost_chunk(
+        self, inputs: Tensor, targets: Tensor, loss_fn: LossFn, clip_norm: float, total: list[Tensor]
+    ) -> None:
+        """Adds Σᵢ clip(∇ℓᵢ) of one chunk to ``total`` by book-keeping (one backward, no per-example copies)."""
+        assert self._ghost is not None
+        layers = self._ghost.layers(inputs, targets, loss_fn)
+        if not layers:  # no layer with parameters was used: every example's gradient is zero
+            return
+        with torch.no_grad():
+            squared = torch.stack([layer.squared_norms for layer in layers]).sum(0)
+            factors = clip_factors(squared.sqrt(), clip_norm)
+            index = {name: position for position, name in enumerate(self._params)}
+            for layer in layers:
+                for name, part in layer.weighted_sum(factors).items():
+                    total[index[name]].add_(part)
+
+    def per_example_norms(self, inputs: Tensor, targets: Tensor, loss_fn: LossFn) -> Tensor:
+        """Each example's flat gradient norm by the current method (tests and diagnostics; no hook)."""
+        if self._ghost is not None:
+            try:
+                return self._ghost.norms(inputs, targets, loss_fn)
+            except GhostUnsupported as error:
+                self._refuse_ghost(error)
+        gradients = _PerExample(self.model, loss_fn)(self._params, inputs, targets)
+        return per_example_norms(gradients)
 
     def privatize(
         self,

@@ -1,0 +1,397 @@
+"""Book-keeping ghost clipping: per-example norms and the clipped sum from ONE batched backward.
+
+The vmap path (:mod:`tunedp.optim.per_sample`) materialises every example's
+whole gradient. For a linear or convolution layer that is wasteful: example
+i's weight gradient is ``Σ_t g_it a_itᵀ`` (``a`` the layer's input, unfolded
+into T positions of width d for a convolution; ``g`` the gradient of the
+layer's output, width p), so from the stored ``a`` and ``g`` of one ordinary
+batched backward we can get
+
+* its squared norm either as a *ghost norm* ``⟨a_i a_iᵀ, g_i g_iᵀ⟩`` (two T×T
+  Gram matrices; Goodfellow 2015, Li et al. 2022) or from the per-example
+  gradient ``g_iᵀ a_i`` (T·d·p), whichever is cheaper for that layer — Bu et
+  al.'s *mixed* ghost clipping (2022);
+* after the clip factors ``c_i = min(1, C/‖∇ℓ_i‖)`` are known, the clipped sum
+  ``Σ_i c_i g_iᵀ a_i`` as ONE ordinary weight-gradient product of the stored
+  tensors with ``g`` scaled by ``c`` — Bu et al.'s *book-keeping* (ICML 2023),
+  which saves the second backward pass of plain ghost clipping.
+
+Any other module that owns trainable parameters (LayerNorm, Embedding, a
+custom layer...) gets its per-example parameter gradients from its stored
+input and output gradient with ``torch.func`` (``vmap`` of the module's own
+``vjp``), so the method is chosen per layer and every parameter is covered.
+The flat norm over all parameters, the factors and the sum are exactly those
+of the vmap path, up to floating-point rounding.
+
+Why this is only correct under conditions, which are checked: the batched
+forward must treat examples independently (the vmap path guarantees that by
+construction; here a batch of a few examples is compared against the same
+examples one at a time on the first batch), every layer must be called once
+per forward with one tensor in and one tensor out, and no parameter may be
+shared between modules. When a check fails :class:`GhostUnsupported` says why,
+and the privatizer either falls back to the vmap path (``clipping="auto"``) or
+refuses (``clipping="ghost"``). This module never adds noise or updates
+parameters.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+from torch.func import functional_call, vjp, vmap
+from torch.nn import functional
+
+from tunedp.optim.per_sample import LossFn
+
+__all__ = ["GhostClipper", "GhostUnsupported", "LayerGradients"]
+
+
+class GhostUnsupported(ValueError):
+    """The model breaks a condition of the ghost path; the message says which (one line)."""
+
+
+@dataclass(frozen=True, slots=True)
+class LayerGradients:
+    """One layer's part of a chunk: per-example squared norms, and its clipped sum given the factors."""
+
+    squared_norms: Tensor
+    weighted_sum: Callable[[Tensor], dict[str, Tensor]]
+
+
+@dataclass(slots=True)
+class _Layer:
+    """A module that owns trainable parameters: ``names`` maps its local parameter names to full ones."""
+
+    module: nn.Module
+    names: dict[str, str]
+    inputs: Tensor | None = None
+    output: Tensor | None = None
+    input_version: int = 0
+    output_version: int = 0
+    calls: int = 0
+    handles: list[Any] = field(default_factory=list)
+
+
+def _plain(module: nn.Module, kind: type[nn.Module]) -> bool:
+    """Exactly ``kind``'s forward (a subclass that overrides ``forward`` is a custom layer)."""
+    return isinstance(module, kind) and type(module).forward is kind.forward
+
+
+_PER_EXAMPLE_BUDGET = 2**24
+"""Elements of one layer's per-example gradients that may exist at once (64 MiB in float32)."""
+
+
+def _use_ghost(batch: int, positions: int, d: int, p: int) -> bool:
+    """Whether a layer's norms come from Gram matrices (ghost) instead of per-example gradients.
+
+    A per-example gradient ``g_iᵀ a_i`` costs T·d·p per example and is then
+    reused for the clipped sum (a b×(d·p) matrix-vector product), so it is the
+    cheaper route whenever its b·d·p numbers fit the budget. Beyond that the
+    ghost norm (T²(d + p) per example, b·T² numbers) is used where it costs
+    less than the per-example gradient (Bu et al.'s mixed rule); then the sum
+    is one batched weight-gradient product.
+    """
+    if positions == 1:
+        return True  # ‖g aᵀ‖ = ‖g‖·‖a‖: nothing to materialise
+    if batch * d * p <= _PER_EXAMPLE_BUDGET:
+        return False
+    return positions * (d + p) <= d * p
+
+
+def _products(a: Tensor, g: Tensor) -> tuple[Tensor, Tensor | None]:
+    """‖g_iᵀ a_i‖²_F per example for ``a`` (b, T, d) and ``g`` (b, T, p), and g_iᵀ a_i if it was built."""
+    batch, positions, d, p = a.shape[0], a.shape[1], a.shape[2], g.shape[2]
+    if positions == 1:
+        return a.square().sum((1, 2)) * g.square().sum((1, 2)), None
+    if _use_ghost(batch, positions, d, p):
+        return (torch.bmm(a, a.mT) * torch.bmm(g, g.mT)).sum((1, 2)), None
+    per_example = torch.bmm(g.mT, a)  # (b, p, d)
+    return torch.linalg.vector_norm(per_example, dim=(1, 2)).square(), per_example
+
+
+def _linear(layer: _Layer, a: Tensor, g: Tensor) -> LayerGradients:
+    module = layer.module
+    assert isinstance(module, nn.Linear)
+    a = a.reshape(a.shape[0], -1, module.in_features)
+    g = g.reshape(g.shape[0], -1, module.out_features)
+    squared = torch.zeros(a.shape[0], dtype=a.dtype, device=a.device)
+    per_example: Tensor | None = None
+    if "weight" in layer.names:
+        weight_squared, per_example = _products(a, g)
+        squared = squared + weight_squared
+    if "bias" in layer.names:
+        squared = squared + g.sum(1).square().sum(1)
+
+    def weighted_sum(factors: Tensor) -> dict[str, Tensor]:
+        scaled = g * factors[:, None, None]
+        result = {}
+        if "weight" in layer.names:
+            result[layer.names["weight"]] = (
+                scaled.reshape(-1, g.shape[2]).mT @ a.reshape(-1, a.shape[2])
+                if per_example is None
+                else torch.tensordot(factors, per_example, dims=1)
+            )
+        if "bias" in layer.names:
+            result[layer.names["bias"]] = scaled.sum((0, 1))
+        return result
+
+    return LayerGradients(squared, weighted_sum)
+
+
+def _patches(a: Tensor, module: nn.Conv2d, padding: tuple[int, ...]) -> Tensor:
+    """The input patches of each output position, (b, T, d) with d ordered (kernel row, column, channel).
+
+    Built as one strided view of the channels-last input, copied once: on CPU
+    this is several times faster than ``functional.unfold`` (im2col) for the
+    large kernels of small networks, and channels-last makes the copied runs long.
+    """
+    if any(padding):
+        a = functional.pad(a, (padding[1], padding[1], padding[0], padding[0]))
+    a = a.contiguous(memory_format=torch.channels_last)
+    batch, channels, height, width = a.shape
+    (kh, kw), (sh, sw), (dh, dw) = module.kernel_size, module.stride, module.dilation
+    out_h, out_w = (height - dh * (kh - 1) - 1) // sh + 1, (width - dw * (kw - 1) - 1) // sw + 1
+    sb, sc, sy, sx = a.stride()
+    view = a.as_strided(
+        (batch, out_h, out_w, kh, kw, channels), (sb, sy * sh, sx * sw, sy * dh, sx * dw, sc), a.storage_offset()
+    )
+    return view.reshape(batch, out_h * out_w, kh * kw * channels)
+
+
+def _conv2d(layer: _Layer, a: Tensor, g: Tensor) -> LayerGradients:
+    module = layer.module
+    assert isinstance(module, nn.Conv2d)
+    padding = module.padding
+    assert not isinstance(padding, str)  # refused when planning
+    batch, channels = g.shape[0], g.shape[1]
+    squared = torch.zeros(batch, dtype=a.dtype, device=a.device)
+    per_example: Tensor | None = None
+    if "weight" in layer.names:
+        patches = _patches(a, module, padding)  # (b, T, d)
+        weight_squared, per_example = _products(patches, g.reshape(batch, channels, -1).mT)
+        squared = squared + weight_squared
+        del patches
+    if "bias" in layer.names:
+        squared = squared + g.sum((2, 3)).square().sum(1)
+
+    def weighted_sum(factors: Tensor) -> dict[str, Tensor]:
+        scaled = g * factors[:, None, None, None]
+        result = {}
+        if "weight" in layer.names:
+            if per_example is None:
+                weight = torch.nn.grad.conv2d_weight(
+                    a, module.weight.shape, scaled, module.stride, padding, module.dilation, module.groups
+                )
+            else:
+                kh, kw = module.kernel_size
+                summed = torch.tensordot(factors, per_example, dims=1)  # (p, kh·kw·c)
+                weight = summed.reshape(channels, kh, kw, -1).permute(0, 3, 1, 2).contiguous()
+            result[layer.names["weight"]] = weight
+        if "bias" in layer.names:
+            result[layer.names["bias"]] = scaled.sum((0, 2, 3))
+        return result
+
+    return LayerGradients(squared, weighted_sum)
+
+
+class GhostClipper:
+    """Per-example norms and clipped sums of ``model``'s trainable parameters by book-keeping.
+
+    Construction plans the layers and raises :class:`GhostUnsupported` for a
+    model it cannot handle; :meth:`layers` then runs one chunk.
+    """
+
+    def __init__(self, model: nn.Module, parameter_names: list[str]) -> None:
+        self.model = model
+        self._layers: list[_Layer] = []
+        self._independence_checked = False
+        self._recomputing = False
+        self._copy_outputs = False
+        owners: dict[int, str] = {}
+        for module_name, module in model.named_modules(remove_duplicate=False):
+            names = {}
+            for local, param in module.named_parameters(recurse=False):
+                full = f"{module_name}.{local}" if module_name else local
+                if id(param) in owners and owners[id(param)] != full:
+                    raise GhostUnsupported(f"parameter {full} is shared with {owners[id(param)]}")
+                owners[id(param)] = full
+                if param.requires_grad:
+                    names[local] = full
+            if names and all(layer.module is not module for layer in self._layers):
+                self._layers.append(_Layer(module=module, names=names))
+        covered = sorted(name for layer in self._layers for name in layer.names.values())
+        if covered != sorted(parameter_names):
+            raise GhostUnsupported("the model's modules do not own its trainable parameters one to one")
+        self.ghost_layers = [layer for layer in self._layers if self._supported(layer.module)]
+        if not self.ghost_layers:
+            raise GhostUnsupported("the model has no nn.Linear or nn.Conv2d layer with trainable parameters")
+
+    @staticmethod
+    def _supported(module: nn.Module) -> bool:
+        if _plain(module, nn.Linear):
+            return True
+        return (
+            _plain(module, nn.Conv2d)
+            and isinstance(module, nn.Conv2d)
+            and module.groups == 1
+            and module.padding_mode == "zeros"
+            and not isinstance(module.padding, str)
+        )
+
+    def check_independence(self, inputs: Tensor) -> None:
+        """Refuse a model whose batched forward mixes examples (compared on up to 4 of ``inputs``).
+
+        Runs in eval mode (dropout off) without gradients; a data-dependent
+        mixing this comparison cannot see is outside what it can check.
+        """
+        count = min(inputs.shape[0], 4)
+        if self._independence_checked or count < 2:
+            return
+        modes = [(module, module.training) for module in self.model.modules()]
+        self.model.eval()
+        try:
+            with torch.no_grad():
+                together = self.model(inputs[:count])
+                alone = [self.model(inputs[i : i + 1]) for i in range(count)]
+        finally:
+            for module, training in modes:
+                module.training = training
+        if not isinstance(together, Tensor) or not all(isinstance(out, Tensor) for out in alone):
+            raise GhostUnsupported("the model's output is not one tensor")
+        alone_tensor = torch.cat(alone)
+        scale = float(alone_tensor.abs().max()) if alone_tensor.numel() else 0.0
+        if together.shape != alone_tensor.shape or not torch.allclose(
+            together, alone_tensor, rtol=1e-4, atol=1e-5 * max(scale, 1.0)
+        ):
+            raise GhostUnsupported(
+                "the model's batched forward pass mixes examples (outputs differ from one example at a time)"
+            )
+        self._independence_checked = True
+
+    def _hook(self, layer: _Layer) -> Callable[..., Tensor | None]:
+        def capture(module: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any], output: Any) -> Tensor | None:
+            del module
+            if self._recomputing:
+                return None
+            layer.calls += 1
+            if layer.calls > 1:
+                raise GhostUnsupported(f"a layer ({', '.join(layer.names.values())}) is called twice per forward")
+            if kwargs or len(args) != 1 or not isinstance(args[0], Tensor) or not isinstance(output, Tensor):
+                raise GhostUnsupported(
+                    f"a layer ({', '.join(layer.names.values())}) does not map one tensor to one tensor"
+                )
+            layer.inputs, layer.input_version = args[0], args[0]._version
+            layer.output, layer.output_version = output, output._version
+            # Once an in-place op after a layer was seen, the model continues with a copy of each output,
+            # so what is kept (and differentiated against) is the layer's own output.
+            return output.clone() if self._copy_outputs else None
+
+        return capture
+
+    def _backward(
+        self, inputs: Tensor, targets: Tensor, loss_fn: LossFn
+    ) -> tuple[list[_Layer], tuple[Tensor | None, ...]] | None:
+        """Forward with capture hooks, then ∂(Σᵢ ℓᵢ)/∂(each layer's output); None: run it again."""
+        for layer in self._layers:
+            layer.calls, layer.inputs, layer.output = 0, None, None
+            layer.handles.append(layer.module.register_forward_hook(self._hook(layer), with_kwargs=True))
+        try:
+            with torch.enable_grad():
+                outputs = self.model(inputs)
+                if not isinstance(outputs, Tensor):
+                    raise GhostUnsupported("the model's output is not one tensor")
+                if any(
+                    layer.output is not None and layer.output._version != layer.output_version for layer in self._layers
+                ):
+                    if self._copy_outputs:
+                        raise GhostUnsupported("a layer's output is still modified in place after copying it")
+                    self._copy_outputs = True  # the graph holds the modified tensors: run again with copies
+                    return None
+
+                def example_loss(output: Tensor, target: Tensor) -> Tensor:
+                    return loss_fn(output.unsqueeze(0), target.unsqueeze(0)).sum()
+
+                # Each example's loss on its own, exactly as the vmap path calls loss_fn.
+                total = vmap(example_loss)(outputs, targets).sum()
+                called = [layer for layer in self._layers if layer.output is not None]
+                captured = [layer.output for layer in called if layer.output is not None]
+                return called, (torch.autograd.grad(total, captured, allow_unused=True) if captured else ())
+        finally:
+            for layer in self._layers:
+                for handle in layer.handles:
+                    handle.remove()
+                layer.handles.clear()
+
+    def layers(self, inputs: Tensor, targets: Tensor, loss_fn: LossFn) -> list[LayerGradients]:
+        """One batched forward and backward of ``inputs``; every layer's squared norms and weighted sum."""
+        self.check_independence(inputs)
+        done = self._backward(inputs, targets, loss_fn)
+        if done is None:
+            done = self._backward(inputs, targets, loss_fn)
+        assert done is not None
+        called, grads = done
+        result = []
+        with torch.no_grad():
+            for layer, grad in zip(called, grads, strict=True):
+                assert layer.inputs is not None and layer.output is not None
+                if layer.inputs._version != layer.input_version:
+                    raise GhostUnsupported(
+                        f"a layer's input ({', '.join(layer.names.values())}) is modified in place after the layer"
+                    )
+                if layer.inputs.shape[0] != inputs.shape[0] or layer.output.shape[0] != inputs.shape[0]:
+                    raise GhostUnsupported(
+                        f"a layer ({', '.join(layer.names.values())}) does not keep the batch as its first dimension"
+                    )
+                g = torch.zeros_like(layer.output) if grad is None else grad
+                result.append(self._layer_gradients(layer, layer.inputs.detach(), g))
+                layer.inputs, layer.output = None, None
+        return result
+
+    def _layer_gradients(self, layer: _Layer, a: Tensor, g: Tensor) -> LayerGradients:
+        if self._supported(layer.module):
+            if isinstance(layer.module, nn.Linear):
+                return _linear(layer, a, g)
+            return _conv2d(layer, a, g)
+        return self._fallback(layer, a, g)
+
+    def _fallback(self, layer: _Layer, a: Tensor, g: Tensor) -> LayerGradients:
+        """Per-example gradients of a layer's own parameters: ``vmap`` of its ``vjp`` on each example."""
+        module = layer.module
+        params = {local: getattr(module, local).detach() for local in layer.names}
+
+        def one(x: Tensor, gy: Tensor) -> dict[str, Tensor]:
+            def forward(p: dict[str, Tensor]) -> Tensor:
+                out: Tensor = functional_call(module, p, (x.unsqueeze(0),))
+                return out
+
+            _, pullback = vjp(forward, params)
+            grads: dict[str, Tensor] = pullback(gy.unsqueeze(0))[0]
+            return grads
+
+        self._recomputing = True
+        try:
+            with torch.enable_grad():
+                per_example = vmap(one, randomness="error")(a, g)
+        finally:
+            self._recomputing = False
+        squared = sum(
+            (grad.flatten(1).square().sum(1) for grad in per_example.values()),
+            torch.zeros(a.shape[0], dtype=g.dtype, device=g.device),
+        )
+
+        def weighted_sum(factors: Tensor) -> dict[str, Tensor]:
+            return {
+                layer.names[local]: torch.tensordot(factors.to(grad.dtype), grad, dims=1)
+                for local, grad in per_example.items()
+            }
+
+        return LayerGradients(squared, weighted_sum)
+
+    def norms(self, inputs: Tensor, targets: Tensor, loss_fn: LossFn) -> Tensor:
+        """Each example's flat gradient norm over all trainable parameters (for tests and diagnostics)."""
+        parts = self.layers(inputs, targets, loss_fn)
+        return torch.stack([part.squared_norms for part in parts]).sum(0).sqrt()
