@@ -94,9 +94,7 @@ class TrainingSetHook(Protocol):
 
     def wrap_model(self, model: torch.nn.Module) -> torch.nn.Module: ...
 
-    def extend_training_set(
-        self, inputs: torch.Tensor, targets: torch.Tensor
-    ) -> tuple[torch.Tensor, torch.Tensor]: ...
+    def extend_training_set(self, inputs: torch.Tensor, targets: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]: ...
 
 
 def check_settings(settings: TrialSettings) -> None:

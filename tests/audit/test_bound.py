@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import numpy as np
@@ -67,7 +68,7 @@ def test_the_delta_term_only_lowers_the_bound() -> None:
 @pytest.mark.parametrize("delta", [0.0, 1e-5])
 def test_bound_is_monotone_in_correct_guesses(delta: float) -> None:
     bounds = [epsilon_lower_bound(canaries=400, guesses=200, correct=v, delta=delta) for v in range(90, 201, 5)]
-    assert all(a <= b for a, b in zip(bounds, bounds[1:], strict=False))
+    assert all(a <= b for a, b in itertools.pairwise(bounds))
     assert bounds[0] == 0.0 and bounds[-1] > 4.0  # chance level rejects nothing; all right rejects a lot
 
 

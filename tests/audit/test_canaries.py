@@ -67,7 +67,7 @@ def test_mislabelled_canaries_carry_wrong_labels(digits_rows: tuple[torch.Tensor
     test = get_workload("digits").load().test
     canaries = MislabelledCanaries(inputs=test.inputs[:20], labels=test.targets[:20], classes=10, seed=1)
     assert torch.all(canaries.wrong_labels != test.targets[:20])
-    x, y = canaries.extend_training_set(*digits_rows)
+    x, _ = canaries.extend_training_set(*digits_rows)
     assert x.shape[0] == 8 + int(canaries.included.sum())
     torch.manual_seed(0)
     scores = canaries.scores_of(get_workload("digits").build_model(None))

@@ -136,7 +136,9 @@ class AuditCounts:
         return self.guesses_in + self.guesses_out
 
 
-def count_guesses(scores: Sequence[float] | np.ndarray, included: Sequence[bool] | np.ndarray, *, k_in: int, k_out: int) -> int:
+def count_guesses(
+    scores: Sequence[float] | np.ndarray, included: Sequence[bool] | np.ndarray, *, k_in: int, k_out: int
+) -> int:
     """Correct guesses when the ``k_in`` highest scores are guessed "in" and the ``k_out`` lowest "out".
 
     Ties are broken by canary index (a fixed rule, independent of membership).
@@ -177,9 +179,7 @@ def best_lower_bound(
     best: AuditCounts | None = None
     for k_in, k_out in guess_counts:
         correct = count_guesses(scores, member, k_in=k_in, k_out=k_out)
-        bound = epsilon_lower_bound(
-            canaries=m, guesses=k_in + k_out, correct=correct, delta=delta, confidence=per_test
-        )
+        bound = epsilon_lower_bound(canaries=m, guesses=k_in + k_out, correct=correct, delta=delta, confidence=per_test)
         if best is None or bound > best.epsilon_lower_bound:
             best = AuditCounts(
                 canaries=m,

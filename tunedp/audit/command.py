@@ -26,7 +26,7 @@ from tunedp.audit.run import AuditResult, AuditSpec, audit_trial_plan
 from tunedp.config import ChoiceParam, FixedParam, LogUniformParam, SearchConfig, UniformParam
 from tunedp.errors import UserFacingError
 
-__all__ = ["AuditError", "PUBLIC_WORKLOAD", "audit_point", "run_config_audit"]
+__all__ = ["PUBLIC_WORKLOAD", "AuditError", "audit_point", "run_config_audit"]
 
 #: The public stand-in for ``--public``: scikit-learn's digits (bundled, public).
 PUBLIC_WORKLOAD = "digits"
