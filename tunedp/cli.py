@@ -1,4 +1,4 @@
-"""The ``tunedp`` command line: plan, budget, search, report, ui.
+"""The ``tunedp`` command line: plan, budget, search, report, audit, ui.
 
 Every user error ends the same way: one line on stderr that names the field
 and the fix, exit code 2, and nothing written or charged. Heavy imports
@@ -433,6 +433,48 @@ def report_command(
         print(json.dumps(report, indent=2))
     else:
         console.print(summary, highlight=False)
+
+
+# ---------------------------------------------------------------------------- audit
+
+
+@app.command("audit")
+def audit_command(
+    config: ConfigOption,
+    public: Annotated[
+        bool, typer.Option("--public", help="Audit the same mechanism on public data (digits); charges nothing.")
+    ] = False,
+    canaries: Annotated[int, typer.Option("--canaries", help="Number of canaries m (each in w.p. 1/2).")] = 1000,
+    ledger: LedgerOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Empirical privacy audit of one planned trial (one run, Steinke et al. 2023): claimed vs measured ε.
+
+    It trains on the protected data, so it is charged to the ledger like one
+    trial, before training; --public runs it on digits instead and charges nothing.
+    """
+    from tunedp.audit.command import run_config_audit
+
+    _quiet_libraries()
+    search_config = _load(config, None, None)
+    path = None if public else resolve_ledger_path(search_config.dataset_name, ledger)
+    result = run_config_audit(
+        search_config,
+        public=public,
+        canaries=canaries,
+        ledger_path=path,
+        announce=lambda line: err_console.print(escape(line), highlight=False, soft_wrap=True),
+    )
+    if as_json:
+        print(json.dumps(result.to_json(), indent=2))
+        return
+    verdict = "[red]claim VIOLATED[/]" if result.violates_claim else "consistent with the claim"
+    console.print(
+        f"claimed ε = {result.claimed_epsilon:.4f}; empirical lower bound ε ≥ {result.empirical_epsilon:.4f} "
+        f"at {result.counts.confidence:.0%} confidence ({result.counts.correct} of {result.counts.guesses} "
+        f"guesses right, {result.counts.canaries} canaries): {verdict}",
+        highlight=False,
+    )
 
 
 # ---------------------------------------------------------------------------- ui

@@ -23,13 +23,14 @@ import secrets
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import Protocol
 
 import torch
 from dp_accounting import dp_event
 
 from tunedp.accounting.trial_event import TrialPlan, with_score_releases
 
-__all__ = ["EvaluationReport", "TrialError", "TrialResult", "TrialSettings", "run_trial"]
+__all__ = ["EvaluationReport", "TrainingSetHook", "TrialError", "TrialResult", "TrialSettings", "run_trial"]
 
 
 class TrialError(ValueError):
@@ -84,6 +85,20 @@ class TrialResult:
         return self.released_scores[-1] if self.released_scores else math.nan
 
 
+class TrainingSetHook(Protocol):
+    """Audit only (:mod:`tunedp.audit`): adds the auditor's canaries to what one trial trains on.
+
+    The canaries then take the trial's own path — Poisson sampling over the
+    extended rows, per-example gradients, clipping, noise, update rule — so an
+    audit measures the code a search runs. The divisor qN stays the plan's
+    (a public constant under add/remove adjacency). Searches never pass one.
+    """
+
+    def wrap_model(self, model: torch.nn.Module) -> torch.nn.Module: ...
+
+    def extend_training_set(self, inputs: torch.Tensor, targets: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]: ...
+
+
 def check_settings(settings: TrialSettings) -> None:
     """Refuse bad hyperparameters before any data is read."""
     from tunedp.optim import build_update_rule
@@ -102,11 +117,13 @@ def run_trial(
     *,
     report: Callable[[EvaluationReport], None] | None = None,
     evaluate_test: bool = True,
+    training_set_hook: TrainingSetHook | None = None,
 ) -> TrialResult:
     """Train one model under ``settings.plan`` and release its validation scores.
 
     ``evaluate_test=False`` skips the test-split evaluation: a search measures
     only the model it selects (:func:`test_metric_of`), not every trial's.
+    ``training_set_hook`` is for audits only (see :class:`TrainingSetHook`).
     """
     from trials import get_workload
     from trials.base import correct_count, cross_entropy_per_example
@@ -127,7 +144,10 @@ def run_trial(
 
     init, sampling, noise, score_noise = _generators(settings.seed, device)
     torch.manual_seed(init)
-    model = workload.build_model(settings.model).to(device)
+    model = workload.build_model(settings.model)
+    if training_set_hook is not None:
+        model = training_set_hook.wrap_model(model)
+    model = model.to(device)
 
     trainer = make_private(
         model,
@@ -138,7 +158,11 @@ def run_trial(
         segments=plan.segments,
         generator=noise,
     )
-    train_x, train_y = splits.train.inputs.to(device), splits.train.targets.to(device)
+    train_x, train_y = splits.train.inputs, splits.train.targets
+    if training_set_hook is not None:
+        train_x, train_y = training_set_hook.extend_training_set(train_x, train_y)
+    train_rows = int(train_x.shape[0])  # = plan.dataset_size unless an audit added canaries
+    train_x, train_y = train_x.to(device), train_y.to(device)
     validation_x, validation_y = splits.validation.inputs.to(device), splits.validation.targets.to(device)
     evaluation_steps = set(plan.evaluation_steps)
     steps_per_epoch = max(1, round(1.0 / plan.sampling_rate))
@@ -146,7 +170,7 @@ def run_trial(
     train_seconds = 0.0
     for step in range(1, plan.steps + 1):
         tick = time.perf_counter()
-        indices = poisson_indices(plan.dataset_size, plan.sampling_rate, generator=sampling).to(device)
+        indices = poisson_indices(train_rows, plan.sampling_rate, generator=sampling).to(device)
         batch_x, batch_y = train_x.index_select(0, indices), train_y.index_select(0, indices)
         trainer.step(batch_x, batch_y, cross_entropy_per_example)
         train_seconds += time.perf_counter() - tick
