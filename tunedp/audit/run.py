@@ -16,6 +16,7 @@ the trial's event is exactly the training steps the canaries probe.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 from collections.abc import Mapping, Sequence
@@ -44,15 +45,7 @@ def default_guess_counts(canaries: int) -> tuple[tuple[int, int], ...]:
 
 def audit_trial_plan(plan: TrialPlan) -> TrialPlan:
     """``plan`` without validation-score releases: what an audit trains (same q, N, σ_t, steps)."""
-    return TrialPlan(
-        dataset_size=plan.dataset_size,
-        sampling_rate=plan.sampling_rate,
-        steps=plan.steps,
-        segments=plan.segments,
-        evaluation_steps=(),
-        score_noise_multiplier=None,
-        clip_norm_fixed=plan.clip_norm_fixed,
-    )
+    return dataclasses.replace(plan, evaluation_steps=(), score_noise_multiplier=None)
 
 
 @dataclass(frozen=True, kw_only=True)
