@@ -98,7 +98,7 @@ def test_random_best_charges_the_plan_and_releases_only_the_best(
 
     report = json.loads((tmp_path / "out" / "report.json").read_text())
     assert report["trials"] is None and "trial_count" not in report
-    assert report["best"]["released_score"] == best.final_score
+    assert report["best"]["final_score"] == best.final_score
     assert (tmp_path / "out" / "best_model.pt").is_file()
 
     console = capsys.readouterr()

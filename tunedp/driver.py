@@ -32,8 +32,10 @@ from tunedp.accounting.serialization import event_to_json
 from tunedp.config import SearchConfig
 from tunedp.disclosure import Disclosure, disclosure_for
 from tunedp.errors import one_line
+from tunedp.failures import failure_reasons
 from tunedp.observers import SearchObserver, SearchOutcome, notify
 from tunedp.plan import SearchPlan, plan_search
+from tunedp.progress_lines import LineProgress, ProgressCallback
 from tunedp.records import TrialRecord
 from tunedp.report import BestRelease, LedgerFigures, PrivacyFigures, SearchReport, write_report
 from tunedp.selection import select_best
@@ -56,6 +58,8 @@ def search(
     seed: int | None = None,
     output_dir: Path | None = None,
     observers: Sequence[SearchObserver] = (),
+    force: bool = False,
+    progress: ProgressCallback | None = None,
 ) -> SearchOutcome:
     """Plan, charge and run a search; the Python API behind ``tunedp search``.
 
@@ -63,6 +67,9 @@ def search(
     anything runs; raises :class:`SearchError` when every trial failed (the
     charge stays). ``observers`` hear about the search within the disclosure
     rule (e.g. ``tunedp.tracking.MlflowTracker``, ``tunedp.progress.ConsoleProgress``).
+    ``progress`` receives one plain line per event (charge, trial or heartbeat,
+    finish) within the same rule; the lines also go to the ``tunedp.progress``
+    logger. ``force`` lets ``output_dir`` be a non-empty folder.
     """
     plan = plan_search(config)
     path = ledger_path or default_ledger_path(config.dataset_name)
@@ -75,10 +82,52 @@ def search(
         seed=seed,
         output_dir=output_dir,
         observers=observers,
+        force=force,
+        progress=progress,
     )
 
 
 def run_search(
+    plan: SearchPlan,
+    *,
+    ledger: PrivacyLedger,
+    ray_address: str | None = None,
+    max_concurrent: int | None = None,
+    seed: int | None = None,
+    output_dir: Path | None = None,
+    observers: Sequence[SearchObserver] = (),
+    force: bool = False,
+    progress: ProgressCallback | None = None,
+) -> SearchOutcome:
+    """Pre-flight, charge ``plan`` to ``ledger`` and run it on Ray Tune.
+
+    Every check that does not depend on the private data runs before the
+    charge (:mod:`tunedp.preflight`): a mistake there costs nothing. Ray is
+    connected before the charge too, and that connection runs the trials.
+    """
+    from tunedp.preflight import check_admissible, connect_ray, run_preflight
+
+    check_admissible(plan, ledger)  # first: a refused budget starts neither torch nor Ray
+    run_preflight(plan, max_concurrent=max_concurrent, output=output_dir, force=force)
+    started_ray = connect_ray(ray_address)
+    try:
+        return _charge_and_run(
+            plan,
+            ledger=ledger,
+            ray_address=ray_address,
+            max_concurrent=max_concurrent,
+            seed=seed,
+            output_dir=output_dir,
+            observers=[*observers, LineProgress(progress)],
+        )
+    finally:
+        if started_ray:
+            from tunedp.ray_backend import shutdown_ray
+
+            shutdown_ray()
+
+
+def _charge_and_run(
     plan: SearchPlan,
     *,
     ledger: PrivacyLedger,
@@ -157,6 +206,7 @@ def run_search(
         status=status,
         nodes=nodes,
     )
+    report = replace(report, failure_reasons=failure_reasons(records, disclosure))
     write_report(output, report)
     outcome = SearchOutcome(
         search_id=search_id,
@@ -172,8 +222,9 @@ def run_search(
     if status == "interrupted":
         raise KeyboardInterrupt
     if best is None:
+        reasons = "".join(f"; at least one trial failed: {reason}" for reason in report.failure_reasons)
         raise SearchError(
-            f"every trial failed (or none was drawn); the charge of epsilon={charge.epsilon:.4g} stays. "
+            f"every trial failed (or none was drawn); the charge of epsilon={charge.epsilon:.4g} stays{reasons}. "
             f"Report: {output / 'report.json'}"
         )
     return outcome

@@ -49,13 +49,13 @@ from tunedp.config import (
     UniformParam,
 )
 from tunedp.disclosure import Disclosure
-from tunedp.errors import one_line
+from tunedp.failures import describe_failure
 from tunedp.plan import SearchPlan, grid_points
 from tunedp.records import TrialRecord, TrialStatus
 from tunedp.scoped import environment, logger_levels
 from tunedp.space import optimizer_hyperparameters
 
-__all__ = ["TrialsRun", "run_trials"]
+__all__ = ["TrialsRun", "run_trials", "shutdown_ray"]
 
 OBJECT_STORE_BYTES = 256 * 1024 * 1024
 METRIC = "score"
@@ -364,6 +364,8 @@ def trial_record(
         status = "stopped"  # early-stopped by ASHA: its released scores are real
     # Every report carries the scores released so far (see _trainable).
     scores = [float(x) for x in json.loads(metrics["released_scores"])] if metrics.get("released_scores") else []
+    # Ray's RayTaskError wraps the trial's exception; only a data-independent message is kept.
+    reason = describe_failure(error) if error is not None else None
     return TrialRecord(
         point=point,
         hyperparameters=hyper,
@@ -372,7 +374,8 @@ def trial_record(
         node_id=metrics.get("node_id"),
         train_seconds=float(metrics.get("train_seconds", 0.0) or 0.0),
         wall_time_s=float(metrics.get("trial_wall_s", 0.0) or 0.0),
-        error=one_line(error) if error is not None else None,
+        error=reason.text if reason is not None else None,
+        error_public=reason is not None and reason.data_independent,
         checkpoint_path=checkpoint_path,
     )
 
@@ -436,3 +439,8 @@ def _progress_callback(
             self._on_trial_done(record, self.finished, self._planned)
 
     return ProgressCallback(config, planned, on_trial_done)
+
+
+def shutdown_ray() -> None:
+    """Stop the Ray that :func:`ensure_ray` started (the driver's pre-flight connects before the charge)."""
+    ray.shutdown()
