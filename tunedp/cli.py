@@ -528,11 +528,25 @@ def ui_command(
     """Open the MLflow dashboard on the local tracking store (mlflow/); Ctrl-C stops it."""
     if not 1 <= port <= 65535:
         raise UserError(f"--port: {port} must be in 1..65535")
+    _check_port_free(host, port)
     from tunedp.tracking import serve_dashboard
 
     code = serve_dashboard(host=host, port=port, announce=lambda line: console.print(line, highlight=False))
     if code:
         raise typer.Exit(code)
+
+
+def _check_port_free(host: str, port: int) -> None:
+    """Refuse a port something already listens on (the server's own bind error would be buried in its log)."""
+    import socket
+
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        try:
+            probe.bind((host, port))
+        except OSError as error:
+            reason = (error.strerror or type(error).__name__).lower()
+            raise UserError(f"--port: cannot listen on {host}:{port} ({reason}); choose another with --port") from None
 
 
 # ---------------------------------------------------------------------------- entry point

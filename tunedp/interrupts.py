@@ -45,7 +45,7 @@ def sigterm_as_interrupt() -> Iterator[InterruptState]:
     def on_sigterm(signum: int, frame: FrameType | None) -> None:
         state.signal = signum
         handler = signal.getsignal(signal.SIGINT)
-        if callable(handler) and handler is not signal.default_int_handler:
+        if callable(handler) and handler not in (signal.default_int_handler, on_sigint):
             handler(signal.SIGINT, frame)  # e.g. Tune's: stop the trials and return
         else:
             raise KeyboardInterrupt
