@@ -60,6 +60,12 @@ class ConsoleProgress(SearchObserver):
             f"(σ = {plan.noise_multiplier:.4f}, {plan.shape.mode}/{plan.shape.release})",
             highlight=False,
         )
+        if not self.console.is_terminal:
+            # No live line in a log or a pipe (it would leave blank lines): plain lines only.
+            if not rule.shows_trial_count:
+                self._heartbeat = Heartbeat(lambda line: self.console.print(line, highlight=False, markup=False))
+                self._heartbeat.start()
+            return
         if rule.shows_trial_count:
             self._progress = Progress(
                 SpinnerColumn(),
@@ -81,8 +87,6 @@ class ConsoleProgress(SearchObserver):
             )
             self._task = self._progress.add_task("search", total=None)
         self._progress.start()
-        if not self.console.is_terminal and not rule.shows_trial_count:
-            self._heartbeat = Heartbeat(lambda line: self.console.print(line, highlight=False, markup=False)).start()
 
     def on_trial_done(self, record: TrialRecord, done: int, planned: int) -> None:
         elapsed = time.monotonic() - self.started
