@@ -27,7 +27,7 @@ from tunedp.errors import UserFacingError
 
 if TYPE_CHECKING:
     from tunedp.accounting.ledger import PrivacyLedger
-    from tunedp.observers import SearchObserver
+    from tunedp.observers import SearchObserver, SearchOutcome
     from tunedp.plan import PlanFigures
     from tunedp.preflight import PreflightResult
 
@@ -418,7 +418,10 @@ def budget_show(
 
 @app.command("search")
 def search_command(
-    config: ConfigOption,
+    config: Annotated[
+        Path | None,
+        typer.Option("--config", "-c", help="Search config (YAML).", dir_okay=False, show_default=False),
+    ] = None,
     budget: BudgetOption = None,
     delta: DeltaOption = None,
     dataset_ledger: Annotated[
@@ -441,14 +444,54 @@ def search_command(
     force: Annotated[
         bool, typer.Option("--force", help="Allow a non-empty --output folder (its files may be replaced).", metavar="")
     ] = False,
+    resume: Annotated[
+        Path | None,
+        typer.Option(
+            "--resume", help="Continue the interrupted search in this output folder (no new charge).", file_okay=False
+        ),
+    ] = None,
+    abandon: Annotated[
+        Path | None,
+        typer.Option(
+            "--abandon", help="Give up the interrupted search in this folder: delete its secret state.", file_okay=False
+        ),
+    ] = None,
 ) -> None:
     """Plan, charge the ledger, run the trials on Ray Tune, release the best and a privacy report."""
-    from tunedp.driver import SearchError, search
+    from tunedp.driver import SearchError, resume_search, search
     from tunedp.interrupts import sigterm_as_interrupt
 
     _quiet_libraries()
     if max_concurrent is not None and max_concurrent < 1:
         raise UserError(f"--max-concurrent: {max_concurrent} must be >= 1")
+    if abandon is not None:
+        from tunedp.resume import abandon as abandon_search
+
+        abandoned = abandon_search(abandon)
+        console.print(
+            f"abandoned search {abandoned.search_id[:12]}: its secret state is deleted; "
+            "the charge stays on the ledger and nothing is released",
+            highlight=False,
+        )
+        return
+    if resume is not None:
+        if config is not None or output is not None:
+            raise UserError("--resume: the folder holds the config and is the output; drop --config and --output")
+        with sigterm_as_interrupt() as interrupt:
+            try:
+                outcome = resume_search(
+                    resume, ray_address=ray_address, max_concurrent=max_concurrent, observers=_observers(tracking_uri)
+                )
+            except SearchError as error:
+                _print_error(str(error), prefix="search failed:")
+                raise typer.Exit(1) from None
+            except KeyboardInterrupt:
+                err_console.print("interrupted again: resume it later with --resume; the charge stays on the ledger")
+                raise typer.Exit(interrupt.exit_code) from None
+        _print_outcome(outcome)
+        return
+    if config is None:
+        raise UserError("--config: give the search config (or --resume DIR to continue an interrupted search)")
     search_config = _load(config, budget, delta)
     if dataset_ledger is not None:
         search_config = search_config.model_copy(update={"dataset": dataset_ledger})
@@ -473,8 +516,15 @@ def search_command(
             _print_error(str(error), prefix="search failed:")
             raise typer.Exit(1) from None
         except KeyboardInterrupt:
-            err_console.print("interrupted: trials stopped; nothing released; the charge stays on the ledger")
+            err_console.print(
+                "interrupted: trials stopped; nothing released; the charge stays on the ledger "
+                "(continue with `tunedp search --resume OUTPUT`)"
+            )
             raise typer.Exit(interrupt.exit_code) from None
+    _print_outcome(outcome)
+
+
+def _print_outcome(outcome: SearchOutcome) -> None:
     from tunedp.report import human_summary
 
     console.print(human_summary(outcome.report), highlight=False)

@@ -38,9 +38,11 @@ from tunedp.plan import SearchPlan, plan_search
 from tunedp.progress_lines import LineProgress, ProgressCallback
 from tunedp.records import TrialRecord
 from tunedp.report import BestRelease, LedgerFigures, PrivacyFigures, SearchReport, write_report
+from tunedp.resume import ResumeState, StateRecorder, charged_search
+from tunedp.resume import finish as finish_state
 from tunedp.selection import select_best
 
-__all__ = ["SearchError", "run_search", "search"]
+__all__ = ["SearchError", "resume_search", "run_search", "search"]
 
 log = logging.getLogger(__name__)
 
@@ -136,22 +138,27 @@ def _charge_and_run(
     seed: int | None = None,
     output_dir: Path | None = None,
     observers: Sequence[SearchObserver] = (),
+    resume: ResumeState | None = None,
 ) -> SearchOutcome:
-    """Charge ``plan`` to ``ledger`` and run it on Ray Tune."""
+    """Charge ``plan`` to ``ledger`` and run it on Ray Tune (``resume``: continue a charged search)."""
     config = plan.config
     disclosure = disclosure_for(plan.shape.mode, plan.shape.release)
-    search_id = uuid.uuid4().hex
+    search_id = uuid.uuid4().hex if resume is None else resume.search_id
     spent_before = ledger.spent_epsilon()
 
     # The charge: before Ray starts, before any data is read. Raises (and
-    # charges nothing) when the ledger cannot admit the search.
-    charge = ledger.charge(
-        plan.event,
-        config_hash=config.fingerprint(),
-        mode=f"{plan.shape.mode}/{plan.shape.release}",
-        label=config.name or config.workload,
-        search_id=search_id,
-    )
+    # charges nothing) when the ledger cannot admit the search. A resumed
+    # search was charged by its first run: it is never charged again.
+    if resume is None:
+        charge = ledger.charge(
+            plan.event,
+            config_hash=config.fingerprint(),
+            mode=f"{plan.shape.mode}/{plan.shape.release}",
+            label=config.name or config.workload,
+            search_id=search_id,
+        )
+    else:
+        charge = charged_search(ledger, plan, search_id)
     spent_after = ledger.spent_epsilon()
     notify(observers, "on_charged", plan, charge, ledger)
 
@@ -162,34 +169,65 @@ def _charge_and_run(
     records: tuple[TrialRecord, ...] = ()
     best: TrialRecord | None = None
     nodes: tuple[str, ...] = ()
+    recorder: StateRecorder | None = None
     try:
-        ledger.set_status(search_id, "running")
         rng = np.random.default_rng(seed if seed is not None else secrets.randbits(128))
-        trial_count = draw_trial_count(plan.shape, rng)
+        if resume is None:
+            # K stays inside the driver: in memory, and in the mode-0600 resume state.
+            state = ResumeState(
+                search_id=search_id,
+                config=config.model_dump(mode="json"),
+                ledger_path=str(ledger.path),
+                trial_count=draw_trial_count(plan.shape, rng),
+                seed=seed,
+            )
+        else:
+            state = resume
+        recorder = StateRecorder(output, state)  # holds the search's lock while it runs
+        ledger.set_status(search_id, "running")
+        previous = state.completed  # a resumed search's finished trials: never rerun
+        remaining = state.trial_count - len(previous)
         from tunedp.ray_backend import run_trials  # Ray loads only once trials run
 
         def trial_done(record: TrialRecord, done: int, planned: int) -> None:
             notify(observers, "on_trial_done", record, done, planned)
 
-        run = run_trials(
-            plan,
-            trial_count=trial_count,
-            rng=rng,
-            seed=seed,
-            ray_address=ray_address,
-            max_concurrent=max_concurrent,
-            disclosure=disclosure,
-            select=select_best,
-            on_trial_done=trial_done,
-        )
-        records, best, nodes = run.records, run.best, run.nodes
+        chosen: list[TrialRecord | None] = [None]
+
+        def select(new: Sequence[TrialRecord]) -> TrialRecord | None:
+            chosen[0] = select_best([*previous, *new])  # the best of all K, whichever run finished it
+            return chosen[0]
+
+        if remaining > 0:
+            run = run_trials(
+                plan,
+                trial_count=remaining,
+                rng=rng,
+                seed=seed,
+                ray_address=ray_address,
+                max_concurrent=max_concurrent,
+                disclosure=disclosure,
+                select=select,
+                on_trial_done=trial_done,
+                on_record=recorder.record,
+            )
+            best, nodes = run.best, run.nodes
+            new_records = run.records
+        else:
+            best, new_records = select([]), ()
+        kept = [best if best is not None and r is chosen[0] else replace(r, checkpoint_path=None) for r in previous]
+        records = (*kept, *new_records)
         status = "completed" if any(r.status != "failed" for r in records) else "failed"
     except KeyboardInterrupt:
         status, records, best = "interrupted", (), None
     finally:
         ledger.set_status(search_id, status)
+        if recorder is not None:
+            recorder.close()
 
     released, best_model = _release_model(config, best, output)
+    if status != "interrupted":
+        finish_state(output)  # K and every trial's model go; only an interrupted search keeps them
     records = tuple(released if r is best and released is not None else r for r in records)
     best = released
     disclosed = tuple(disclosure.trials(list(records), best))
@@ -306,3 +344,52 @@ def _report(
         trials=tuple(r.public_view() for r in disclosed) if disclosure.releases_all else None,
         ray_nodes=nodes if disclosure.releases_all else (),
     )
+
+
+def resume_search(
+    output_dir: Path,
+    *,
+    ray_address: str | None = None,
+    max_concurrent: int | None = None,
+    observers: Sequence[SearchObserver] = (),
+    progress: ProgressCallback | None = None,
+) -> SearchOutcome:
+    """Continue the interrupted search in ``output_dir``: same plan, same charge, same secret K.
+
+    Completed (and failed) trials are kept; trials the interruption cut short
+    are rerun from scratch. Nothing is charged (see :mod:`tunedp.resume` for
+    why this keeps the guarantee).
+    """
+    from tunedp.config import GridSearch
+    from tunedp.preflight import connect_ray, run_preflight
+    from tunedp.resume import ResumeError, read_state
+
+    output = Path(output_dir)
+    state = read_state(output)
+    config = SearchConfig.model_validate(state.config, strict=False)
+    plan = plan_search(config)
+    ledger = PrivacyLedger.open(Path(state.ledger_path), dataset=config.dataset_name)
+    charged_search(ledger, plan, state.search_id)  # refuses a plan that differs from what was charged
+    if isinstance(config.search, GridSearch) and state.completed:
+        # Tune's grid runs every point again: more trials than were charged. Refused, not approximated.
+        raise ResumeError(
+            f"--resume: grid searches cannot be resumed yet; abandon it with `tunedp search --abandon {output}`"
+        )
+    run_preflight(plan, max_concurrent=max_concurrent)
+    started_ray = connect_ray(ray_address)
+    try:
+        return _charge_and_run(
+            plan,
+            ledger=ledger,
+            ray_address=ray_address,
+            max_concurrent=max_concurrent,
+            seed=state.seed,
+            output_dir=output,
+            observers=[*observers, LineProgress(progress)],
+            resume=state,
+        )
+    finally:
+        if started_ray:
+            from tunedp.ray_backend import shutdown_ray
+
+            shutdown_ray()

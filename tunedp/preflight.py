@@ -121,6 +121,11 @@ def check_output(output: Path | None, *, force: bool) -> None:
         return
     if output.exists() and not output.is_dir():
         raise PreflightError(f"--output: {output} is a file; give a folder")
+    if (output / ".tunedp-state").is_dir():  # tunedp.resume.STATE_DIR; refused even with --force
+        raise PreflightError(
+            f"--output: {output} holds an interrupted search; continue it with `tunedp search --resume {output}` "
+            f"or give it up with `tunedp search --abandon {output}`"
+        )
     if output.is_dir() and any(output.iterdir()) and not force:
         raise PreflightError(
             f"--output: {output} is not empty (an earlier search's results?); give a new folder or add --force"
