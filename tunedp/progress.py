@@ -32,7 +32,7 @@ from rich.progress import (
 
 from tunedp.disclosure import disclosure_for
 from tunedp.observers import SearchObserver, SearchOutcome
-from tunedp.progress_lines import Heartbeat, elapsed_text, trial_line
+from tunedp.progress_lines import Heartbeat, charge_line, elapsed_text, trial_line
 from tunedp.records import TrialRecord
 
 if TYPE_CHECKING:
@@ -55,11 +55,7 @@ class ConsoleProgress(SearchObserver):
     def on_charged(self, plan: SearchPlan, charge: Charge, ledger: PrivacyLedger) -> None:
         self.started = time.monotonic()
         rule = disclosure_for(plan.shape.mode, plan.shape.release)
-        self.console.print(
-            f"charged ε = {charge.epsilon:.4f} to ledger {ledger.dataset!r} "
-            f"(σ = {plan.noise_multiplier:.4f}, {plan.shape.mode}/{plan.shape.release})",
-            highlight=False,
-        )
+        self.console.print(charge_line(plan, charge, ledger), highlight=False, markup=False)
         if not self.console.is_terminal:
             # No live line in a log or a pipe (it would leave blank lines): plain lines only.
             if not rule.shows_trial_count:

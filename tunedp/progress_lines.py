@@ -27,7 +27,15 @@ if TYPE_CHECKING:
     from tunedp.accounting.ledger import Charge, PrivacyLedger
     from tunedp.plan import SearchPlan
 
-__all__ = ["Heartbeat", "LineProgress", "ProgressCallback", "elapsed_text", "heartbeat_seconds", "trial_line"]
+__all__ = [
+    "Heartbeat",
+    "LineProgress",
+    "charge_line",
+    "ProgressCallback",
+    "elapsed_text",
+    "heartbeat_seconds",
+    "trial_line",
+]
 
 log = logging.getLogger("tunedp.progress")
 
@@ -60,6 +68,17 @@ def trial_line(record: TrialRecord, done: int, planned: int, elapsed: float) -> 
     hyper = ", ".join(f"{k}={v:.4g}" for k, v in sorted(record.hyperparameters.items()))
     reason = f"  ({record.error})" if record.status == "failed" and record.error else ""
     return f"[{done}/{planned}] {elapsed:6.1f}s  {record.status:9s} score {score}  {hyper}{reason}"
+
+
+def charge_line(plan: SearchPlan, charge: Charge, ledger: PrivacyLedger) -> str:
+    """The line that opens a search: what was charged, or that a resumed search is charged already."""
+    what = f"(σ = {plan.noise_multiplier:.4f}, {plan.shape.mode}/{plan.shape.release})"
+    if charge.status != "charged":  # a resumed search: its charge is the first run's
+        return (
+            f"resuming search {charge.search_id[:12]}: no new charge (ε = {charge.epsilon:.4f} was charged "
+            f"to ledger {ledger.dataset!r} by its first run) {what}"
+        )
+    return f"charged ε = {charge.epsilon:.4f} to ledger {ledger.dataset!r} {what}"
 
 
 class Heartbeat:
@@ -103,10 +122,7 @@ class LineProgress(SearchObserver):
 
     def on_charged(self, plan: SearchPlan, charge: Charge, ledger: PrivacyLedger) -> None:
         self.started = time.monotonic()
-        self.line(
-            f"charged ε = {charge.epsilon:.4f} to ledger {ledger.dataset!r} "
-            f"(σ = {plan.noise_multiplier:.4f}, {plan.shape.mode}/{plan.shape.release})"
-        )
+        self.line(charge_line(plan, charge, ledger))
         if not disclosure_for(plan.shape.mode, plan.shape.release).shows_trial_count:
             self._heartbeat = Heartbeat(self.line, self._heartbeat_s).start()
 
