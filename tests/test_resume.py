@@ -177,4 +177,5 @@ def test_kill_mid_way_then_resume_charges_once_and_releases(ray_session: str, tm
     assert final["search_id"] == charge.search_id
     assert (out / "best_model.pt").is_file()
     assert not (out / STATE_DIR).exists()  # K and the other trials' models are gone
-    assert "charged ε" not in second.stdout  # no new charge announced
+    assert second.stdout.startswith("resuming search")  # no new charge announced
+    assert final["ledger"]["spent_before"] == pytest.approx(0.0, abs=1e-12)

@@ -180,9 +180,11 @@ def _charge_and_run(
                 ledger_path=str(ledger.path),
                 trial_count=draw_trial_count(plan.shape, rng),
                 seed=seed,
+                spent_before=spent_before,
             )
         else:
             state = resume
+            spent_before = resume.spent_before if resume.spent_before is not None else spent_before
         recorder = StateRecorder(output, state)  # holds the search's lock while it runs
         ledger.set_status(search_id, "running")
         previous = state.completed  # a resumed search's finished trials: never rerun

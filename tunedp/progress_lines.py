@@ -30,8 +30,8 @@ if TYPE_CHECKING:
 __all__ = [
     "Heartbeat",
     "LineProgress",
-    "charge_line",
     "ProgressCallback",
+    "charge_line",
     "elapsed_text",
     "heartbeat_seconds",
     "trial_line",

@@ -79,6 +79,8 @@ class ResumeState:
     ledger_path: str
     trial_count: int
     seed: int | None
+    #: The ledger's spent ε before the first run's charge (the report's "spent before").
+    spent_before: float | None = None
     completed: tuple[TrialRecord, ...] = ()
 
     def to_json(self) -> dict[str, Any]:
@@ -94,6 +96,7 @@ class ResumeState:
             ledger_path=document["ledger_path"],
             trial_count=int(document["trial_count"]),
             seed=document.get("seed"),
+            spent_before=document.get("spent_before"),
             completed=tuple(TrialRecord(**r) for r in document.get("completed", ())),
         )
 
