@@ -113,6 +113,18 @@ def test_resume_refuses_a_search_the_ledger_does_not_hold(tmp_path: Path, capsys
     assert code == 2 and "--resume" in err and "not on ledger" in err
 
 
+def test_a_search_another_driver_runs_cannot_be_resumed(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Two drivers on one search would run more than the K trials charged."""
+    out = tmp_path / "out"
+    out.mkdir()
+    running = StateRecorder(out, _state(tmp_path, _ledger(tmp_path)))
+    try:
+        code, _, err = _run(["search", "--resume", str(out)], capsys)
+    finally:
+        running.close()
+    assert code == 2 and "another tunedp is running" in err
+
+
 def _seed_with_trials(low: int, high: int) -> int:
     shape = plan_search(random_best(expected_trials=6.0)).shape
     for seed in range(1000):

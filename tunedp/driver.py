@@ -169,23 +169,24 @@ def _charge_and_run(
     records: tuple[TrialRecord, ...] = ()
     best: TrialRecord | None = None
     nodes: tuple[str, ...] = ()
-    recorder: StateRecorder | None = None
+    rng = np.random.default_rng(seed if seed is not None else secrets.randbits(128))
+    if resume is None:
+        # K stays inside the driver: in memory, and in the mode-0600 resume state.
+        state = ResumeState(
+            search_id=search_id,
+            config=config.model_dump(mode="json"),
+            ledger_path=str(ledger.path),
+            trial_count=draw_trial_count(plan.shape, rng),
+            seed=seed,
+            spent_before=spent_before,
+        )
+    else:
+        state = resume
+        spent_before = resume.spent_before if resume.spent_before is not None else spent_before
+    # Takes the search's lock first: a second driver on the same search is refused
+    # here, before it could touch the ledger's status or run a trial.
+    recorder = StateRecorder(output, state)
     try:
-        rng = np.random.default_rng(seed if seed is not None else secrets.randbits(128))
-        if resume is None:
-            # K stays inside the driver: in memory, and in the mode-0600 resume state.
-            state = ResumeState(
-                search_id=search_id,
-                config=config.model_dump(mode="json"),
-                ledger_path=str(ledger.path),
-                trial_count=draw_trial_count(plan.shape, rng),
-                seed=seed,
-                spent_before=spent_before,
-            )
-        else:
-            state = resume
-            spent_before = resume.spent_before if resume.spent_before is not None else spent_before
-        recorder = StateRecorder(output, state)  # holds the search's lock while it runs
         ledger.set_status(search_id, "running")
         previous = state.completed  # a resumed search's finished trials: never rerun
         remaining = state.trial_count - len(previous)
@@ -224,8 +225,7 @@ def _charge_and_run(
         status, records, best = "interrupted", (), None
     finally:
         ledger.set_status(search_id, status)
-        if recorder is not None:
-            recorder.close()
+        recorder.close()
 
     released, best_model = _release_model(config, best, output)
     if status != "interrupted":
@@ -364,10 +364,11 @@ def resume_search(
     """
     from tunedp.config import GridSearch
     from tunedp.preflight import connect_ray, run_preflight
-    from tunedp.resume import ResumeError, read_state
+    from tunedp.resume import ResumeError, check_unlocked, read_state
 
     output = Path(output_dir)
     state = read_state(output)
+    check_unlocked(output)
     config = SearchConfig.model_validate(state.config, strict=False)
     plan = plan_search(config)
     ledger = PrivacyLedger.open(Path(state.ledger_path), dataset=config.dataset_name)

@@ -53,6 +53,7 @@ __all__ = [
     "StateRecorder",
     "abandon",
     "charged_search",
+    "check_unlocked",
     "finish",
     "read_state",
     "state_dir",
@@ -174,14 +175,20 @@ def _lock(output: Path) -> IO[str]:
     return handle
 
 
+def check_unlocked(output: Path) -> None:
+    """Refuse to resume a search another driver is running (the recorder re-takes the lock for good)."""
+    _lock(output).close()
+
+
 class StateRecorder:
     """Adds each finished trial (and its model) to the state as it completes, so an interruption loses none."""
 
     def __init__(self, output: Path, state: ResumeState) -> None:
         self.output = output
         self.state = state
-        write_state(output, state)
+        state_dir(output).mkdir(mode=0o700, parents=True, exist_ok=True)
         self._lock: IO[str] | None = _lock(output)
+        write_state(output, state)
 
     def close(self) -> None:
         if self._lock is not None:
