@@ -233,9 +233,10 @@ def _rules_at_corners(config: SearchConfig) -> list[dict[str, float]]:
         except ValueError as error:
             field = _named_field(str(error), config, corner)
             value = _offending_value(field, corner, config)
+            fixed = isinstance(config.space.params.get(field.rsplit(".", 1)[-1]), FixedParam)
+            victims = "every trial" if fixed else "the trials drawn there"
             raise PreflightError(
-                f"{field}: {one_line(str(error), 200)}{value} — {config.optimizer} would fail every trial "
-                f"with this value; change it"
+                f"{field}: {one_line(str(error), 200)}{value} — {config.optimizer} would fail {victims}; fix it"
             ) from None
         settings.append(hyper)
     return settings
