@@ -359,10 +359,11 @@ def test_adaptive_plan_json_without_a_ledger(invocations: dict[str, Case]) -> No
     assert not (case.home / "ledgers").exists()
 
 
-def test_plan_that_the_ledger_cannot_admit_is_reported_not_refused(invocations: dict[str, Case]) -> None:
-    """``plan`` charges nothing, so an inadmissible plan is information (exit 0), not an error."""
+def test_plan_that_the_ledger_cannot_admit_prints_its_figures_and_exits_1(invocations: dict[str, Case]) -> None:
+    """``plan`` charges nothing; an inadmissible plan still prints every figure, then exits 1 (issue 11)."""
     case = invocations["plan against a ledger too small"]
-    figures = _figures(case)
+    assert case.result is not None and case.result.returncode == 1, case.result
+    figures = json.loads(case.result.stdout)
     assert figures["admissible"] is False
     assert figures["ledger_spent_after_epsilon"] > figures["ledger_epsilon"] == 1.0
     assert case.after == case.before

@@ -98,7 +98,7 @@ def test_random_best_charges_the_plan_and_releases_only_the_best(
 
     report = json.loads((tmp_path / "out" / "report.json").read_text())
     assert report["trials"] is None and "trial_count" not in report
-    assert report["best"]["released_score"] == best.final_score
+    assert report["best"]["final_score"] == best.final_score
     assert (tmp_path / "out" / "best_model.pt").is_file()
 
     console = capsys.readouterr()
@@ -130,11 +130,18 @@ def test_release_all_is_charged_as_composition_and_shows_every_trial(
     assert outcome.best.final_score == max(t["final_score"] for t in report["trials"])
 
 
+def charged_without_preflight(config: SearchConfig, ledger_path: Path, output: Path) -> Any:
+    """Charge and run past the pre-flight, which would refuse these configs: a failure only a trial sees."""
+    return driver_module._charge_and_run(
+        plan_search(config), ledger=PrivacyLedger.open(ledger_path), seed=1, output_dir=output
+    )
+
+
 def test_a_failing_trial_is_charged_and_the_grid_goes_on(ray_session: str, tmp_path: Path) -> None:
     # momentum 1.5 is outside [0, 1): that trial raises inside Ray.
     config = grid(momenta=[0.9, 1.5])
     ledger_path = _ledger(tmp_path)
-    outcome = search(config, ledger_path=ledger_path, seed=1, output_dir=tmp_path / "g")
+    outcome = charged_without_preflight(config, ledger_path, tmp_path / "g")
     statuses = sorted(t.status for t in outcome.disclosed_trials)
     assert statuses == ["completed", "failed"]
     assert outcome.best is not None and outcome.best.point["momentum"] == 0.9
@@ -147,16 +154,14 @@ def test_a_search_whose_every_trial_fails_exits_with_the_charge_kept(ray_session
     config = grid(momenta=[1.5])
     ledger_path = _ledger(tmp_path)
     with pytest.raises(SearchError, match="every trial failed"):
-        search(config, ledger_path=ledger_path, seed=1, output_dir=tmp_path / "f")
+        charged_without_preflight(config, ledger_path, tmp_path / "f")
     (charge,) = PrivacyLedger.open(ledger_path).charges()
     assert charge.status == "failed"
     assert charge.epsilon == pytest.approx(plan_search(config).search_epsilon, rel=1e-9)
     assert (tmp_path / "f" / "report.json").is_file()
 
 
-def test_adaptive_with_asha_reports_noisy_scores_and_charges_full_length(
-    ray_session: str, tmp_path: Path
-) -> None:
+def test_adaptive_with_asha_reports_noisy_scores_and_charges_full_length(ray_session: str, tmp_path: Path) -> None:
     config = adaptive(max_trials=3, evaluations=2)
     ledger_path = _ledger(tmp_path)
     outcome = search(config, ledger_path=ledger_path, seed=2, output_dir=tmp_path / "a")
@@ -398,6 +403,7 @@ def test_ctrl_c_stops_the_trials_and_keeps_the_charge(ray_session: str, tmp_path
             driver.kill()
     assert driver.returncode == 130, out + err
     assert "the charge stays" in err
+    assert "finished" not in out + err  # issue 11: it used to say "search finished" before "interrupted"
     (charge,) = PrivacyLedger.open(ledger_path).charges()
     assert charge.status == "interrupted"
     report = json.loads((tmp_path / "i" / "report.json").read_text())

@@ -287,7 +287,7 @@ def _assert_parent(tracked: Tracked, parent: Run, outcome: SearchOutcome) -> dic
     assert parent.metrics["ledger_spent_after"] == pytest.approx(ledger["spent_after"])
     assert parent.metrics["ledger_remaining_before"] == pytest.approx(100.0 - ledger["spent_before"])
     assert parent.metrics["ledger_remaining_after"] == pytest.approx(ledger["remaining"])
-    assert parent.metrics["best_released_score"] == pytest.approx(report["best"]["released_score"])
+    assert parent.metrics["best_released_score"] == pytest.approx(report["best"]["final_score"])
     assert parent.metrics["best_test_metric"] == pytest.approx(report["best"]["test_metric"])
     for name, value in report["best"]["hyperparameters"].items():
         assert float(parent.params[f"best.{name}"]) == pytest.approx(value)

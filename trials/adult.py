@@ -298,4 +298,5 @@ WORKLOAD = Workload(
     variants=("logreg", "mlp"),
     loader=load,
     model_factory=build_model,
+    input_shape=(len(FEATURES),),
 )

@@ -146,6 +146,9 @@ class Workload:
     loader: Callable[[], Splits]
     model_factory: Callable[[str], nn.Module]
     metric_name: str = "accuracy"
+    #: Shape of one example's input (no batch axis), declared so that a search's
+    #: pre-flight can run a step on a synthetic batch without reading any row.
+    input_shape: tuple[int, ...] | None = None
 
     def __post_init__(self) -> None:
         if self.name not in DECLARED_SIZES:

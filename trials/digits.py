@@ -104,4 +104,5 @@ WORKLOAD = Workload(
     variants=("mlp", "cnn"),
     loader=load,
     model_factory=build_model,
+    input_shape=(1, 8, 8),
 )

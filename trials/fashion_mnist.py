@@ -108,4 +108,5 @@ WORKLOAD = Workload(
     variants=("cnn",),
     loader=load,
     model_factory=build_model,
+    input_shape=(1, 28, 28),
 )

@@ -28,8 +28,9 @@ from tunedp.errors import UserFacingError
 
 if TYPE_CHECKING:
     from tunedp.accounting.ledger import PrivacyLedger
-    from tunedp.observers import SearchObserver
+    from tunedp.observers import SearchObserver, SearchOutcome
     from tunedp.plan import PlanFigures
+    from tunedp.preflight import PreflightResult
 
 __all__ = ["app", "main"]
 
@@ -122,7 +123,29 @@ LedgerOption = Annotated[
         show_default=False,
     ),
 ]
-JsonOption = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
+# metavar="": typer would otherwise show a flag as taking a "<bool>" value.
+JsonOption = Annotated[bool, typer.Option("--json", help="Machine-readable output.", metavar="")]
+MaxConcurrentOption = Annotated[
+    int | None, typer.Option("--max-concurrent", help="Trials at once (default: the cluster's CPUs).")
+]
+
+
+def _version(value: bool) -> None:
+    if value:
+        from tunedp import __version__
+
+        console.print(f"tunedp {__version__}", highlight=False)
+        raise typer.Exit(0)
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool,
+        typer.Option("--version", help="Print the version and exit.", callback=_version, is_eager=True, metavar=""),
+    ] = False,
+) -> None:
+    """Differentially private hyperparameter tuning, charged against one global privacy budget."""
 
 
 # ---------------------------------------------------------------------------- plan
@@ -135,13 +158,27 @@ def plan(
     delta: DeltaOption = None,
     ledger: LedgerOption = None,
     as_json: JsonOption = False,
+    no_preflight: Annotated[
+        bool,
+        typer.Option(
+            "--no-preflight", help="Skip building the model and the synthetic step (and the time estimate).", metavar=""
+        ),
+    ] = False,
+    max_concurrent: MaxConcurrentOption = None,
 ) -> None:
-    """Calibrate σ and price the whole search; reads no data and charges nothing."""
+    """Calibrate σ, price the whole search and run its pre-flight; reads no private data and charges nothing.
+
+    Exits 1 (after printing the plan) when the ledger cannot admit it, 2 when a pre-flight check fails.
+    """
     from tunedp.plan import plan_search
+    from tunedp.preflight import run_preflight, score_noise_std
 
     _quiet_libraries()
+    if max_concurrent is not None and max_concurrent < 1:
+        raise UserError(f"--max-concurrent: {max_concurrent} must be >= 1")
     search_config = _load(config, budget, delta)
     search_plan = plan_search(search_config)
+    checked = run_preflight(search_plan, model=not no_preflight, max_concurrent=max_concurrent)
     figures = search_plan.figures()
     ledger_path = resolve_ledger_path(search_config.dataset_name, ledger)
     verdict: LedgerVerdict | None = None
@@ -166,9 +203,26 @@ def plan(
                 ledger_epsilon=verdict.epsilon,
                 ledger_delta=verdict.delta,
             )
+        document.update(
+            score_noise_std=score_noise_std(search_plan),
+            preflight=None if no_preflight else "passed",
+            step_seconds=checked.step_seconds,
+            estimated_wall_s=checked.estimated_wall_s,
+            concurrency=checked.concurrency,
+            warnings=list(checked.warnings),
+        )
         print(json.dumps(document, indent=2))
-        return
-    print_plan(figures, ledger_path, verdict)
+    else:
+        print_plan(figures, ledger_path, verdict, preflight=checked, score_std=score_noise_std(search_plan))
+        for warning in checked.warnings:
+            _print_error(warning, prefix="warning:")
+    if verdict is not None and not verdict.admissible:
+        if not as_json:
+            _print_error(
+                f"budget: ledger {ledger_path} cannot admit this search (spent would be "
+                f"{verdict.spent_after_epsilon:.4g} of {verdict.epsilon:g}); lower --budget"
+            )
+        raise typer.Exit(1)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -182,7 +236,14 @@ class LedgerVerdict:
     delta: float
 
 
-def print_plan(figures: PlanFigures, ledger_path: Path, verdict: LedgerVerdict | None) -> None:
+def print_plan(
+    figures: PlanFigures,
+    ledger_path: Path,
+    verdict: LedgerVerdict | None,
+    *,
+    preflight: PreflightResult | None = None,
+    score_std: float | None = None,
+) -> None:
     table = Table(title=f"Plan: {figures.mode} search on {figures.workload}", show_header=False)
     table.add_column("what", style="bold")
     table.add_column("value")
@@ -201,7 +262,10 @@ def print_plan(figures: PlanFigures, ledger_path: Path, verdict: LedgerVerdict |
         ("trials", trials),
         ("steps per trial", f"{figures.steps} at q = {figures.sampling_rate:.4g}"),
         ("score releases per trial", f"{figures.score_releases} ({figures.validation} validation)"),
+        ("score noise", _score_noise_text(figures, score_std)),
     ]
+    if preflight is not None:
+        rows.extend(_preflight_rows(preflight, figures))
     if figures.best_release_epsilon is not None:
         rows.append(("ε with release: best", f"{figures.best_release_epsilon:.4f}"))
     if verdict is None:
@@ -218,6 +282,33 @@ def print_plan(figures: PlanFigures, ledger_path: Path, verdict: LedgerVerdict |
     for name, value in rows:
         table.add_row(name, value)
     console.print(table)
+
+
+def _score_noise_text(figures: PlanFigures, std: float | None) -> str:
+    if figures.score_noise_multiplier is None or std is None:
+        return "none (public validation: exact scores)"
+    flag = " [red](mostly noise)[/]" if std > 0.05 else ""
+    return (
+        f"σ_score = {figures.score_noise_multiplier:g} on the count → std {std:.3g} in accuracy "
+        f"({figures.validation_size} validation rows){flag}"
+    )
+
+
+def _preflight_rows(preflight: PreflightResult, figures: PlanFigures) -> list[tuple[str, str]]:
+    from tunedp.progress_lines import elapsed_text
+
+    if preflight.step_seconds is None or preflight.estimated_wall_s is None:
+        return [("pre-flight", "model and optimizer not checked (--no-preflight)")]
+    trials = f"{figures.expected_trials:g} expected" if figures.max_trials is None else f"{figures.max_trials}"
+    return [
+        ("pre-flight", f"passed: model, optimizer at {preflight.corners} corner(s), one synthetic step each"),
+        (
+            "estimated wall time",
+            f"≈ {elapsed_text(preflight.estimated_wall_s)} ({preflight.step_seconds * 1000:.3g} ms/step × "
+            f"{figures.steps} steps × {trials} trials ÷ {preflight.concurrency} at once; "
+            "plus evaluations and start-up)",
+        ),
+    ]
 
 
 # ---------------------------------------------------------------------------- budget
@@ -237,6 +328,7 @@ def budget_init(
     """Create the ledger of a protected dataset with its global (ε, δ)."""
     from tunedp.accounting.ledger import PrivacyLedger
 
+    _positive("--epsilon", epsilon)  # before --size: the first thing a user types is checked first
     _check_delta_against_dataset(dataset, delta, size)
     path = resolve_ledger_path(dataset, ledger)
     created = PrivacyLedger.create(path, dataset=dataset, epsilon=epsilon, delta=delta)
@@ -308,9 +400,17 @@ def budget_show(
         f"spent ε = {spent:.4f}; remaining ε ≈ {summary['remaining_epsilon']:.4f} "
         "(RDP composition; not additive)"
     )
-    table = Table("search", "created", "mode", "label", "ε alone", "status")
+    # Search ids never wrap (they are what a user copies); the label gives way first.
+    table = Table(box=None, pad_edge=False)
+    table.add_column("search", no_wrap=True, min_width=12)
+    table.add_column("created (UTC)", no_wrap=True)
+    table.add_column("mode", no_wrap=True)
+    table.add_column("label", overflow="ellipsis", no_wrap=True, max_width=24)
+    table.add_column("ε alone", no_wrap=True, justify="right")
+    table.add_column("status", no_wrap=True)
     for c in charges:
-        table.add_row(c.search_id[:12], c.created_at, c.mode, c.label, f"{c.epsilon:.4f}", c.status)
+        created = c.created_at.replace("T", " ")[:16]
+        table.add_row(c.search_id[:12], created, c.mode, c.label, f"{c.epsilon:.4f}", c.status)
     console.print(table)
 
 
@@ -319,7 +419,10 @@ def budget_show(
 
 @app.command("search")
 def search_command(
-    config: ConfigOption,
+    config: Annotated[
+        Path | None,
+        typer.Option("--config", "-c", help="Search config (YAML).", dir_okay=False, show_default=False),
+    ] = None,
     budget: BudgetOption = None,
     delta: DeltaOption = None,
     dataset_ledger: Annotated[
@@ -331,9 +434,7 @@ def search_command(
     tracking_uri: Annotated[
         str | None, typer.Option("--tracking-uri", help="MLflow tracking URI (default: sqlite under mlflow/).")
     ] = None,
-    max_concurrent: Annotated[
-        int | None, typer.Option("--max-concurrent", help="Trials at once (default: the cluster's CPUs).")
-    ] = None,
+    max_concurrent: MaxConcurrentOption = None,
     seed: Annotated[
         int | None,
         typer.Option("--seed", help="Reproducible run (K, the points, the noise); default: OS entropy."),
@@ -348,35 +449,90 @@ def search_command(
         float | None,
         typer.Option("--gpus-per-trial", help="GPUs per trial, fractions share a GPU (default: resources.gpus)."),
     ] = None,
+    force: Annotated[
+        bool, typer.Option("--force", help="Allow a non-empty --output folder (its files may be replaced).", metavar="")
+    ] = False,
+    resume: Annotated[
+        Path | None,
+        typer.Option(
+            "--resume", help="Continue the interrupted search in this output folder (no new charge).", file_okay=False
+        ),
+    ] = None,
+    abandon: Annotated[
+        Path | None,
+        typer.Option(
+            "--abandon", help="Give up the interrupted search in this folder: delete its secret state.", file_okay=False
+        ),
+    ] = None,
 ) -> None:
     """Plan, charge the ledger, run the trials on Ray Tune, release the best and a privacy report."""
-    from tunedp.driver import SearchError, search
+    from tunedp.driver import SearchError, resume_search, search
+    from tunedp.interrupts import sigterm_as_interrupt
 
     _quiet_libraries()
     if max_concurrent is not None and max_concurrent < 1:
         raise UserError(f"--max-concurrent: {max_concurrent} must be >= 1")
+    if abandon is not None:
+        from tunedp.resume import abandon as abandon_search
+
+        abandoned = abandon_search(abandon)
+        console.print(
+            f"abandoned search {abandoned.search_id[:12]}: its secret state is deleted; "
+            "the charge stays on the ledger and nothing is released",
+            highlight=False,
+        )
+        return
+    if resume is not None:
+        if config is not None or output is not None:
+            raise UserError("--resume: the folder holds the config and is the output; drop --config and --output")
+        with sigterm_as_interrupt() as interrupt:
+            try:
+                outcome = resume_search(
+                    resume, ray_address=ray_address, max_concurrent=max_concurrent, observers=_observers(tracking_uri)
+                )
+            except SearchError as error:
+                _print_error(str(error), prefix="search failed:")
+                raise typer.Exit(1) from None
+            except KeyboardInterrupt:
+                err_console.print("interrupted again: resume it later with --resume; the charge stays on the ledger")
+                raise typer.Exit(interrupt.exit_code) from None
+        _print_outcome(outcome)
+        return
+    if config is None:
+        raise UserError("--config: give the search config (or --resume DIR to continue an interrupted search)")
     search_config = _with_resources(_load(config, budget, delta), cpus_per_trial, gpus_per_trial)
     if dataset_ledger is not None:
         search_config = search_config.model_copy(update={"dataset": dataset_ledger})
     # tunedp.search plans, then charges the ledger before Ray starts or any
     # data is read; a search the ledger cannot admit raises
     # BudgetExceededError there (one line, exit 2, nothing charged).
-    try:
-        outcome = search(
-            search_config,
-            ledger_path=resolve_ledger_path(search_config.dataset_name, ledger),
-            ray_address=ray_address,
-            max_concurrent=max_concurrent,
-            seed=seed,
-            output_dir=output,
-            observers=_observers(tracking_uri),
-        )
-    except SearchError as error:
-        _print_error(str(error), prefix="search failed:")
-        raise typer.Exit(1) from None
-    except KeyboardInterrupt:
-        err_console.print("interrupted: trials stopped; the charge stays on the ledger")
-        raise typer.Exit(130) from None
+    # SIGTERM (timeout, systemd, Kubernetes) takes Ctrl-C's path: trials
+    # stopped, report written, nothing released; exit 143 instead of 130.
+    with sigterm_as_interrupt() as interrupt:
+        try:
+            outcome = search(
+                search_config,
+                ledger_path=resolve_ledger_path(search_config.dataset_name, ledger),
+                ray_address=ray_address,
+                max_concurrent=max_concurrent,
+                seed=seed,
+                output_dir=output,
+                observers=_observers(tracking_uri),
+                force=force,
+            )
+        except SearchError as error:
+            _print_error(str(error), prefix="search failed:")
+            raise typer.Exit(1) from None
+        except KeyboardInterrupt:
+            err_console.print(
+                "interrupted: trials stopped; nothing released; the charge stays on the ledger "
+                "(continue with `tunedp search --resume OUTPUT`)"
+            )
+            raise typer.Exit(interrupt.exit_code) from None
+    _print_outcome(outcome)
+
+
+def _print_outcome(outcome: SearchOutcome) -> None:
     from tunedp.report import human_summary
 
     console.print(human_summary(outcome.report), highlight=False)
@@ -490,11 +646,25 @@ def ui_command(
     """Open the MLflow dashboard on the local tracking store (mlflow/); Ctrl-C stops it."""
     if not 1 <= port <= 65535:
         raise UserError(f"--port: {port} must be in 1..65535")
+    _check_port_free(host, port)
     from tunedp.tracking import serve_dashboard
 
     code = serve_dashboard(host=host, port=port, announce=lambda line: console.print(line, highlight=False))
     if code:
         raise typer.Exit(code)
+
+
+def _check_port_free(host: str, port: int) -> None:
+    """Refuse a port something already listens on (the server's own bind error would be buried in its log)."""
+    import socket
+
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        try:
+            probe.bind((host, port))
+        except OSError as error:
+            reason = (error.strerror or type(error).__name__).lower()
+            raise UserError(f"--port: cannot listen on {host}:{port} ({reason}); choose another with --port") from None
 
 
 # ---------------------------------------------------------------------------- entry point
@@ -511,6 +681,8 @@ def main(argv: list[str] | None = None) -> None:
         err_console.print("aborted")
         sys.exit(130)
     except typer.TyperException as error:
+        if type(error).__name__ == "NoArgsIsHelpError":
+            sys.exit(0)  # the help is printed already; a bare `tunedp` is not an error
         _print_error(_click_message(error))
         sys.exit(2)
     except (UserError, *USER_ERRORS) as error:

@@ -33,13 +33,17 @@ from tunedp.accounting.serialization import event_to_json
 from tunedp.config import SearchConfig
 from tunedp.disclosure import Disclosure, disclosure_for
 from tunedp.errors import one_line
+from tunedp.failures import failure_reasons
 from tunedp.observers import SearchObserver, SearchOutcome, notify
 from tunedp.plan import SearchPlan, plan_search
+from tunedp.progress_lines import LineProgress, ProgressCallback
 from tunedp.records import TrialRecord
 from tunedp.report import BestRelease, LedgerFigures, PrivacyFigures, SearchReport, write_report
+from tunedp.resume import ResumeState, StateRecorder, charged_search
+from tunedp.resume import finish as finish_state
 from tunedp.selection import select_best
 
-__all__ = ["SearchError", "run_search", "search"]
+__all__ = ["SearchError", "resume_search", "run_search", "search"]
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +61,8 @@ def search(
     seed: int | None = None,
     output_dir: Path | None = None,
     observers: Sequence[SearchObserver] = (),
+    force: bool = False,
+    progress: ProgressCallback | None = None,
 ) -> SearchOutcome:
     """Plan, charge and run a search; the Python API behind ``tunedp search``.
 
@@ -64,6 +70,9 @@ def search(
     anything runs; raises :class:`SearchError` when every trial failed (the
     charge stays). ``observers`` hear about the search within the disclosure
     rule (e.g. ``tunedp.tracking.MlflowTracker``, ``tunedp.progress.ConsoleProgress``).
+    ``progress`` receives one plain line per event (charge, trial or heartbeat,
+    finish) within the same rule; the lines also go to the ``tunedp.progress``
+    logger. ``force`` lets ``output_dir`` be a non-empty folder.
     """
     plan = plan_search(config)
     path = ledger_path or default_ledger_path(config.dataset_name)
@@ -76,6 +85,8 @@ def search(
         seed=seed,
         output_dir=output_dir,
         observers=observers,
+        force=force,
+        progress=progress,
     )
 
 
@@ -88,11 +99,52 @@ def run_search(
     seed: int | None = None,
     output_dir: Path | None = None,
     observers: Sequence[SearchObserver] = (),
+    force: bool = False,
+    progress: ProgressCallback | None = None,
 ) -> SearchOutcome:
-    """Charge ``plan`` to ``ledger`` and run it on Ray Tune."""
+    """Pre-flight, charge ``plan`` to ``ledger`` and run it on Ray Tune.
+
+    Every check that does not depend on the private data runs before the
+    charge (:mod:`tunedp.preflight`): a mistake there costs nothing. Ray is
+    connected before the charge too, and that connection runs the trials.
+    """
+    from tunedp.preflight import check_admissible, connect_ray, run_preflight
+
+    check_admissible(plan, ledger)  # first: a refused budget starts neither torch nor Ray
+    run_preflight(plan, max_concurrent=max_concurrent, output=output_dir, force=force)
+    ray_temp = connect_ray(ray_address, resources=plan.config.resources)
+    try:
+        return _charge_and_run(
+            plan,
+            ledger=ledger,
+            ray_address=ray_address,
+            max_concurrent=max_concurrent,
+            seed=seed,
+            output_dir=output_dir,
+            observers=[*observers, LineProgress(progress)],
+        )
+    finally:
+        if ray_temp is not None:
+            from tunedp.ray_backend import stop_ray
+
+            stop_ray(ray_temp)
+
+
+def _charge_and_run(
+    plan: SearchPlan,
+    *,
+    ledger: PrivacyLedger,
+    ray_address: str | None = None,
+    max_concurrent: int | None = None,
+    seed: int | None = None,
+    output_dir: Path | None = None,
+    observers: Sequence[SearchObserver] = (),
+    resume: ResumeState | None = None,
+) -> SearchOutcome:
+    """Charge ``plan`` to ``ledger`` and run it on Ray Tune (``resume``: continue a charged search)."""
     config = plan.config
     disclosure = disclosure_for(plan.shape.mode, plan.shape.release)
-    search_id = uuid.uuid4().hex
+    search_id = uuid.uuid4().hex if resume is None else resume.search_id
     spent_before = ledger.spent_epsilon()
     if ray_address is not None and not disclosure.shows_trial_count:
         log.warning(
@@ -102,17 +154,21 @@ def run_search(
         )
 
     # The charge: before Ray starts, before any data is read. Raises (and
-    # charges nothing) when the ledger cannot admit the search.
-    charge = ledger.charge(
-        plan.event,
-        config_hash=config.fingerprint(),
-        # A seeded search is deterministic given a known integer: it spends
-        # the budget (it read the data) but its ε is no guarantee; say so
-        # wherever the charge appears.
-        mode=f"{plan.shape.mode}/{plan.shape.release}" + (SEEDED_MARK if seed is not None else ""),
-        label=config.name or config.workload,
-        search_id=search_id,
-    )
+    # charges nothing) when the ledger cannot admit the search. A resumed
+    # search was charged by its first run: it is never charged again.
+    if resume is None:
+        charge = ledger.charge(
+            plan.event,
+            config_hash=config.fingerprint(),
+            # A seeded search is deterministic given a known integer: it spends
+            # the budget (it read the data) but its ε is no guarantee; say so
+            # wherever the charge appears.
+            mode=f"{plan.shape.mode}/{plan.shape.release}" + (SEEDED_MARK if seed is not None else ""),
+            label=config.name or config.workload,
+            search_id=search_id,
+        )
+    else:
+        charge = charged_search(ledger, plan, search_id)
     spent_after = ledger.spent_epsilon()
     notify(observers, "on_charged", plan, charge, ledger)
 
@@ -123,34 +179,67 @@ def run_search(
     records: tuple[TrialRecord, ...] = ()
     best: TrialRecord | None = None
     nodes: tuple[str, ...] = ()
+    rng = np.random.default_rng(seed if seed is not None else secrets.randbits(128))
+    if resume is None:
+        # K stays inside the driver: in memory, and in the mode-0600 resume state.
+        state = ResumeState(
+            search_id=search_id,
+            config=config.model_dump(mode="json"),
+            ledger_path=str(ledger.path),
+            trial_count=draw_trial_count(plan.shape, rng),
+            seed=seed,
+            spent_before=spent_before,
+        )
+    else:
+        state = resume
+        spent_before = resume.spent_before if resume.spent_before is not None else spent_before
+    # Takes the search's lock first: a second driver on the same search is refused
+    # here, before it could touch the ledger's status or run a trial.
+    recorder = StateRecorder(output, state)
     try:
         ledger.set_status(search_id, "running", at=_public_iso(disclosure, datetime.now(UTC)))
-        rng = np.random.default_rng(seed if seed is not None else secrets.randbits(128))
-        trial_count = draw_trial_count(plan.shape, rng)
+        previous = state.completed  # a resumed search's finished trials: never rerun
+        remaining = state.trial_count - len(previous)
         from tunedp.ray_backend import run_trials  # Ray loads only once trials run
 
         def trial_done(record: TrialRecord, done: int, planned: int) -> None:
             notify(observers, "on_trial_done", record, done, planned)
 
-        run = run_trials(
-            plan,
-            trial_count=trial_count,
-            rng=rng,
-            seed=seed,
-            ray_address=ray_address,
-            max_concurrent=max_concurrent,
-            disclosure=disclosure,
-            select=select_best,
-            on_trial_done=trial_done,
-        )
-        records, best, nodes = run.records, run.best, run.nodes
+        chosen: list[TrialRecord | None] = [None]
+
+        def select(new: Sequence[TrialRecord]) -> TrialRecord | None:
+            chosen[0] = select_best([*previous, *new])  # the best of all K, whichever run finished it
+            return chosen[0]
+
+        if remaining > 0:
+            run = run_trials(
+                plan,
+                trial_count=remaining,
+                rng=rng,
+                seed=seed,
+                ray_address=ray_address,
+                max_concurrent=max_concurrent,
+                disclosure=disclosure,
+                select=select,
+                on_trial_done=trial_done,
+                on_record=recorder.record,
+            )
+            best, nodes = run.best, run.nodes
+            new_records = run.records
+        else:
+            best, new_records = select([]), ()
+        kept = [best if best is not None and r is chosen[0] else replace(r, checkpoint_path=None) for r in previous]
+        records = (*kept, *new_records)
         status = "completed" if any(r.status != "failed" for r in records) else "failed"
     except KeyboardInterrupt:
         status, records, best = "interrupted", (), None
     finally:
         ledger.set_status(search_id, status, at=_public_iso(disclosure, datetime.now(UTC)))
+        recorder.close()
 
     released, best_model = _release_model(config, best, output)
+    if status != "interrupted":
+        finish_state(output)  # K and every trial's model go; only an interrupted search keeps them
     records = tuple(released if r is best and released is not None else r for r in records)
     best = released
     disclosed = tuple(disclosure.trials(list(records), best))
@@ -167,6 +256,7 @@ def run_search(
         status=status,
         nodes=nodes,
     )
+    report = replace(report, failure_reasons=failure_reasons(records, disclosure))
     write_report(output, report)
     _hide_file_times(disclosure, output)
     outcome = SearchOutcome(
@@ -183,8 +273,9 @@ def run_search(
     if status == "interrupted":
         raise KeyboardInterrupt
     if best is None:
+        reasons = "".join(f"; at least one trial failed: {reason}" for reason in report.failure_reasons)
         raise SearchError(
-            f"every trial failed (or none was drawn); the charge of epsilon={charge.epsilon:.4g} stays. "
+            f"every trial failed (or none was drawn); the charge of epsilon={charge.epsilon:.4g} stays{reasons}. "
             f"Report: {output / 'report.json'}"
         )
     return outcome
@@ -285,3 +376,53 @@ def _report(
         trials=tuple(r.public_view() for r in disclosed) if disclosure.releases_all else None,
         ray_nodes=nodes if disclosure.releases_all else (),
     )
+
+
+def resume_search(
+    output_dir: Path,
+    *,
+    ray_address: str | None = None,
+    max_concurrent: int | None = None,
+    observers: Sequence[SearchObserver] = (),
+    progress: ProgressCallback | None = None,
+) -> SearchOutcome:
+    """Continue the interrupted search in ``output_dir``: same plan, same charge, same secret K.
+
+    Completed (and failed) trials are kept; trials the interruption cut short
+    are rerun from scratch. Nothing is charged (see :mod:`tunedp.resume` for
+    why this keeps the guarantee).
+    """
+    from tunedp.config import GridSearch
+    from tunedp.preflight import connect_ray, run_preflight
+    from tunedp.resume import ResumeError, check_unlocked, read_state
+
+    output = Path(output_dir)
+    state = read_state(output)
+    check_unlocked(output)
+    config = SearchConfig.model_validate(state.config, strict=False)
+    plan = plan_search(config)
+    ledger = PrivacyLedger.open(Path(state.ledger_path), dataset=config.dataset_name)
+    charged_search(ledger, plan, state.search_id)  # refuses a plan that differs from what was charged
+    if isinstance(config.search, GridSearch) and state.completed:
+        # Tune's grid runs every point again: more trials than were charged. Refused, not approximated.
+        raise ResumeError(
+            f"--resume: grid searches cannot be resumed yet; abandon it with `tunedp search --abandon {output}`"
+        )
+    run_preflight(plan, max_concurrent=max_concurrent)
+    ray_temp = connect_ray(ray_address, resources=plan.config.resources)
+    try:
+        return _charge_and_run(
+            plan,
+            ledger=ledger,
+            ray_address=ray_address,
+            max_concurrent=max_concurrent,
+            seed=state.seed,
+            output_dir=output,
+            observers=[*observers, LineProgress(progress)],
+            resume=state,
+        )
+    finally:
+        if ray_temp is not None:
+            from tunedp.ray_backend import stop_ray
+
+            stop_ray(ray_temp)

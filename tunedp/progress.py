@@ -5,6 +5,12 @@ releases every trial, it also counts trials done/planned and each finished
 trial is printed with its released score. Under ``release: best`` nothing
 about a single trial — not even how many have run or are planned — is shown
 before selection: the line is a spinner and a clock.
+
+When the console is not a terminal (``nohup``, a CI log, a pipe) there is no
+live line; a plain "still running, elapsed …" line every
+``TUNEDP_HEARTBEAT_S`` seconds says the search is alive instead
+(:mod:`tunedp.progress_lines`). The closing line says how the search ended,
+so an interrupted search never prints "finished".
 """
 
 from __future__ import annotations
@@ -26,8 +32,8 @@ from rich.progress import (
 
 from tunedp.disclosure import disclosure_for
 from tunedp.observers import SearchObserver, SearchOutcome
+from tunedp.progress_lines import Heartbeat, charge_line, elapsed_text, trial_line
 from tunedp.records import TrialRecord
-from tunedp.report import SEEDED_NOTE
 
 if TYPE_CHECKING:
     from tunedp.accounting.ledger import Charge, PrivacyLedger
@@ -44,16 +50,18 @@ class ConsoleProgress(SearchObserver):
         self.started = time.monotonic()
         self._progress: Progress | None = None
         self._task: TaskID | None = None
+        self._heartbeat: Heartbeat | None = None
 
     def on_charged(self, plan: SearchPlan, charge: Charge, ledger: PrivacyLedger) -> None:
         self.started = time.monotonic()
         rule = disclosure_for(plan.shape.mode, plan.shape.release)
-        self.console.print(
-            f"charged ε = {charge.epsilon:.4f} to ledger {ledger.dataset!r} "
-            f"(σ = {plan.noise_multiplier:.4f}, {plan.shape.mode}/{plan.shape.release})"
-            + (SEEDED_NOTE if charge.seeded else ""),
-            highlight=False,
-        )
+        self.console.print(charge_line(plan, charge, ledger), highlight=False, markup=False)
+        if not self.console.is_terminal:
+            # No live line in a log or a pipe (it would leave blank lines): plain lines only.
+            if not rule.shows_trial_count:
+                self._heartbeat = Heartbeat(lambda line: self.console.print(line, highlight=False, markup=False))
+                self._heartbeat.start()
+            return
         if rule.shows_trial_count:
             self._progress = Progress(
                 SpinnerColumn(),
@@ -78,25 +86,25 @@ class ConsoleProgress(SearchObserver):
 
     def on_trial_done(self, record: TrialRecord, done: int, planned: int) -> None:
         elapsed = time.monotonic() - self.started
-        score = f"{record.final_score:.4f}" if record.released_scores else "-"
-        hyper = ", ".join(f"{k}={v:.4g}" for k, v in sorted(record.hyperparameters.items()))
-        self.console.print(
-            f"[{done}/{planned}] {elapsed:6.1f}s  {record.status:9s} score {score}  {hyper}", highlight=False
-        )
+        self.console.print(trial_line(record, done, planned, elapsed), highlight=False, markup=False)
         if self._progress is not None and self._task is not None:
             self._progress.update(self._task, completed=done)
 
     def on_finished(self, outcome: SearchOutcome) -> None:
         self._stop()
         rule = disclosure_for(outcome.plan.shape.mode, outcome.plan.shape.release)
+        ended = "finished" if outcome.report.status in ("completed", "failed") else outcome.report.status
         if not rule.shows_duration:
             # A console is often a log file (nohup, CI): no recorded duration under release: best.
-            self.console.print("search finished", highlight=False)
+            self.console.print(f"search {ended}", highlight=False)
             return
         elapsed = time.monotonic() - self.started
-        self.console.print(f"search finished in {elapsed:.1f}s", highlight=False)
+        self.console.print(f"search {ended} in {elapsed_text(elapsed)}", highlight=False)
 
     def _stop(self) -> None:
+        if self._heartbeat is not None:
+            self._heartbeat.stop()
+            self._heartbeat = None
         if self._progress is not None:
             self._progress.stop()
             self._progress = None

@@ -50,13 +50,14 @@ from tunedp.config import (
     UniformParam,
 )
 from tunedp.disclosure import Disclosure
-from tunedp.errors import ConfigError, one_line
+from tunedp.errors import ConfigError
+from tunedp.failures import describe_failure
 from tunedp.plan import SearchPlan, grid_points
 from tunedp.records import TrialRecord, TrialStatus
 from tunedp.scoped import environment, logger_levels
 from tunedp.space import optimizer_hyperparameters
 
-__all__ = ["TrialsRun", "run_trials"]
+__all__ = ["TrialsRun", "check_resources", "ensure_ray", "run_trials", "stop_ray"]
 
 OBJECT_STORE_BYTES = 256 * 1024 * 1024
 METRIC = "score"
@@ -292,12 +293,17 @@ def run_trials(
     disclosure: Disclosure,
     select: Callable[[Sequence[TrialRecord]], TrialRecord | None],
     on_trial_done: Callable[[TrialRecord, int, int], None] | None = None,
+    on_record: Callable[[TrialRecord], None] | None = None,
 ) -> TrialsRun:
     """Run ``trial_count`` trials of ``plan`` on Ray Tune and keep the selected trial's model.
 
     Raises ``KeyboardInterrupt`` when the trials were stopped before all
     finished (Tune's own Ctrl-C handler returns normally): nothing of an
     interrupted search is released.
+
+    ``on_record`` (inside the driver, never an observer) receives every trial
+    that finished — completed or failed, with its checkpoint folder while it
+    still exists — so an interrupted search can be resumed (:mod:`tunedp.resume`).
     """
     if trial_count == 0:
         return TrialsRun(records=(), best=None, nodes=())
@@ -320,7 +326,9 @@ def run_trials(
                 base_seed=seed,
                 threads=own if concurrency > 1 else max(own, min(2, cpus)),
             )
-            progress = _progress_callback(config, trial_count, on_trial_done if disclosure.releases_all else None)
+            progress = _progress_callback(
+                config, trial_count, on_trial_done if disclosure.releases_all else None, on_record
+            )
             tuner = tune.Tuner(
                 tune.with_resources(
                     tune.with_parameters(_trainable, static=static),
@@ -425,6 +433,8 @@ def trial_record(
         status = "stopped"  # early-stopped by ASHA: its released scores are real
     # Every report carries the scores released so far (see _trainable).
     scores = [float(x) for x in json.loads(metrics["released_scores"])] if metrics.get("released_scores") else []
+    # Ray's RayTaskError wraps the trial's exception; only a data-independent message is kept.
+    reason = describe_failure(error) if error is not None else None
     return TrialRecord(
         point=point,
         hyperparameters=hyper,
@@ -435,7 +445,8 @@ def trial_record(
         gpu_ids=tuple(json.loads(metrics["gpu_ids"])) if metrics.get("gpu_ids") else (),
         train_seconds=float(metrics.get("train_seconds", 0.0) or 0.0),
         wall_time_s=float(metrics.get("trial_wall_s", 0.0) or 0.0),
-        error=one_line(error) if error is not None else None,
+        error=reason.text if reason is not None else None,
+        error_public=reason is not None and reason.data_independent,
         checkpoint_path=checkpoint_path,
     )
 
@@ -461,7 +472,10 @@ def _keep_checkpoint(best: TrialRecord | None) -> TrialRecord | None:
 
 
 def _progress_callback(
-    config: SearchConfig, planned: int, on_trial_done: Callable[[TrialRecord, int, int], None] | None
+    config: SearchConfig,
+    planned: int,
+    on_trial_done: Callable[[TrialRecord, int, int], None] | None,
+    on_record: Callable[[TrialRecord], None] | None = None,
 ) -> Any:
     """A Tune callback counting finished trials and, where every trial is released, reporting each."""
 
@@ -474,16 +488,18 @@ def _progress_callback(
             config: SearchConfig,
             planned: int,
             on_trial_done: Callable[[TrialRecord, int, int], None] | None,
+            on_record: Callable[[TrialRecord], None] | None,
         ) -> None:
             self.finished = 0
             self._config = config
             self._planned = planned
             self._on_trial_done = on_trial_done
+            self._on_record = on_record
 
         def __getstate__(self) -> dict[str, Any]:
             # Ray pickles callbacks into its experiment state; observers (consoles,
             # trackers) are live driver-side objects and stay out of it.
-            return {**self.__dict__, "_on_trial_done": None}
+            return {**self.__dict__, "_on_trial_done": None, "_on_record": None}
 
         def on_trial_complete(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
             self._finished(trial, failed=False)
@@ -493,9 +509,30 @@ def _progress_callback(
 
         def _finished(self, trial: Any, *, failed: bool) -> None:
             self.finished += 1
+            if self._on_record is None and self._on_trial_done is None:
+                return
+            checkpoint = getattr(trial, "checkpoint", None)
+            record = trial_record(
+                self._config,
+                trial.config,
+                trial.last_result,
+                failed=failed,
+                error=_trial_error(trial) if failed else None,
+                checkpoint_path=checkpoint.path if checkpoint is not None else None,
+            )
+            if self._on_record is not None:
+                self._on_record(record)
             if self._on_trial_done is None:
                 return  # nothing about a single trial may leave before selection
-            record = trial_record(self._config, trial.config, trial.last_result, failed=failed)
-            self._on_trial_done(record, self.finished, self._planned)
+            self._on_trial_done(replace(record, checkpoint_path=None), self.finished, self._planned)
 
-    return ProgressCallback(config, planned, on_trial_done)
+    return ProgressCallback(config, planned, on_trial_done, on_record)
+
+
+def _trial_error(trial: Any) -> BaseException | None:
+    """The exception a failed Tune trial raised, if Tune kept it (its error file is text only)."""
+    try:
+        error = trial.get_error()
+    except Exception:  # informational: the record is 'failed' either way
+        return None
+    return error if isinstance(error, BaseException) else None

@@ -26,7 +26,11 @@ class TrialRecord:
     status: TrialStatus
     released_scores: tuple[float, ...] = ()
     test_metric: float | None = None
+    #: Why it failed, as it may be shown (see :mod:`tunedp.failures`): ``Type: message``
+    #: when the message cannot carry data, else the type with the message withheld.
     error: str | None = None
+    #: Whether ``error`` is data-independent, so it may be shown under every release policy.
+    error_public: bool = False
     node_id: str | None = None
     #: Where the trial trained ("cpu", "cuda:0") and the GPUs Ray assigned it (bookkeeping).
     device: str | None = None

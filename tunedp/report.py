@@ -70,11 +70,14 @@ class LedgerFigures:
 
 @dataclass(frozen=True, kw_only=True)
 class BestRelease:
-    """The released trial: its hyperparameters, released scores, test metric and model file."""
+    """The released trial: its hyperparameters, released scores, test metric and model file.
+
+    Field names are :class:`TrialRecord`'s (``final_score`` is the last released score).
+    """
 
     point: dict[str, float]
     hyperparameters: dict[str, float]
-    released_score: float
+    final_score: float
     released_scores: tuple[float, ...]
     test_metric: float | None
     model: str | None
@@ -84,7 +87,7 @@ class BestRelease:
         return cls(
             point=dict(best.point),
             hyperparameters=dict(best.hyperparameters),
-            released_score=best.final_score,
+            final_score=best.final_score,
             released_scores=best.released_scores,
             test_metric=best.test_metric,
             model=str(model) if model is not None else None,
@@ -110,6 +113,8 @@ class SearchReport:
     #: Every trial's public view; ``None`` under ``release: best``.
     trials: tuple[dict[str, Any], ...] | None = None
     ray_nodes: tuple[str, ...] = field(default_factory=tuple)
+    #: Why trials failed, where that may be shown (:mod:`tunedp.failures`); never which trial or how many.
+    failure_reasons: tuple[str, ...] = field(default_factory=tuple)
 
     def to_json(self) -> dict[str, Any]:
         """The report.json document (field names stable: tests and users read them)."""
@@ -127,6 +132,7 @@ class SearchReport:
             "ledger": ledger,
             "best": None,
             "trials": None,
+            "failure_reasons": list(self.failure_reasons),
             "config": self.config,
         }
         if self.best is not None:
@@ -157,11 +163,19 @@ class SearchReport:
             duration_s=document.get("duration_s"),
             privacy=PrivacyFigures(**{"seeded": False, **document["privacy"]}),
             ledger=LedgerFigures(**ledger),
-            best=None if best is None else BestRelease(**{**best, "released_scores": tuple(best["released_scores"])}),
+            best=None if best is None else _best_of(best),
             config=document.get("config", {}),
             trials=None if trials is None else tuple(trials),
             ray_nodes=tuple(document.get("ray_nodes", ())),
+            failure_reasons=tuple(document.get("failure_reasons", ())),
         )
+
+
+def _best_of(document: dict[str, Any]) -> BestRelease:
+    best = dict(document)
+    if "released_score" in best:  # reports written before the field took TrialRecord's name
+        best["final_score"] = best.pop("released_score")
+    return BestRelease(**{**best, "released_scores": tuple(best["released_scores"])})
 
 
 def write_report(output: Path, report: SearchReport) -> None:
@@ -184,9 +198,22 @@ def human_summary(report: SearchReport) -> str:
     ]
     if best is not None:
         hyper = ", ".join(f"{k}={v:.4g}" for k, v in sorted(best.hyperparameters.items()))
-        lines.append(f"best: released score {best.released_score:.4f}; {hyper}")
+        lines.append(f"best: released score {best.final_score:.4f}; {hyper}")
         if best.test_metric is not None:
             lines.append(f"best model test metric (public test split): {best.test_metric:.4f}")
+        if best.model is not None:
+            lines.append(f"model: {best.model} (a state dict; load it with {_load_hint(report)})")
     else:
-        lines.append("no trial succeeded")
+        lines.append("interrupted: nothing released" if report.status == "interrupted" else "no trial succeeded")
+    lines.extend(f"at least one trial failed: {reason}" for reason in report.failure_reasons)
     return "\n".join(lines)
+
+
+def _load_hint(report: SearchReport) -> str:
+    """The Python that rebuilds the released model from its file."""
+    workload = report.config.get("workload", "WORKLOAD")
+    model = report.config.get("model")
+    return (
+        f"model = trials.get_workload({workload!r}).build_model({model!r}); "
+        "model.load_state_dict(torch.load(path, weights_only=True))"
+    )

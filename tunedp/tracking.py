@@ -54,6 +54,7 @@ from mlflow.tracking import MlflowClient
 from tunedp import plots
 from tunedp.disclosure import disclosure_for
 from tunedp.errors import one_line
+from tunedp.interrupts import sigterm_as_interrupt
 from tunedp.observers import SearchObserver, SearchOutcome
 from tunedp.records import TrialRecord
 from tunedp.report import human_summary
@@ -666,12 +667,15 @@ def serve_dashboard(
     )
     shown = f"[{host}]" if ":" in host else host
     announce(f"MLflow dashboard: http://{shown}:{port}  (store {directory / 'mlflow.db'}; Ctrl-C stops it)")
-    try:
-        return process.wait()
-    except KeyboardInterrupt:
-        stop_server(process)
-        announce("MLflow dashboard stopped")
-        return 0
+    # SIGTERM (a service manager, `kill`) stops the server as Ctrl-C does,
+    # instead of leaving its process group running without us.
+    with sigterm_as_interrupt():
+        try:
+            return process.wait()
+        except KeyboardInterrupt:
+            stop_server(process)
+            announce("MLflow dashboard stopped")
+            return 0
 
 
 def stop_server(process: subprocess.Popen[Any], timeout_s: float = 10.0) -> None:

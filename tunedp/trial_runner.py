@@ -29,12 +29,17 @@ import torch
 from dp_accounting import dp_event
 
 from tunedp.accounting.trial_event import TrialPlan, with_score_releases
+from tunedp.errors import UserFacingError
 
 __all__ = ["EvaluationReport", "TrainingSetHook", "TrialError", "TrialResult", "TrialSettings", "run_trial"]
 
 
-class TrialError(ValueError):
-    """Bad trial settings, refused before any data is read (one line, names the field)."""
+class TrialError(UserFacingError):
+    """Bad trial settings, refused before any data is read (one line, names the field).
+
+    A user-facing error: its message is built from the settings alone, so
+    :mod:`tunedp.failures` may show it under every release policy.
+    """
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -1,0 +1,503 @@
+"""Pre-flight: every failure that does not depend on the private data, found before the ledger is charged.
+
+A privacy budget is not refundable. A typo that only shows once a trial
+starts (an unknown model variant, a momentum of 1.5, a cluster address where
+nothing listens, an output folder holding an earlier paid-for result) would
+otherwise cost the whole charge. So before :meth:`PrivacyLedger.charge` the
+driver — and ``tunedp plan`` — run these checks, each of which reads *no
+private row*:
+
+* the ledger would admit the search (a dry run; the charge re-checks
+  atomically);
+* the output folder is new or empty (or ``--force``);
+* the workload's data files exist (their paths only; no content is read);
+* the model variant builds, and the update rule constructs with every fixed
+  value and with the corners of every searched range;
+* one forward/backward/clip/noise step runs on a *synthetic* batch of the
+  workload's declared ``input_shape`` at each corner (shape and type errors
+  surface here), and the model's output has one logit per declared class;
+* Ray answers at ``--ray-address`` within a timeout (the driver then reuses
+  that connection for the trials).
+
+Everything raised is a :class:`PreflightError`: one line naming the field and
+the fix, exit code 2, nothing charged. The synthetic step is also timed, which
+is where ``tunedp plan``'s wall-time estimate comes from.
+
+This module imports torch and Ray only inside the functions that need them,
+so the command line stays light.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import itertools
+import math
+import os
+import signal
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from tunedp.config import ChoiceParam, FixedParam, LogUniformParam, Resources, SearchConfig, UniformParam
+from tunedp.errors import UserFacingError, one_line
+from tunedp.space import optimizer_hyperparameters
+
+if TYPE_CHECKING:
+    from tunedp.accounting.ledger import PrivacyLedger
+    from tunedp.plan import SearchPlan
+
+__all__ = [
+    "MAX_CORNERS",
+    "SCORE_NOISE_WARNING_STD",
+    "PreflightError",
+    "PreflightResult",
+    "check_admissible",
+    "check_data_files",
+    "check_model_and_optimizer",
+    "check_output",
+    "connect_ray",
+    "estimate_wall_seconds",
+    "hyperparameter_corners",
+    "run_preflight",
+    "score_noise_std",
+    "score_noise_warning",
+]
+
+#: Above this std (in accuracy units) a released validation score is mostly noise.
+SCORE_NOISE_WARNING_STD = 0.05
+#: Corners of the searched box tried at most (2^k grows fast; beyond this, a spread subset).
+MAX_CORNERS = 64
+#: Rows of the synthetic batch a corner's step runs on (its cost, not its result, matters).
+CORNER_BATCH = 8
+#: Largest synthetic batch timed for the wall-time estimate.
+MAX_TIMED_BATCH = 4096
+#: Seconds to wait for Ray at --ray-address before giving up (before any charge).
+RAY_CONNECT_TIMEOUT_S = 10.0
+
+
+class PreflightError(UserFacingError):
+    """A pre-flight check failed: one line naming the field and the fix; nothing was charged."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class PreflightResult:
+    """What the pre-flight measured (nothing in it depends on private data)."""
+
+    #: Seconds of one private step on a synthetic batch of the planned expected size; None if skipped.
+    step_seconds: float | None
+    corners: int
+    concurrency: int
+    estimated_wall_s: float | None
+    warnings: tuple[str, ...]
+
+
+# ---------------------------------------------------------------------------- cheap checks
+
+
+def check_admissible(plan: SearchPlan, ledger: PrivacyLedger) -> None:
+    """Refuse (nothing charged) a search the ledger cannot admit, before anything else is started.
+
+    A dry run of :meth:`PrivacyLedger.charge`; the charge itself re-checks
+    under a lock, so a concurrent search cannot slip in between.
+    """
+    from tunedp.errors import BudgetExceededError
+
+    fits, after = ledger.admissible(plan.event)
+    if not fits:
+        raise BudgetExceededError(
+            f"budget: dataset {ledger.dataset!r} has spent epsilon={ledger.spent_epsilon():.4g} of "
+            f"{ledger.epsilon:g}; this search would bring it to {after:.4g}; lower --budget or raise the global budget"
+        )
+
+
+def check_output(output: Path | None, *, force: bool) -> None:
+    """Refuse an existing non-empty output folder: it may hold an earlier, paid-for result."""
+    if output is None:
+        return
+    if output.exists() and not output.is_dir():
+        raise PreflightError(f"--output: {output} is a file; give a folder")
+    if (output / ".tunedp-state").is_dir():  # tunedp.resume.STATE_DIR; refused even with --force
+        raise PreflightError(
+            f"--output: {output} holds an interrupted search; continue it with `tunedp search --resume {output}` "
+            f"or give it up with `tunedp search --abandon {output}`"
+        )
+    if output.is_dir() and any(output.iterdir()) and not force:
+        raise PreflightError(
+            f"--output: {output} is not empty (an earlier search's results?); give a new folder or add --force"
+        )
+
+
+def _digits_files() -> None:
+    spec = importlib.util.find_spec("sklearn")
+    locations = list(spec.submodule_search_locations or []) if spec is not None else []
+    if not any((Path(p) / "datasets" / "data" / "digits.csv.gz").is_file() for p in locations):
+        raise FileNotFoundError("digits: scikit-learn's bundled digits.csv.gz is missing; reinstall scikit-learn")
+
+
+def _fashion_mnist_files() -> None:
+    from tunedp.datasets import fashion_mnist_files
+
+    fashion_mnist_files()
+
+
+def _adult_files() -> None:
+    from tunedp.datasets import adult_files
+
+    adult_files()
+
+
+#: Workload → a check that its data files exist (paths only; no content is read).
+DATA_FILE_CHECKS: Mapping[str, Callable[[], None]] = {
+    "digits": _digits_files,
+    "fashion_mnist": _fashion_mnist_files,
+    "adult": _adult_files,
+}
+
+
+def check_data_files(workload: str) -> None:
+    """The workload's data files exist; a missing one is named with the command that installs it."""
+    check = DATA_FILE_CHECKS.get(workload)
+    if check is None:
+        return  # a workload without a registered check is found missing by its loader
+    try:
+        check()
+    except FileNotFoundError as error:
+        raise PreflightError(f"workload: {one_line(str(error))}") from None
+
+
+# ---------------------------------------------------------------------------- optimizer corners
+
+
+def _axis(param: Any) -> tuple[float, ...]:
+    """The values of one parameter a pre-flight tries: a fixed value, a range's ends, every choice."""
+    if isinstance(param, FixedParam):
+        return (param.value,)
+    if isinstance(param, LogUniformParam | UniformParam):
+        return (param.low, param.high)
+    assert isinstance(param, ChoiceParam)
+    return tuple(sorted(set(param.values)))
+
+
+def hyperparameter_corners(config: SearchConfig) -> list[dict[str, float]]:
+    """Points at every combination of each parameter's extremes (fixed values, range ends, choices).
+
+    Every value a trial can be given lies inside this box, so a value out of
+    an optimizer's range shows at one of its corners. Capped at
+    :data:`MAX_CORNERS` (evenly spread) for very wide spaces.
+    """
+    names = sorted(config.space.params)
+    axes = [_axis(config.space.params[name]) for name in names]
+    corners = [dict(zip(names, values, strict=True)) for values in itertools.product(*axes)]
+    if len(corners) > MAX_CORNERS:
+        stride = len(corners) / MAX_CORNERS
+        corners = [corners[int(i * stride)] for i in range(MAX_CORNERS)] + [corners[-1]]
+    return corners
+
+
+def _field(name: str, config: SearchConfig) -> str:
+    """The config field a hyperparameter comes from (η under lr_clip comes from step_size)."""
+    if name == "lr" and config.space.coupling == "lr_clip":
+        return "space.params.step_size"
+    if name == "clip_norm" and config.training.clip_norm is not None:
+        return "training.clip_norm"
+    return f"space.params.{name}"
+
+
+def _named_field(message: str, config: SearchConfig, point: Mapping[str, float]) -> str:
+    """The field an optimizer's one-line error is about (it names the hyperparameter as ``name=``/``'name'``)."""
+    candidates = sorted({*point, "lr", "clip_norm"}, key=len, reverse=True)
+    for name in candidates:
+        if f"{name}=" in message or f"'{name}'" in message:
+            return _field(name, config)
+    return "space.params"
+
+
+def _describe(point: Mapping[str, float]) -> str:
+    return ", ".join(f"{k}={v:g}" for k, v in sorted(point.items()))
+
+
+def _rules_at_corners(config: SearchConfig) -> list[dict[str, float]]:
+    """The optimizer hyperparameters of every corner; each builds an update rule (one-line error otherwise)."""
+    from tunedp.optim import build_update_rule  # torch
+
+    settings: list[dict[str, float]] = []
+    for corner in hyperparameter_corners(config):
+        try:
+            hyper = optimizer_hyperparameters(corner, config)
+            build_update_rule(config.optimizer, hyper)
+        except ValueError as error:
+            field = _named_field(str(error), config, corner)
+            value = _offending_value(field, corner, config)
+            fixed = isinstance(config.space.params.get(field.rsplit(".", 1)[-1]), FixedParam)
+            victims = "every trial" if fixed else "the trials drawn there"
+            raise PreflightError(
+                f"{field}: {one_line(str(error), 200)}{value} — {config.optimizer} would fail {victims}; fix it"
+            ) from None
+        settings.append(hyper)
+    return settings
+
+
+def _offending_value(field: str, corner: Mapping[str, float], config: SearchConfig) -> str:
+    name = field.rsplit(".", 1)[-1]
+    param = config.space.params.get(name)
+    if param is None or name not in corner:
+        return f" (at {_describe(corner)})"
+    kind = "fixed value" if isinstance(param, FixedParam) else "searched value"
+    return f" ({kind} {name}={corner[name]:g})"
+
+
+# ---------------------------------------------------------------------------- model and a synthetic step
+
+
+def check_model_and_optimizer(
+    plan: SearchPlan, *, time_it: bool = True, concurrency: int = 1
+) -> tuple[int, float | None]:
+    """Build the model, the rule at every corner, and run one private step on synthetic data at each.
+
+    Returns the number of corners tried and (``time_it``) the seconds of one
+    step at the planned expected batch size. The synthetic batch is Gaussian
+    noise of the declared input shape with uniform labels: it exercises
+    shapes, types, the clip and the noise, and says nothing about the data.
+    """
+    import torch
+
+    from trials import get_workload
+    from trials.base import cross_entropy_per_example
+    from tunedp.optim import make_private
+
+    config = plan.config
+    try:
+        workload = get_workload(config.workload)
+    except (ValueError, TypeError) as error:
+        raise PreflightError(f"workload: {one_line(str(error))}") from None
+    if workload.input_shape is None:
+        raise PreflightError(
+            f"workload: {config.workload!r} declares no input_shape in trials/; declare it to run the pre-flight "
+            "(or pass --no-preflight to tunedp plan)"
+        )
+    variant = config.model
+    if variant is not None and variant not in workload.variants:
+        raise PreflightError(
+            f"model: workload {config.workload!r} has no model variant {variant!r}; "
+            f"known: {', '.join(workload.variants)}"
+        )
+    settings = _rules_at_corners(config)
+    generator = torch.Generator().manual_seed(0)  # synthetic, not private: a fixed seed is fine
+    classes = workload.num_classes
+    shape = tuple(workload.input_shape)
+
+    def batch(rows: int) -> tuple[torch.Tensor, torch.Tensor]:
+        inputs = torch.randn((rows, *shape), generator=generator)
+        return inputs, torch.randint(0, classes, (rows,), generator=generator)
+
+    for hyper in settings:
+        model = _build(workload, variant)
+        inputs, targets = batch(CORNER_BATCH)
+        try:
+            outputs = model(inputs)
+            if tuple(outputs.shape) != (CORNER_BATCH, classes):
+                raise PreflightError(
+                    f"model: variant {variant or workload.default_variant!r} outputs shape {tuple(outputs.shape)} "
+                    f"for a batch of {CORNER_BATCH}; workload {config.workload!r} needs ({CORNER_BATCH}, {classes})"
+                )
+            trainer = make_private(
+                model,
+                optimizer=config.optimizer,
+                hyperparameters=hyper,
+                sampling_rate=plan.trial.sampling_rate,
+                dataset_size=plan.trial.dataset_size,
+                segments=plan.trial.segments,
+                generator=generator,
+            )
+            trainer.step(inputs, targets, cross_entropy_per_example)
+        except PreflightError:
+            raise
+        except (ValueError, TypeError, RuntimeError, IndexError) as error:
+            raise PreflightError(
+                f"model: one private step of {config.optimizer} on variant {variant or workload.default_variant!r} "
+                f"failed on a synthetic batch: {one_line(error, 200)}"
+            ) from None
+    seconds = _time_step(plan, workload, variant, settings[0], batch, concurrency) if time_it else None
+    return len(settings), seconds
+
+
+def _build(workload: Any, variant: str | None) -> Any:
+    try:
+        return workload.build_model(variant)
+    except (ValueError, TypeError, RuntimeError) as error:
+        raise PreflightError(f"model: {one_line(str(error))}") from None
+
+
+def _time_step(
+    plan: SearchPlan,
+    workload: Any,
+    variant: str | None,
+    hyper: Mapping[str, float],
+    batch: Callable[[int], tuple[Any, Any]],
+    concurrency: int,
+) -> float:
+    """Median seconds of a private step at the expected batch size (threads as a trial would have)."""
+    import torch
+
+    from trials.base import cross_entropy_per_example
+    from tunedp.optim import make_private
+
+    rows = max(1, min(MAX_TIMED_BATCH, round(plan.trial.expected_batch_size)))
+    model = _build(workload, variant)
+    trainer = make_private(
+        model,
+        optimizer=plan.config.optimizer,
+        hyperparameters=hyper,
+        sampling_rate=plan.trial.sampling_rate,
+        dataset_size=plan.trial.dataset_size,
+        noise_multiplier=plan.noise_multiplier,
+        steps=4,
+    )
+    inputs, targets = batch(rows)
+    threads = torch.get_num_threads()
+    # A trial gets one thread when several run at once (see the Ray backend).
+    torch.set_num_threads(1 if concurrency > 1 else max(1, min(2, os.cpu_count() or 1)))
+    try:
+        trainer.step(inputs, targets, cross_entropy_per_example)  # warm-up
+        times = []
+        for _ in range(3):
+            tick = time.perf_counter()
+            trainer.step(inputs, targets, cross_entropy_per_example)
+            times.append(time.perf_counter() - tick)
+    finally:
+        torch.set_num_threads(threads)
+    return sorted(times)[1]
+
+
+# ---------------------------------------------------------------------------- figures for the plan
+
+
+def score_noise_std(plan: SearchPlan) -> float | None:
+    """Std of a released validation score in accuracy units: σ_score / validation size (None if public)."""
+    sigma = plan.trial.score_noise_multiplier
+    return None if sigma is None else sigma / plan.sizes.validation
+
+
+def score_noise_warning(plan: SearchPlan) -> str | None:
+    """A warning when the score noise swamps differences between trials (std > 0.05 in accuracy)."""
+    std = score_noise_std(plan)
+    if std is None or std <= SCORE_NOISE_WARNING_STD:
+        return None
+    return (
+        f"validation.score_noise_multiplier: score noise std ≈ {std:.3g} in accuracy units "
+        f"(σ_score {plan.trial.score_noise_multiplier:g} / {plan.sizes.validation} validation rows) exceeds "
+        f"{SCORE_NOISE_WARNING_STD:g}: released scores are mostly noise and selection close to random; "
+        f"lower it to ≤ {SCORE_NOISE_WARNING_STD * plan.sizes.validation:.3g}"
+    )
+
+
+def estimate_wall_seconds(plan: SearchPlan, step_seconds: float, concurrency: int) -> float:
+    """step time × steps × expected trials ÷ concurrency: a floor (evaluations and start-up come on top)."""
+    trials = plan.shape.expected_trials
+    waves = math.ceil(trials / concurrency) if plan.shape.max_trials is not None else trials / concurrency
+    return step_seconds * plan.trial.steps * max(1.0, waves)
+
+
+def _concurrency(plan: SearchPlan, max_concurrent: int | None) -> int:
+    return max(1, min(max_concurrent or os.cpu_count() or 1, math.ceil(plan.shape.expected_trials)))
+
+
+# ---------------------------------------------------------------------------- Ray
+
+
+def _host_port(address: str) -> tuple[str, int] | None:
+    """host and port of a ``host:port`` or ``ray://host:port`` address (None for ``auto`` and the like)."""
+    bare = address.split("://", 1)[-1]
+    host, sep, port = bare.rpartition(":")
+    if not sep or not port.isdigit():
+        return None
+    return host.strip("[]") or "127.0.0.1", int(port)
+
+
+def _probe(address: str, timeout_s: float) -> None:
+    target = _host_port(address)
+    if target is None:
+        return
+    try:
+        with socket.create_connection(target, timeout=timeout_s):
+            pass
+    except OSError as error:
+        reason = "timed out" if isinstance(error, TimeoutError) else (error.strerror or type(error).__name__)
+        raise PreflightError(
+            f"--ray-address: nothing answers at {address} ({reason.lower()} within {timeout_s:g} s); "
+            "start the cluster (`ray start --head`) or drop --ray-address to run locally"
+        ) from None
+
+
+@contextmanager
+def _keep_sigterm() -> Iterator[None]:
+    """ray.init installs its own SIGTERM handler in the driver; keep ours (see tunedp.interrupts)."""
+    main = threading.current_thread() is threading.main_thread()
+    previous = signal.getsignal(signal.SIGTERM) if main else None
+    try:
+        yield
+    finally:
+        if main and previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def connect_ray(
+    address: str | None, *, resources: Resources | None = None, timeout_s: float = RAY_CONNECT_TIMEOUT_S
+) -> Path | None:
+    """Connect to ``address`` (or start a local Ray) before the charge, and check it can run a trial.
+
+    Returns the private folder of a Ray this call started (for
+    :func:`tunedp.ray_backend.stop_ray`), else ``None``. A TCP probe with a
+    timeout comes first, so an address where nothing listens is one line and
+    nothing charged — not minutes of GCS retries. A cluster without the
+    CPUs/GPUs one trial asks for (``resources``) is refused here too.
+    """
+    if address is not None:
+        _probe(address, timeout_s)
+    from tunedp.ray_backend import check_resources, ensure_ray, stop_ray
+
+    with _keep_sigterm():
+        try:
+            temp = ensure_ray(address)
+        except (ConnectionError, RuntimeError, ValueError, TimeoutError) as error:
+            raise PreflightError(
+                f"--ray-address: cannot connect to Ray at {address or 'local'}: {one_line(error, 200)}"
+            ) from None
+    if resources is not None:
+        try:
+            check_resources(resources)
+        except Exception:
+            stop_ray(temp)
+            raise
+    return temp
+
+
+# ---------------------------------------------------------------------------- all of it
+
+
+def run_preflight(
+    plan: SearchPlan,
+    *,
+    model: bool = True,
+    max_concurrent: int | None = None,
+    output: Path | None = None,
+    force: bool = False,
+) -> PreflightResult:
+    """The checks ``tunedp plan`` and the driver share (Ray and the ledger are the driver's own)."""
+    check_output(output, force=force)
+    check_data_files(plan.config.workload)
+    concurrency = _concurrency(plan, max_concurrent)
+    corners, seconds = check_model_and_optimizer(plan, concurrency=concurrency) if model else (0, None)
+    warning = score_noise_warning(plan)
+    return PreflightResult(
+        step_seconds=seconds,
+        corners=corners,
+        concurrency=concurrency,
+        estimated_wall_s=None if seconds is None else estimate_wall_seconds(plan, seconds, concurrency),
+        warnings=(warning,) if warning else (),
+    )
