@@ -32,7 +32,7 @@ from rich.progress import (
 
 from tunedp.disclosure import disclosure_for
 from tunedp.observers import SearchObserver, SearchOutcome
-from tunedp.progress_lines import Heartbeat, charge_line, elapsed_text, trial_line
+from tunedp.progress_lines import SILENT_BEST, Heartbeat, charge_line, elapsed_text, trial_line
 from tunedp.records import TrialRecord
 
 if TYPE_CHECKING:
@@ -59,8 +59,8 @@ class ConsoleProgress(SearchObserver):
         if not self.console.is_terminal:
             # No live line in a log or a pipe (it would leave blank lines): plain lines only.
             if not rule.shows_trial_count:
-                self._heartbeat = Heartbeat(lambda line: self.console.print(line, highlight=False, markup=False))
-                self._heartbeat.start()
+                # A log records: no heartbeat under release: best (see tunedp.progress_lines).
+                self.console.print(SILENT_BEST, highlight=False, markup=False)
             return
         if rule.shows_trial_count:
             self._progress = Progress(

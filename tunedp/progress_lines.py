@@ -4,10 +4,18 @@ A search run under ``nohup``, in CI or from Python used to print nothing
 between "charged" and "finished". :class:`LineProgress` turns the observer
 hooks into one plain line each — the charge, every completed trial where the
 mode releases it, the end — and sends it to the ``tunedp.progress`` logger and
-to an optional callback. Under ``release: best`` nothing about a single trial
-may leave before selection, so instead a :class:`Heartbeat` says "still
-running, elapsed …" every ``TUNEDP_HEARTBEAT_S`` seconds (60 by default): the
-elapsed time is all it shows, and the search's duration is published anyway.
+to an optional callback.
+
+Under ``release: best`` nothing about a single trial may leave before
+selection, and — unlike on a live terminal, where the clock is seen and not
+kept — a line in a log is *recorded*: periodic "still running" lines (their
+times, their number) or an elapsed time at the end would record the
+search's duration, which grows with the secret number of trials K
+(DESIGN.md's threat model). So a plain-line search under ``release: best``
+says once that it is running and why it stays silent, and ends without a
+duration. :class:`Heartbeat` ("still running, elapsed …" every
+``TUNEDP_HEARTBEAT_S`` seconds) remains for the modes that release every
+trial, where nothing is secret about their count or time.
 """
 
 from __future__ import annotations
@@ -83,6 +91,13 @@ def charge_line(plan: SearchPlan, charge: Charge, ledger: PrivacyLedger) -> str:
     return f"charged ε = {charge.epsilon:.4f} to ledger {ledger.dataset!r} {what}{seeded}"
 
 
+#: The one line a plain-line ``release: best`` search writes while it runs.
+SILENT_BEST = (
+    "running (release: best): no progress lines until the end — their times would record the "
+    "search's duration, which grows with the secret number of trials"
+)
+
+
 class Heartbeat:
     """A daemon thread calling ``emit("still running, elapsed …")`` every ``interval`` seconds until stopped."""
 
@@ -115,6 +130,7 @@ class LineProgress(SearchObserver):
         self._emit = emit
         self._heartbeat_s = heartbeat_s
         self._heartbeat: Heartbeat | None = None
+        self._shows_duration = True
         self.started = time.monotonic()
 
     def line(self, text: str) -> None:
@@ -125,8 +141,9 @@ class LineProgress(SearchObserver):
     def on_charged(self, plan: SearchPlan, charge: Charge, ledger: PrivacyLedger) -> None:
         self.started = time.monotonic()
         self.line(charge_line(plan, charge, ledger))
-        if not disclosure_for(plan.shape.mode, plan.shape.release).shows_trial_count:
-            self._heartbeat = Heartbeat(self.line, self._heartbeat_s).start()
+        self._shows_duration = disclosure_for(plan.shape.mode, plan.shape.release).shows_duration
+        if not self._shows_duration:
+            self.line(SILENT_BEST)
 
     def on_trial_done(self, record: TrialRecord, done: int, planned: int) -> None:
         self.line(trial_line(record, done, planned, time.monotonic() - self.started))
@@ -135,4 +152,7 @@ class LineProgress(SearchObserver):
         if self._heartbeat is not None:
             self._heartbeat.stop()
             self._heartbeat = None
+        if not self._shows_duration:
+            self.line(f"search {outcome.report.status}")
+            return
         self.line(f"search {outcome.report.status} in {elapsed_text(time.monotonic() - self.started)}")
