@@ -154,9 +154,7 @@ def test_a_search_whose_every_trial_fails_exits_with_the_charge_kept(ray_session
     assert (tmp_path / "f" / "report.json").is_file()
 
 
-def test_adaptive_with_asha_reports_noisy_scores_and_charges_full_length(
-    ray_session: str, tmp_path: Path
-) -> None:
+def test_adaptive_with_asha_reports_noisy_scores_and_charges_full_length(ray_session: str, tmp_path: Path) -> None:
     config = adaptive(max_trials=3, evaluations=2)
     ledger_path = _ledger(tmp_path)
     outcome = search(config, ledger_path=ledger_path, seed=2, output_dir=tmp_path / "a")
@@ -195,7 +193,7 @@ try:
 except BudgetExceededError as error:
     import ray
     print(json.dumps({{"error": str(error), "ray": ray.is_initialized(),
-                      "data_loaded": "trials.digits" in sys.modules, "torch": "torch" in sys.modules}}))
+                      "data_loaded": "tunedp.workloads._digits" in sys.modules, "torch": "torch" in sys.modules}}))
 """
     done = _script(code, {**os.environ, "TUNEDP_TRACKING": "0"})
     assert done.returncode == 0, done.stderr

@@ -243,12 +243,13 @@ def budget_init(
 
 
 def _check_delta_against_dataset(dataset: str, delta: float, size: int | None) -> None:
-    """δ ≤ 1/n, with n the examples the trials touch (declared, or ``--size`` for other datasets)."""
-    from trials.sizes import DECLARED_SIZES
+    """δ ≤ 1/n, with n the examples the trials touch (declared by a built-in workload, or ``--size``)."""
+    from tunedp.workloads import BUILTIN_WORKLOADS, check_delta, resolve_workload
 
     if not (math.isfinite(delta) and 0 < delta < 1):
         raise UserError(f"--delta: {delta} must be in (0, 1)")
-    known = [s["train"] + s["validation"] for s in DECLARED_SIZES.values() if s["dataset"] == dataset]
+    declared = (resolve_workload(name).sizes for name in BUILTIN_WORKLOADS)
+    known = [sizes.protected for sizes in declared if sizes.dataset == dataset]
     if size is not None and size < 1:
         raise UserError(f"--size: {size} must be a positive number of examples")
     if known and size is not None and size != known[0]:
@@ -259,8 +260,7 @@ def _check_delta_against_dataset(dataset: str, delta: float, size: int | None) -
             f"--size: tunedp does not know how many examples dataset {dataset!r} has; "
             "give --size N so that delta <= 1/N can be checked"
         )
-    if delta > 1.0 / n:
-        raise UserError(f"--delta: {delta:g} exceeds 1/n = {1.0 / n:.3g} for dataset {dataset!r} (n = {n})")
+    check_delta(delta, n, field="--delta", dataset=dataset)
 
 
 @budget_app.command("show")

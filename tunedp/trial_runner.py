@@ -28,6 +28,7 @@ import torch
 from dp_accounting import dp_event
 
 from tunedp.accounting.trial_event import TrialPlan, with_score_releases
+from tunedp.workloads.registry import WorkloadReference, resolve_workload
 
 __all__ = ["EvaluationReport", "TrialError", "TrialResult", "TrialSettings", "run_trial"]
 
@@ -40,7 +41,9 @@ class TrialError(ValueError):
 class TrialSettings:
     """One point of a search, as the trial runner needs it."""
 
-    workload: str
+    #: What the config's ``workload:`` holds (:func:`tunedp.workloads.resolve_workload`):
+    #: the driver and every worker resolve this same reference.
+    workload: WorkloadReference
     optimizer: str
     hyperparameters: Mapping[str, float]
     plan: TrialPlan
@@ -106,19 +109,17 @@ def run_trial(
     ``evaluate_test=False`` skips the test-split evaluation: a search measures
     only the model it selects (:func:`test_metric_of`), not every trial's.
     """
-    from trials import get_workload
-    from trials.base import correct_count, cross_entropy_per_example
     from tunedp.data import poisson_indices
     from tunedp.optim import make_private
 
     started = time.perf_counter()
     check_settings(settings)
     plan = settings.plan
-    workload = get_workload(settings.workload)
-    if workload.train_size != plan.dataset_size:
+    workload = resolve_workload(settings.workload)
+    if workload.sizes.train != plan.dataset_size:
         raise TrialError(
-            f"plan: dataset_size={plan.dataset_size} but workload {settings.workload!r} "
-            f"declares {workload.train_size} training examples"
+            f"plan: dataset_size={plan.dataset_size} but workload {workload.name!r} "
+            f"declares {workload.sizes.train} training examples"
         )
     splits = workload.load()
 
@@ -144,7 +145,7 @@ def run_trial(
         tick = time.perf_counter()
         indices = poisson_indices(plan.dataset_size, plan.sampling_rate, generator=sampling)
         batch_x, batch_y = train_x.index_select(0, indices), train_y.index_select(0, indices)
-        trainer.step(batch_x, batch_y, cross_entropy_per_example)
+        trainer.step(batch_x, batch_y, workload.per_example_loss)
         train_seconds += time.perf_counter() - tick
         if step in evaluation_steps:
             score = _release_score(
@@ -153,7 +154,7 @@ def run_trial(
                 splits.validation.targets,
                 plan.score_noise_multiplier,
                 score_noise,
-                correct_count,
+                workload.correct,
             )
             released.append(score)
             if report is not None:
@@ -167,7 +168,7 @@ def run_trial(
                     )
                 )
     test_metric = (
-        _exact_accuracy(model, splits.test.inputs, splits.test.targets, correct_count) if evaluate_test else None
+        _exact_accuracy(model, splits.test.inputs, splits.test.targets, workload.correct) if evaluate_test else None
     )
     # The event of what actually ran: the optimizer's steps and the releases made.
     event = with_score_releases(trainer.dp_event(), plan.score_noise_multiplier, len(released))
@@ -195,16 +196,16 @@ def _generators(seed: int | None) -> tuple[int, torch.Generator, torch.Generator
     return draws[0], *(torch.Generator().manual_seed(d) for d in draws[1:])  # type: ignore[return-value]
 
 
-def test_metric_of(workload_name: str, variant: str | None, state: Mapping[str, torch.Tensor]) -> float:
-    """Exact test accuracy of a trained state dict (the test split is treated as public)."""
-    from trials import get_workload
-    from trials.base import correct_count
-
-    workload = get_workload(workload_name)
+def test_metric_of(
+    workload_reference: WorkloadReference, variant: str | None, state: Mapping[str, torch.Tensor]
+) -> float:
+    """Exact test accuracy of a trained state dict: a public figure for a public test split,
+    "exact, outside the ε guarantee" for one carved from the protected data (``Workload.test_label``)."""
+    workload = resolve_workload(workload_reference)
     model = workload.build_model(variant)
     model.load_state_dict(dict(state))
     test = workload.load().test
-    return _exact_accuracy(model, test.inputs, test.targets, correct_count)
+    return _exact_accuracy(model, test.inputs, test.targets, workload.correct)
 
 
 @torch.no_grad()
