@@ -67,11 +67,17 @@ class WorkloadContract:
         return load_or_skip(workload)
 
     def test_declaration_resolves_without_torch(self) -> None:
-        if not self.declaration_is_torch_free or not isinstance(self.reference, str):
+        if not self.declaration_is_torch_free:
             pytest.skip("torch-free declaration waived")
+        reference = self.reference
+        rebuilt = (
+            f"CsvWorkloadSpec.model_validate_json({reference.model_dump_json()!r})"
+            if not isinstance(reference, str)
+            else repr(reference)
+        )
         code = (
-            "import sys, json\nfrom tunedp.workloads import resolve_workload\n"
-            f"w = resolve_workload({self.reference!r})\n"
+            "import sys, json\nfrom tunedp.workloads import CsvWorkloadSpec, resolve_workload\n"
+            f"w = resolve_workload({rebuilt})\n"
             "print(json.dumps({'torch': 'torch' in sys.modules, 'train': w.sizes.train}))"
         )
         done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
