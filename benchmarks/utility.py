@@ -49,12 +49,12 @@ import torch
 from dp_accounting import calibrate_dp_mechanism
 from dp_accounting.rdp import RdpAccountant
 
-from tunedp.config import load_config
-from tunedp.workloads import WorkloadReference, resolve_workload
 from tunedp.accounting.schedule import NoiseSegment
 from tunedp.accounting.trial_event import steps_event
+from tunedp.config import load_config
 from tunedp.data import poisson_batches
 from tunedp.optim import make_private
+from tunedp.workloads import WorkloadReference, resolve_workload
 
 HERE = Path(__file__).resolve().parent
 WORK = HERE / "_work"

@@ -1,4 +1,4 @@
-"""The ``csv`` workload: the contract on a real table, the Adult equivalence, and bad input refused before any charge."""
+"""The ``csv`` workload: the contract on a real table, Adult equivalence, bad input refused before any charge."""
 
 from __future__ import annotations
 
@@ -144,8 +144,8 @@ def test_the_command_line_refuses_bad_csv_with_exit_2(tmp_path: Path) -> None:
 
 def test_csv_adult_encodes_exactly_the_rows_of_the_adult_workload(tmp_path: Path) -> None:
     """The shipped search_spaces/adult_csv.yaml on the real files: the same 48842 rows, the same features."""
-    from tunedp.workloads import _adult
     from tunedp.datasets import adult_files
+    from tunedp.workloads import _adult
 
     try:
         files = adult_files()
