@@ -19,6 +19,7 @@ pytest and torch; tunedp itself never imports it.
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from typing import ClassVar
@@ -80,7 +81,10 @@ class WorkloadContract:
             f"w = resolve_workload({rebuilt})\n"
             "print(json.dumps({'torch': 'torch' in sys.modules, 'train': w.sizes.train}))"
         )
-        done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+        # The child sees what this process sees (a test may have put the workload's folder on sys.path).
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
+        done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
+        assert done.returncode == 0, done.stderr.strip().splitlines()[-1:]
         result = json.loads(done.stdout.strip().splitlines()[-1])
         assert not result["torch"], "resolving the declaration imported torch; name torch parts as 'module:function'"
 
