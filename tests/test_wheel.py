@@ -39,9 +39,11 @@ def _run(command: list[str], **kwargs) -> subprocess.CompletedProcess[str]:
 @pytest.mark.slow
 def test_the_wheel_installs_into_a_fresh_venv_and_plans_and_searches_outside_the_repo(tmp_path: Path) -> None:
     dist = tmp_path / "dist"
-    _run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "--no-index",
-          "--wheel-dir", str(dist), str(REPO)], cwd=tmp_path)  # fmt: skip
+    for project in (REPO, REPO / "examples" / "breast_cancer"):  # built with the project venv's setuptools
+        _run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "--no-index",
+              "--wheel-dir", str(dist), str(project)], cwd=tmp_path)  # fmt: skip
     (wheel,) = dist.glob("tunedp-*.whl")
+    (example,) = dist.glob("tunedp_example_breast_cancer-*.whl")
     names = zipfile.ZipFile(wheel).namelist()
     assert not any(name.startswith("trials/") for name in names)  # no generic top-level package
     assert {"tunedp/starters/digits.yaml", "tunedp/starters/csv.yaml", "tunedp/workloads/_digits.py"} <= set(names)
@@ -58,8 +60,7 @@ def test_the_wheel_installs_into_a_fresh_venv_and_plans_and_searches_outside_the
     (Path(purelib) / "project-dependencies.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
     _run([str(python), "-m", "pip", "install", "--quiet", "--no-deps", "--no-index", str(wheel)])
     # The example workload package, installed the same way (no Python path tricks).
-    _run([str(python), "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation", "--no-index",
-          str(REPO / "examples" / "breast_cancer")], cwd=tmp_path)  # fmt: skip
+    _run([str(python), "-m", "pip", "install", "--quiet", "--no-deps", "--no-index", str(example)])
 
     work = tmp_path / "elsewhere"
     work.mkdir()
