@@ -181,3 +181,28 @@ def _search_dict(workload: dict[str, object]) -> dict[str, object]:
 
 def _search_config(workload: dict[str, object]):
     return parse_config(_search_dict(workload))
+
+
+@pytest.mark.slow
+def test_a_search_on_a_csv_table_runs_in_ray_workers(tmp_path: Path) -> None:
+    """The spec travels to every worker inside the config; each resolves the same table."""
+    from tunedp.driver import search
+
+    data = _search_dict(_spec(DIGITS_CSV))
+    data["search"] = {"mode": "grid"}
+    data["space"] = {
+        "coupling": "lr_clip",
+        "params": {
+            "step_size": {"distribution": "choice", "values": [1.0, 3.0]},
+            "clip_norm": {"distribution": "fixed", "value": 1.0},
+        },
+    }
+    data["training"] = {"epochs": 5, "expected_batch_size": 120, "evaluations": 1}
+    ledger = tmp_path / "ledger.sqlite"
+    PrivacyLedger.create(ledger, dataset="digits_table", epsilon=10.0, delta=1e-5)
+    outcome = search(parse_config(data), ledger_path=ledger, output_dir=tmp_path / "out", max_concurrent=2)
+    report = outcome.report
+    assert report.status == "completed" and report.ledger.dataset == "digits_table"
+    assert report.trials is not None and len(report.trials) == 2
+    assert report.best is not None and report.best.test_metric is not None and report.best.test_metric > 0.5
+    assert report.best.test_label == TEST_OUTSIDE_GUARANTEE
