@@ -173,14 +173,14 @@ def measure_memory(variant: str, *, batch_size: int, steps: int) -> dict[str, fl
 
 def time_trial(*, steps: int, block: int, threads: int) -> None:
     """Fashion-MNIST, shipped search space: vmap vs ghost on real Poisson batches, extrapolated to 20 epochs."""
-    from trials import get_workload
-    from trials.base import cross_entropy_per_example
     from tunedp.data import poisson_indices
     from tunedp.optim import make_generator, make_private
+    from tunedp.workloads import resolve_workload
+    from tunedp.workloads.metrics import cross_entropy_per_example
 
-    workload = get_workload("fashion_mnist")
+    workload = resolve_workload("fashion_mnist")
     train = workload.load().train
-    size = workload.train_size
+    size = workload.sizes.train
     rate = 2048 / size
     total_steps = round(20 / rate)
     trainers, samplers = {}, {}

@@ -44,6 +44,14 @@ LAYERS: dict[str, set[str]] = {
     "tunedp.failures": set(),
     "tunedp.interrupts": set(),
     "tunedp.progress_lines": set(),
+    "tunedp.workloads": set(),
+    "tunedp.workloads.registry": set(),
+    "tunedp.workloads.table": set(),
+    "tunedp.workloads.digits": set(),
+    "tunedp.workloads.adult": set(),
+    "tunedp.workloads.fashion_mnist": set(),
+    "tunedp.workloads._digits": {"torch"},
+    "tunedp.testing": {"torch"},
     "tunedp.optim": {"torch"},
     "tunedp.trial_runner": {"torch"},
     "tunedp.tracking": {"mlflow"},
@@ -111,6 +119,27 @@ def test_only_the_backend_imports_ray_tune_or_optuna() -> None:
         if name.split(".")[0] in {"ray", "optuna"}
     }
     assert importers == {"tunedp/ray_backend.py"}
+
+
+def test_tunedp_never_imports_trials() -> None:
+    """``trials/`` re-exports tunedp's built-ins; tunedp resolves workloads only through its registry."""
+    importers = {
+        path.relative_to(REPO).as_posix()
+        for path in PACKAGE.rglob("*.py")
+        for name in _imported_names(path)
+        if name.split(".")[0] == "trials"
+    }
+    assert importers == set()
+
+
+def test_planning_every_builtin_loads_no_torch() -> None:
+    statement = (
+        "from search_helpers import small_config\nfrom tunedp.plan import plan_search\n"
+        "for name in ('digits', 'adult', 'fashion_mnist'):\n"
+        "    plan_search(small_config(workload=name, budget={'epsilon': 8.0, 'delta': 1e-6}))"
+    )
+    loaded = _loaded_after(f"import sys\nsys.path.insert(0, 'tests')\n{statement}")
+    assert not loaded["torch"] and not loaded["ray"], loaded
 
 
 def _imported_names(path: Path) -> set[str]:

@@ -17,7 +17,8 @@ from dp_accounting import dp_event
 
 from tunedp.accounting.epsilon import rdp_epsilon
 from tunedp.config import ConfigError, parse_config
-from tunedp.plan import MAX_GRID_POINTS, SearchPlan, grid_points, plan_search, workload_sizes
+from tunedp.plan import MAX_GRID_POINTS, SearchPlan, grid_points, plan_search
+from tunedp.workloads import resolve_workload
 
 BASE: dict[str, Any] = {
     "workload": "digits",
@@ -39,6 +40,10 @@ GRID_PARAMS = {
     "clip_norm": {"distribution": "choice", "values": [0.1, 1.0]},
     "momentum": {"distribution": "fixed", "value": 0.9},
 }
+
+
+PUBLIC_VALIDATION = "workload_fixtures:DIGITS_PUBLIC_VALIDATION"
+"""Real digits declared with a public validation source (tests/workload_fixtures.py)."""
 
 
 def _config(**sections: Any) -> Any:
@@ -148,7 +153,7 @@ def test_noise_schedule_reaches_the_trial_per_epoch() -> None:
 
 
 def test_public_validation_releases_are_free_and_buy_less_noise(random_plan: SearchPlan) -> None:
-    plan = plan_search(_config(validation={"policy": "public"}))
+    plan = plan_search(_config(workload=PUBLIC_VALIDATION, validation={"policy": "public"}))
     assert plan.trial.score_releases == 0
     assert plan.to_json()["score_noise_multiplier"] is None
     assert plan.noise_multiplier < random_plan.noise_multiplier
@@ -200,15 +205,32 @@ def test_plan_refuses_with_one_line_naming_the_field(sections: dict[str, Any], e
 
 
 def test_declared_sizes_drive_the_delta_check() -> None:
-    sizes = workload_sizes("fashion_mnist")
+    sizes = resolve_workload("fashion_mnist").sizes
     assert sizes.protected == sizes.train + sizes.validation == 60000
+    plan_search(_config(workload="fashion_mnist", budget={"epsilon": 3.0, "delta": 1 / 60000}))
+    with pytest.raises(
+        ConfigError, match=r"budget.delta=1.66669e-05 exceeds 1/n = 1.67e-05 for 60000 protected examples"
+    ):
+        plan_search(_config(workload="fashion_mnist", budget={"epsilon": 3.0, "delta": 1 / 59999}))
     with pytest.raises(ConfigError, match="workload"):
-        workload_sizes("nope")
+        resolve_workload("nope")
+
+
+@pytest.mark.parametrize("workload", ["digits", "adult", "fashion_mnist"])
+def test_public_validation_is_refused_for_validation_carved_from_protected_data(workload: str) -> None:
+    """Issue 10 §2: exact validation scores are uncharged releases; only a separate public source allows them."""
+    with pytest.raises(ConfigError) as error:
+        plan_search(_config(workload=workload, validation={"policy": "public"}))
+    message = str(error.value)
+    assert "\n" not in message and message.startswith("validation.policy: public needs a validation split")
+    assert f"carves it from dataset {workload!r}" in message
 
 
 def test_absurd_budget_plans_quickly_without_the_pld_second_opinion() -> None:
     """ε = 1e6 calibrates to σ ≈ 0.008, where one PLD second opinion would take minutes."""
-    plan = plan_search(_config(budget={"epsilon": 1e6, "delta": 1e-5}, validation={"policy": "public"}))
+    plan = plan_search(
+        _config(workload=PUBLIC_VALIDATION, budget={"epsilon": 1e6, "delta": 1e-5}, validation={"policy": "public"})
+    )
     assert plan.noise_multiplier < 0.1
     figures = plan.to_json()
     assert (figures["pld_trial_epsilon"], figures["pld_search_epsilon"], figures["pld_naive_epsilon"]) == (

@@ -200,7 +200,7 @@ try:
 except BudgetExceededError as error:
     import ray
     print(json.dumps({{"error": str(error), "ray": ray.is_initialized(),
-                      "data_loaded": "trials.digits" in sys.modules, "torch": "torch" in sys.modules}}))
+                      "data_loaded": "tunedp.workloads._digits" in sys.modules, "torch": "torch" in sys.modules}}))
 """
     done = _script(code, {**os.environ, "TUNEDP_TRACKING": "0"})
     assert done.returncode == 0, done.stderr

@@ -9,18 +9,21 @@ import pytest
 import torch
 from search_helpers import small_config
 
-from trials import get_workload
-from trials.base import correct_count
 from tunedp.accounting.epsilon import pld_epsilon, rdp_epsilon
 from tunedp.plan import plan_search
 from tunedp.space import optimizer_hyperparameters
 from tunedp.trial_runner import EvaluationReport, TrialError, TrialSettings, run_trial
+from tunedp.workloads import resolve_workload
+from tunedp.workloads.metrics import correct_count
 
 
 def _settings(
     evaluations: int = 2, seed: int = 7, validation: dict | None = None, epochs: int = 10, **hyper: float
 ) -> TrialSettings:
+    # Public validation is allowed only for a workload declaring a public validation source.
+    workload = "workload_fixtures:DIGITS_PUBLIC_VALIDATION" if validation == {"policy": "public"} else "digits"
     config = small_config(
+        workload=workload,
         training={"epochs": epochs, "expected_batch_size": 200, "evaluations": evaluations},
         validation=validation or {"policy": "private", "score_noise_multiplier": 20.0},
         budget={"epsilon": 4.0, "delta": 1e-5},
@@ -28,7 +31,7 @@ def _settings(
     plan = plan_search(config)
     point = {"step_size": hyper.get("step_size", 0.3), "clip_norm": hyper.get("clip_norm", 1.0)}
     return TrialSettings(
-        workload="digits",
+        workload=config.workload,
         optimizer="dp_sgd",
         hyperparameters=optimizer_hyperparameters(point, config),
         plan=plan.trial,
@@ -37,7 +40,7 @@ def _settings(
 
 
 def _exact_validation_accuracy(state: dict[str, torch.Tensor]) -> float:
-    workload = get_workload("digits")
+    workload = resolve_workload("digits")
     model = workload.build_model()
     model.load_state_dict(state)
     splits = workload.load()
@@ -67,7 +70,7 @@ def test_a_digits_trial_learns_and_accounts_exactly_what_was_planned() -> None:
     exact = _exact_validation_accuracy(result.model_state)
     assert result.final_score != exact
     # ... and the noise has the planned scale: |noise| < 6σ/n on the accuracy.
-    n_val = get_workload("digits").validation_size
+    n_val = resolve_workload("digits").sizes.validation
     assert abs(result.final_score - exact) < 6 * 20.0 / n_val
 
 

@@ -7,7 +7,8 @@ The Python entry points::
     plan = tunedp.plan_search(config)          # σ and the search's ε; reads no data
     outcome = tunedp.search(config)            # charge the ledger, run on Ray Tune, release the best
 
-plus the private optimizers in :mod:`tunedp.optim` and the accounting in
+plus the workload contract (``tunedp.Workload``, ``tunedp.DatasetSizes``; see
+:mod:`tunedp.workloads`), the private optimizers in :mod:`tunedp.optim` and the accounting in
 :mod:`tunedp.accounting`. Names resolve lazily, so ``import tunedp`` stays light
 (which layer loads which heavy library is asserted by ``tests/test_layers.py``).
 """
@@ -18,12 +19,17 @@ import importlib
 from typing import Any
 
 __all__ = [
+    "DatasetSizes",
     "PrivacyLedger",
     "SearchConfig",
     "SearchError",
     "SearchObserver",
     "SearchOutcome",
     "SearchReport",
+    "Split",
+    "Splits",
+    "Workload",
+    "carve",
     "load_config",
     "parse_config",
     "plan_search",
@@ -43,6 +49,11 @@ _LAZY = {
     "SearchObserver": ("tunedp.observers", "SearchObserver"),
     "SearchOutcome": ("tunedp.observers", "SearchOutcome"),
     "SearchReport": ("tunedp.report", "SearchReport"),
+    "Workload": ("tunedp.workloads.contract", "Workload"),
+    "DatasetSizes": ("tunedp.workloads.contract", "DatasetSizes"),
+    "Split": ("tunedp.workloads.contract", "Split"),
+    "Splits": ("tunedp.workloads.contract", "Splits"),
+    "carve": ("tunedp.workloads.splits", "carve"),
 }
 
 

@@ -336,12 +336,13 @@ def budget_init(
 
 
 def _check_delta_against_dataset(dataset: str, delta: float, size: int | None) -> None:
-    """δ ≤ 1/n, with n the examples the trials touch (declared, or ``--size`` for other datasets)."""
-    from trials.sizes import DECLARED_SIZES
+    """δ ≤ 1/n, with n the examples the trials touch (declared by a built-in workload, or ``--size``)."""
+    from tunedp.workloads import BUILTIN_WORKLOADS, check_delta, resolve_workload
 
     if not (math.isfinite(delta) and 0 < delta < 1):
         raise UserError(f"--delta: {delta} must be in (0, 1)")
-    known = [s["train"] + s["validation"] for s in DECLARED_SIZES.values() if s["dataset"] == dataset]
+    declared = (resolve_workload(name).sizes for name in BUILTIN_WORKLOADS)
+    known = [sizes.protected for sizes in declared if sizes.dataset == dataset]
     if size is not None and size < 1:
         raise UserError(f"--size: {size} must be a positive number of examples")
     if known and size is not None and size != known[0]:
@@ -352,8 +353,7 @@ def _check_delta_against_dataset(dataset: str, delta: float, size: int | None) -
             f"--size: tunedp does not know how many examples dataset {dataset!r} has; "
             "give --size N so that delta <= 1/N can be checked"
         )
-    if delta > 1.0 / n:
-        raise UserError(f"--delta: {delta:g} exceeds 1/n = {1.0 / n:.3g} for dataset {dataset!r} (n = {n})")
+    check_delta(delta, n, field="--delta", dataset=dataset)
 
 
 @budget_app.command("show")
@@ -415,6 +415,29 @@ def budget_show(
 
 
 # ---------------------------------------------------------------------------- search
+
+
+STARTERS = ("digits", "adult", "fashion_mnist", "csv")
+
+
+@app.command("init")
+def init_command(
+    workload: Annotated[str, typer.Option("--workload", help=f"One of: {', '.join(STARTERS)}.", show_default=False)],
+    output: Annotated[
+        Path | None,
+        typer.Option("--output", "-o", help="Where to write it (default: ./<workload>.yaml).", dir_okay=False),
+    ] = None,
+) -> None:
+    """Write a commented starter config (shipped in the wheel) to edit, plan and search."""
+    from importlib.resources import files
+
+    if workload not in STARTERS:
+        raise UserError(f"--workload: no starter {workload!r}; choose one of {', '.join(STARTERS)}")
+    target = output if output is not None else Path(f"{workload}.yaml")
+    if target.exists():
+        raise UserError(f"--output: {target} already exists; choose another path or remove it")
+    target.write_text(files("tunedp.starters").joinpath(f"{workload}.yaml").read_text(encoding="utf-8"), "utf-8")
+    console.print(f"wrote {target}; next: tunedp plan --config {target}")
 
 
 @app.command("search")

@@ -21,7 +21,9 @@ import yaml
 from pydantic import (
     BaseModel,
     ConfigDict,
+    Discriminator,
     Field,
+    Tag,
     ValidationError,
     field_validator,
     model_validator,
@@ -30,6 +32,7 @@ from pydantic import (
 from tunedp.accounting.schedule import ConstantSchedule, NoiseSchedule
 from tunedp.errors import ConfigError
 from tunedp.optimizers import CLIP_INVARIANT_OPTIMIZERS, OPTIMIZER_NAMES
+from tunedp.workloads.table import CsvWorkloadSpec
 
 __all__ = [
     "ADAM_TYPE_OPTIMIZERS",
@@ -311,12 +314,24 @@ class Resources(BaseModel):
 # --------------------------------------------------------------------------- the whole config
 
 
+def _workload_kind(value: object) -> str:
+    return "csv" if isinstance(value, dict | CsvWorkloadSpec) else "named_workload"
+
+
+WorkloadField = Annotated[
+    Annotated[str, Tag("named_workload")] | Annotated[CsvWorkloadSpec, Tag("csv")],
+    Discriminator(_workload_kind),
+]
+
+
 class SearchConfig(BaseModel):
     """One search: workload, budget share, mode, trial length, validation, optimizer, space."""
 
     model_config = _STRICT
     name: str | None = None
-    workload: str = Field(min_length=1)
+    #: A built-in name, an entry point, ``my_pkg.my_module:WORKLOAD`` or ``{kind: csv, ...}``
+    #: (:mod:`tunedp.workloads.registry`); reaches every Ray worker unchanged.
+    workload: WorkloadField
     model: str | None = None
     dataset: str | None = None
     budget: Budget
@@ -376,10 +391,35 @@ class SearchConfig(BaseModel):
         canonical = json.dumps(self.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 
+    @field_validator("workload")
+    @classmethod
+    def _workload_named(cls, workload: str | CsvWorkloadSpec) -> str | CsvWorkloadSpec:
+        if isinstance(workload, str) and not workload.strip():
+            raise ValueError("name a workload (built-in, entry point, import path) or give {kind: csv, ...}")
+        return workload
+
+    @property
+    def workload_label(self) -> str:
+        """The workload's short public name (plan title, ledger label, report)."""
+        return self.workload.label_text() if isinstance(self.workload, CsvWorkloadSpec) else self.workload
+
     @property
     def dataset_name(self) -> str:
-        """The protected dataset whose ledger this search is charged to."""
-        return self.dataset or self.workload
+        """The protected dataset whose ledger this search is charged to.
+
+        For a built-in (or an explicit ``dataset:``) this is known without
+        resolving the workload; for a custom one it is the dataset the
+        workload declares (resolving it imports the declaring module).
+        """
+        if self.dataset:
+            return self.dataset
+        if isinstance(self.workload, CsvWorkloadSpec):
+            return self.workload.dataset
+        from tunedp.workloads.registry import BUILTIN_WORKLOADS, resolve_workload
+
+        if self.workload in BUILTIN_WORKLOADS:
+            return self.workload
+        return resolve_workload(self.workload).dataset
 
     def with_budget(self, *, epsilon: float | None, delta: float | None) -> SearchConfig:
         """A copy with the budget overridden from the command line (validated again)."""
@@ -424,17 +464,22 @@ def _is_union_tag(part: object) -> bool:
         "random", "adaptive", "grid", "private", "public",
         "constant", "linear", "exponential", "step", "cyclic",
         "log_uniform", "uniform", "choice", "fixed",
+        "named_workload", "csv", "numeric", "categorical",
     }  # fmt: skip
 
 
-def parse_config(data: object, *, source: str = "config") -> SearchConfig:
-    """Validate an already-parsed YAML document; errors become one-line ConfigErrors."""
+def parse_config(data: object, *, source: str = "config", base_dir: Path | None = None) -> SearchConfig:
+    """Validate an already-parsed YAML document; errors become one-line ConfigErrors.
+
+    ``base_dir`` is where relative data paths (``workload.path`` of a csv
+    workload) are resolved: the config file's folder, else the working directory.
+    """
     if not isinstance(data, dict):
         raise ConfigError(f"{source}: expected a YAML mapping at the top level")
     try:
         # Lax at the top level: YAML 1.1 reads ``1e-5`` (no dot) as a string,
         # and users mean the number; pydantic's lax mode parses it.
-        config = SearchConfig.model_validate(data, strict=False)
+        config = SearchConfig.model_validate(data, strict=False, context={"base_dir": base_dir})
     except ValidationError as error:
         raise ConfigError(f"{source}: {format_validation_error(error)}") from None
     # Lax mode would also read ``true``/``yes`` as 1: a typo that silently sets
@@ -485,4 +530,4 @@ def load_config(path: Path | str) -> SearchConfig:
         mark = getattr(error, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark is not None else ""
         raise ConfigError(f"{path}: invalid YAML{where}; fix the syntax") from None
-    return parse_config(data, source=str(path))
+    return parse_config(data, source=str(path), base_dir=path.resolve().parent)

@@ -164,7 +164,7 @@ def _charge_and_run(
             # the budget (it read the data) but its ε is no guarantee; say so
             # wherever the charge appears.
             mode=f"{plan.shape.mode}/{plan.shape.release}" + (SEEDED_MARK if seed is not None else ""),
-            label=config.name or config.workload,
+            label=config.name or config.workload_label,
             search_id=search_id,
         )
     else:
@@ -311,7 +311,7 @@ def _release_model(
 
 
 def _test_metric(config: SearchConfig, model_file: Path) -> float | None:
-    """The selected model's exact test accuracy (public test split; never used for selection)."""
+    """The selected model's exact test accuracy (never used for selection; labelled by the workload's test source)."""
     import torch
 
     from tunedp.trial_runner import test_metric_of
@@ -322,6 +322,12 @@ def _test_metric(config: SearchConfig, model_file: Path) -> float | None:
     except Exception as error:  # a missing dataset must not lose the search's results
         log.warning("test metric of the best model failed: %s", one_line(error))
         return None
+
+
+def _test_label(config: SearchConfig) -> str:
+    from tunedp.workloads.registry import resolve_workload  # resolved (and cached) at planning
+
+    return resolve_workload(config.workload).test_label
 
 
 def _report(
@@ -371,7 +377,7 @@ def _report(
             spent_before=spent[0],
             spent_after=spent[1],
         ),
-        best=BestRelease.of(best, best_model) if best is not None else None,
+        best=BestRelease.of(best, best_model, test_label=_test_label(plan.config)) if best is not None else None,
         config=plan.config.model_dump(mode="json"),
         trials=tuple(r.public_view() for r in disclosed) if disclosure.releases_all else None,
         ray_nodes=nodes if disclosure.releases_all else (),

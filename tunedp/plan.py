@@ -1,7 +1,7 @@
 """Planning: config → calibrated σ → the search's DpEvent and every figure of its cost.
 
 A plan reads no data. It needs only the sizes the workload *declares*
-(``trials.sizes``), so ``tunedp plan`` is instant and the ledger can be
+(:class:`tunedp.workloads.DatasetSizes`, resolved torch-free), so ``tunedp plan`` is instant and the ledger can be
 charged before any trial touches the data. The same :class:`SearchPlan` later
 produces each trial's :class:`~tunedp.accounting.trial_event.TrialPlan`, so what the
 optimizer runs and what the ledger was charged are derived from one object.
@@ -33,46 +33,15 @@ from tunedp.config import (
     RandomSearch,
     SearchConfig,
 )
+from tunedp.workloads.contract import DatasetSizes, Workload
+from tunedp.workloads.registry import resolve_workload
 
-__all__ = ["PlanFigures", "SearchPlan", "WorkloadSizes", "grid_points", "plan_search", "workload_sizes"]
+__all__ = ["PlanFigures", "SearchPlan", "grid_points", "plan_search"]
 
 #: More grid points than this is almost certainly a mistake (and a huge charge).
 MAX_GRID_POINTS = 10_000
 #: Below this σ (any segment or the score noise) the PLD second opinion is skipped (null).
 PLD_MIN_NOISE_MULTIPLIER = 0.1
-
-
-@dataclass(frozen=True, kw_only=True)
-class WorkloadSizes:
-    """What a workload declares about its data: all the accounting may know before reading it."""
-
-    dataset: str
-    train: int
-    validation: int
-    test: int
-    classes: int
-
-    @property
-    def protected(self) -> int:
-        """Examples the trials touch (train + validation): the n of the δ ≤ 1/n check."""
-        return self.train + self.validation
-
-
-def workload_sizes(workload: str) -> WorkloadSizes:
-    """Declared sizes of a registered workload (one-line error for an unknown name)."""
-    from trials.sizes import DECLARED_SIZES  # torch-free by contract
-
-    if workload not in DECLARED_SIZES:
-        known = ", ".join(sorted(DECLARED_SIZES))
-        raise ConfigError(f"workload: unknown workload {workload!r}; known: {known}")
-    declared = DECLARED_SIZES[workload]
-    return WorkloadSizes(
-        dataset=declared["dataset"],
-        train=declared["train"],
-        validation=declared["validation"],
-        test=declared["test"],
-        classes=declared["classes"],
-    )
 
 
 def grid_points(config: SearchConfig) -> list[dict[str, float]]:
@@ -135,7 +104,7 @@ class TrialGeometry:
     evaluation_steps: tuple[int, ...]
 
 
-def _geometry(config: SearchConfig, sizes: WorkloadSizes) -> TrialGeometry:
+def _geometry(config: SearchConfig, sizes: DatasetSizes) -> TrialGeometry:
     training = config.training
     n = sizes.train
     if training.sampling_rate is not None:
@@ -173,7 +142,7 @@ class SearchPlan:
     """A calibrated search: σ, the trial plan, the search event and its cost figures."""
 
     config: SearchConfig
-    sizes: WorkloadSizes
+    sizes: DatasetSizes
     shape: SearchShape
     geometry: TrialGeometry
     calibration: Calibration
@@ -237,7 +206,7 @@ class SearchPlan:
         return PlanFigures(
             mode=self.shape.mode,
             release=self.shape.release,
-            workload=self.config.workload,
+            workload=self.config.workload_label,
             dataset=self.config.dataset_name,
             optimizer=self.config.optimizer,
             budget_epsilon=self.config.budget.epsilon,
@@ -329,7 +298,7 @@ def _json_shape(shape: float | None) -> float | str | None:
     return "inf" if shape is not None and math.isinf(shape) else shape
 
 
-def _trial_plan(config: SearchConfig, sizes: WorkloadSizes, geometry: TrialGeometry, sigma: float) -> TrialPlan:
+def _trial_plan(config: SearchConfig, sizes: DatasetSizes, geometry: TrialGeometry, sigma: float) -> TrialPlan:
     segments = noise_segments(
         config.training.noise_schedule,
         base_noise_multiplier=sigma,
@@ -347,15 +316,24 @@ def _trial_plan(config: SearchConfig, sizes: WorkloadSizes, geometry: TrialGeome
     )
 
 
+def _check_public_validation(config: SearchConfig, workload: Workload) -> None:
+    """``validation: {policy: public}`` releases exact scores uncharged: only for a validation split
+    that the workload declares to come from a source separate from its protected data."""
+    if config.validation.policy == "public" and workload.validation_source != "public":
+        raise ConfigError(
+            f"validation.policy: public needs a validation split from a source separate from the protected "
+            f"data, but workload {config.workload_label!r} carves it from dataset {workload.dataset!r}; "
+            "use policy: private with a score_noise_multiplier"
+        )
+
+
 def plan_search(config: SearchConfig) -> SearchPlan:
     """Calibrate σ so the whole search fits ``config.budget``; reads no data."""
-    sizes = workload_sizes(config.workload)
+    workload = resolve_workload(config.workload)  # the declaration only: no torch, no data
+    sizes = workload.sizes
     delta = config.budget.delta
-    if delta > 1.0 / sizes.protected:
-        raise ConfigError(
-            f"budget.delta={delta:g} exceeds 1/n = {1.0 / sizes.protected:.3g} for {sizes.protected} "
-            "protected examples; lower budget.delta"
-        )
+    sizes.check_delta(delta, field="budget.delta")
+    _check_public_validation(config, workload)
     shape = _search_shape(config)
     geometry = _geometry(config, sizes)
 

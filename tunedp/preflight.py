@@ -159,9 +159,12 @@ DATA_FILE_CHECKS: Mapping[str, Callable[[], None]] = {
 }
 
 
-def check_data_files(workload: str) -> None:
-    """The workload's data files exist; a missing one is named with the command that installs it."""
-    check = DATA_FILE_CHECKS.get(workload)
+def check_data_files(workload: object) -> None:
+    """The workload's data files exist; a missing one is named with the command that installs it.
+
+    A ``csv`` workload's file was already read for its row count by planning.
+    """
+    check = DATA_FILE_CHECKS.get(workload) if isinstance(workload, str) else None
     if check is None:
         return  # a workload without a registered check is found missing by its loader
     try:
@@ -266,13 +269,12 @@ def check_model_and_optimizer(
     """
     import torch
 
-    from trials import get_workload
-    from trials.base import cross_entropy_per_example
     from tunedp.optim import make_private
+    from tunedp.workloads import resolve_workload
 
     config = plan.config
     try:
-        workload = get_workload(config.workload)
+        workload = resolve_workload(config.workload)
     except (ValueError, TypeError) as error:
         raise PreflightError(f"workload: {one_line(str(error))}") from None
     if workload.input_shape is None:
@@ -288,7 +290,7 @@ def check_model_and_optimizer(
         )
     settings = _rules_at_corners(config)
     generator = torch.Generator().manual_seed(0)  # synthetic, not private: a fixed seed is fine
-    classes = workload.num_classes
+    classes = workload.sizes.classes
     shape = tuple(workload.input_shape)
 
     def batch(rows: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -314,7 +316,7 @@ def check_model_and_optimizer(
                 segments=plan.trial.segments,
                 generator=generator,
             )
-            trainer.step(inputs, targets, cross_entropy_per_example)
+            trainer.step(inputs, targets, workload.per_example_loss)
         except PreflightError:
             raise
         except (ValueError, TypeError, RuntimeError, IndexError) as error:
@@ -344,7 +346,6 @@ def _time_step(
     """Median seconds of a private step at the expected batch size (threads as a trial would have)."""
     import torch
 
-    from trials.base import cross_entropy_per_example
     from tunedp.optim import make_private
 
     rows = max(1, min(MAX_TIMED_BATCH, round(plan.trial.expected_batch_size)))
@@ -363,11 +364,11 @@ def _time_step(
     # A trial gets one thread when several run at once (see the Ray backend).
     torch.set_num_threads(1 if concurrency > 1 else max(1, min(2, os.cpu_count() or 1)))
     try:
-        trainer.step(inputs, targets, cross_entropy_per_example)  # warm-up
+        trainer.step(inputs, targets, workload.per_example_loss)  # warm-up
         times = []
         for _ in range(3):
             tick = time.perf_counter()
-            trainer.step(inputs, targets, cross_entropy_per_example)
+            trainer.step(inputs, targets, workload.per_example_loss)
             times.append(time.perf_counter() - tick)
     finally:
         torch.set_num_threads(threads)

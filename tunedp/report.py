@@ -81,9 +81,12 @@ class BestRelease:
     released_scores: tuple[float, ...]
     test_metric: float | None
     model: str | None
+    #: What ``test_metric`` is: "public test split", or "exact, outside the ε guarantee"
+    #: when the workload carves its test split from the protected data.
+    test_label: str = "public test split"
 
     @classmethod
-    def of(cls, best: TrialRecord, model: Path | None) -> BestRelease:
+    def of(cls, best: TrialRecord, model: Path | None, *, test_label: str = "public test split") -> BestRelease:
         return cls(
             point=dict(best.point),
             hyperparameters=dict(best.hyperparameters),
@@ -91,6 +94,7 @@ class BestRelease:
             released_scores=best.released_scores,
             test_metric=best.test_metric,
             model=str(model) if model is not None else None,
+            test_label=test_label,
         )
 
 
@@ -200,7 +204,7 @@ def human_summary(report: SearchReport) -> str:
         hyper = ", ".join(f"{k}={v:.4g}" for k, v in sorted(best.hyperparameters.items()))
         lines.append(f"best: released score {best.final_score:.4f}; {hyper}")
         if best.test_metric is not None:
-            lines.append(f"best model test metric (public test split): {best.test_metric:.4f}")
+            lines.append(f"best model test metric ({best.test_label}): {best.test_metric:.4f}")
         if best.model is not None:
             lines.append(f"model: {best.model} (a state dict; load it with {_load_hint(report)})")
     else:

@@ -319,8 +319,8 @@ class MlflowTracker(SearchObserver):
         if sqlite is not None:
             sqlite.parent.mkdir(parents=True, exist_ok=True)
         client = MlflowClient(tracking_uri=self.tracking_uri)
-        experiment_id = _experiment(client, f"{EXPERIMENT_PREFIX}{plan.config.workload}", self.artifact_root)
-        name = f"{plan.config.name or plan.config.workload}-{plan.shape.mode}-{charge.search_id[:8]}"
+        experiment_id = _experiment(client, f"{EXPERIMENT_PREFIX}{plan.config.workload_label}", self.artifact_root)
+        name = f"{plan.config.name or plan.config.workload_label}-{plan.shape.mode}-{charge.search_id[:8]}"
         run = client.create_run(
             experiment_id,
             run_name=name,
@@ -340,7 +340,7 @@ class MlflowTracker(SearchObserver):
         params = {
             "mode": plan.shape.mode,
             "release": plan.shape.release,
-            "workload": plan.config.workload,
+            "workload": plan.config.workload_label,
             "dataset": ledger.dataset,
             "optimizer": plan.config.optimizer,
             "search_id": charge.search_id,
@@ -397,6 +397,8 @@ class MlflowTracker(SearchObserver):
             metrics["best_released_score"] = best.final_score
             if best.test_metric is not None:
                 metrics["best_test_metric"] = float(best.test_metric)
+                if outcome.report.best is not None:
+                    params["best_test_metric_label"] = outcome.report.best.test_label
             params.update({f"best.{k}": _param_value(v) for k, v in {**best.hyperparameters, **best.point}.items()})
         if rule.shows_trial_count:
             metrics["trials_disclosed"] = float(len(outcome.disclosed_trials))

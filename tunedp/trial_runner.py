@@ -30,6 +30,7 @@ from dp_accounting import dp_event
 
 from tunedp.accounting.trial_event import TrialPlan, with_score_releases
 from tunedp.errors import UserFacingError
+from tunedp.workloads.registry import WorkloadReference, resolve_workload
 
 __all__ = ["EvaluationReport", "TrainingSetHook", "TrialError", "TrialResult", "TrialSettings", "run_trial"]
 
@@ -46,7 +47,9 @@ class TrialError(UserFacingError):
 class TrialSettings:
     """One point of a search, as the trial runner needs it."""
 
-    workload: str
+    #: What the config's ``workload:`` holds (:func:`tunedp.workloads.resolve_workload`):
+    #: the driver and every worker resolve this same reference.
+    workload: WorkloadReference
     optimizer: str
     hyperparameters: Mapping[str, float]
     plan: TrialPlan
@@ -130,19 +133,17 @@ def run_trial(
     only the model it selects (:func:`test_metric_of`), not every trial's.
     ``training_set_hook`` is for audits only (see :class:`TrainingSetHook`).
     """
-    from trials import get_workload
-    from trials.base import correct_count, cross_entropy_per_example
     from tunedp.data import poisson_indices
     from tunedp.optim import make_private
 
     started = time.perf_counter()
     check_settings(settings)
     plan = settings.plan
-    workload = get_workload(settings.workload)
-    if workload.train_size != plan.dataset_size:
+    workload = resolve_workload(settings.workload)
+    if workload.sizes.train != plan.dataset_size:
         raise TrialError(
-            f"plan: dataset_size={plan.dataset_size} but workload {settings.workload!r} "
-            f"declares {workload.train_size} training examples"
+            f"plan: dataset_size={plan.dataset_size} but workload {workload.name!r} "
+            f"declares {workload.sizes.train} training examples"
         )
     device = _device(settings.device)
     splits = workload.load()
@@ -177,7 +178,7 @@ def run_trial(
         tick = time.perf_counter()
         indices = poisson_indices(train_rows, plan.sampling_rate, generator=sampling).to(device)
         batch_x, batch_y = train_x.index_select(0, indices), train_y.index_select(0, indices)
-        trainer.step(batch_x, batch_y, cross_entropy_per_example)
+        trainer.step(batch_x, batch_y, workload.per_example_loss)
         train_seconds += time.perf_counter() - tick
         if step in evaluation_steps:
             score = _release_score(
@@ -186,7 +187,7 @@ def run_trial(
                 validation_y,
                 plan.score_noise_multiplier,
                 score_noise,
-                correct_count,
+                workload.correct,
             )
             released.append(score)
             if report is not None:
@@ -200,7 +201,7 @@ def run_trial(
                     )
                 )
     test_metric = (
-        _exact_accuracy(model, splits.test.inputs.to(device), splits.test.targets.to(device), correct_count)
+        _exact_accuracy(model, splits.test.inputs.to(device), splits.test.targets.to(device), workload.correct)
         if evaluate_test
         else None
     )
@@ -247,16 +248,16 @@ def _generators(
     return draws[0], sampling, noise, score
 
 
-def test_metric_of(workload_name: str, variant: str | None, state: Mapping[str, torch.Tensor]) -> float:
-    """Exact test accuracy of a trained state dict (the test split is treated as public)."""
-    from trials import get_workload
-    from trials.base import correct_count
-
-    workload = get_workload(workload_name)
+def test_metric_of(
+    workload_reference: WorkloadReference, variant: str | None, state: Mapping[str, torch.Tensor]
+) -> float:
+    """Exact test accuracy of a trained state dict: a public figure for a public test split,
+    "exact, outside the ε guarantee" for one carved from the protected data (``Workload.test_label``)."""
+    workload = resolve_workload(workload_reference)
     model = workload.build_model(variant)
     model.load_state_dict(dict(state))
     test = workload.load().test
-    return _exact_accuracy(model, test.inputs, test.targets, correct_count)
+    return _exact_accuracy(model, test.inputs, test.targets, workload.correct)
 
 
 @torch.no_grad()

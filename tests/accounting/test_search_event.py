@@ -73,11 +73,17 @@ def test_naive_comparison_composes_the_rounded_up_mean() -> None:
 @pytest.mark.parametrize(
     ("fields", "match"),
     [
-        ({"mode": "random", "release": "best", "expected_trials": 0.5, "max_trials": None, "count_shape": 1.0}, "expected"),  # noqa: E501
+        (
+            {"mode": "random", "release": "best", "expected_trials": 0.5, "max_trials": None, "count_shape": 1.0},
+            "expected",
+        ),
         ({"mode": "random", "release": "best", "expected_trials": 5, "max_trials": 10, "count_shape": 1.0}, "cap"),
         ({"mode": "random", "release": "best", "expected_trials": 5, "max_trials": None, "count_shape": None}, "shape"),
         ({"mode": "random", "release": "best", "expected_trials": 5, "max_trials": None, "count_shape": -1.0}, "shape"),
-        ({"mode": "random", "release": "best", "expected_trials": 5, "max_trials": None, "count_shape": math.nan}, "shape"),  # noqa: E501
+        (
+            {"mode": "random", "release": "best", "expected_trials": 5, "max_trials": None, "count_shape": math.nan},
+            "shape",
+        ),
         ({"mode": "adaptive", "release": "all", "expected_trials": 5, "max_trials": None}, "max_trials"),
         ({"mode": "grid", "release": "all", "expected_trials": 5, "max_trials": 0}, "max_trials"),
     ],

@@ -12,15 +12,15 @@ import numpy as np
 import pytest
 import torch
 
-from trials import get_workload
-from trials.base import cross_entropy_per_example
 from tunedp.audit.canaries import CANARY_GRADIENT_FACTOR, GradientCanaries, MislabelledCanaries
 from tunedp.optim import clipped_sum, per_example_gradients, per_example_norms
+from tunedp.workloads import resolve_workload
+from tunedp.workloads.metrics import cross_entropy_per_example
 
 
 @pytest.fixture(scope="module")
 def digits_rows() -> tuple[torch.Tensor, torch.Tensor]:
-    train = get_workload("digits").load().train
+    train = resolve_workload("digits").load().train
     return train.inputs[:8], train.targets[:8]
 
 
@@ -29,7 +29,7 @@ def test_gradient_canaries_are_diracs_of_norm_above_c(digits_rows: tuple[torch.T
     clip = 0.7
     canaries = GradientCanaries(canaries=12, classes=10, clip_norm=clip, seed=3)
     torch.manual_seed(0)
-    base = get_workload("digits").build_model(None)
+    base = resolve_workload("digits").build_model(None)
     model = canaries.wrap_model(base)
     x, y = canaries.extend_training_set(inputs, targets)
     in_rows = np.flatnonzero(canaries.included)
@@ -64,11 +64,11 @@ def test_membership_is_seeded_only_when_asked() -> None:
 
 
 def test_mislabelled_canaries_carry_wrong_labels(digits_rows: tuple[torch.Tensor, torch.Tensor]) -> None:
-    test = get_workload("digits").load().test
+    test = resolve_workload("digits").load().test
     canaries = MislabelledCanaries(inputs=test.inputs[:20], labels=test.targets[:20], classes=10, seed=1)
     assert torch.all(canaries.wrong_labels != test.targets[:20])
     x, _ = canaries.extend_training_set(*digits_rows)
     assert x.shape[0] == 8 + int(canaries.included.sum())
     torch.manual_seed(0)
-    scores = canaries.scores_of(get_workload("digits").build_model(None))
+    scores = canaries.scores_of(resolve_workload("digits").build_model(None))
     assert scores.shape == (20,) and np.all(scores < 0)

@@ -11,10 +11,10 @@ from torch import nn
 from torch.nn import functional
 
 import tunedp.optim.ghost as ghost
-from trials import get_workload
 from trials.adult import FEATURES
-from trials.base import cross_entropy_per_example
 from tunedp.optim import Privatizer, make_generator, make_private
+from tunedp.workloads import resolve_workload
+from tunedp.workloads.metrics import cross_entropy_per_example
 
 # (workload, variant, input shape of one example, classes)
 BUILT_IN = [
@@ -57,7 +57,7 @@ def test_built_in_models_match_the_vmap_path(monkeypatch, workload, variant, sha
     """Budget 0 forces the ghost-norm (Gram) route wherever it is cheaper than per-example gradients."""
     monkeypatch.setattr(ghost, "_PER_EXAMPLE_BUDGET", budget)
     torch.manual_seed(0)
-    model = get_workload(workload).build_model(variant)
+    model = resolve_workload(workload).build_model(variant)
     inputs, targets = _data(shape, classes, size=12)
     norms = Privatizer(model, expected_batch_size=1.0, clipping="vmap").per_example_norms(
         inputs, targets, cross_entropy_per_example

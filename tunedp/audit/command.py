@@ -58,7 +58,8 @@ def audit_point(config: SearchConfig) -> dict[str, float]:
 
 def build_spec(config: SearchConfig, *, public: bool, canaries: int, delta: float) -> AuditSpec:
     """The audit of ``config``'s planned trial (reads no data): the same q, σ_t and steps."""
-    from tunedp.plan import plan_search, workload_sizes
+    from tunedp.plan import plan_search
+    from tunedp.workloads import resolve_workload
     from tunedp.space import optimizer_hyperparameters
     from tunedp.trial_runner import TrialError, TrialSettings, check_settings
 
@@ -68,7 +69,7 @@ def build_spec(config: SearchConfig, *, public: bool, canaries: int, delta: floa
     if public:
         # The same mechanism on public rows: q, σ_t and steps are what the event depends on.
         workload, model = PUBLIC_WORKLOAD, None
-        plan = replace(plan, dataset_size=workload_sizes(PUBLIC_WORKLOAD).train)
+        plan = replace(plan, dataset_size=resolve_workload(PUBLIC_WORKLOAD).sizes.train)
     hyperparameters = optimizer_hyperparameters(audit_point(config), config)
     if isinstance(canaries, bool) or canaries < 2:
         raise AuditError(f"--canaries: {canaries} must be an integer >= 2")

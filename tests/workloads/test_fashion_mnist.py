@@ -7,22 +7,21 @@ import time
 import numpy as np
 import pytest
 import torch
-from workload_contract import WorkloadContract, load_or_skip
 
-from trials import fashion_mnist
 from tunedp.datasets import DatasetNotFoundError, fashion_mnist_files, read_idx
+from tunedp.testing import WorkloadContract, load_or_skip
+from tunedp.workloads import _fashion_mnist, fashion_mnist
 
 
 class TestFashionMnist(WorkloadContract):
-    name = "fashion_mnist"
-    input_shape = (1, 28, 28)
+    reference = "fashion_mnist"
 
 
 def test_splits_are_the_file_rows_at_the_fixed_indices() -> None:
     splits = load_or_skip(fashion_mnist.WORKLOAD)
     files = fashion_mnist_files()
     labels = read_idx(files.train_labels).astype(np.int64)
-    blocks = fashion_mnist.split_indices()
+    blocks = _fashion_mnist.split_indices()
     assert np.array_equal(splits.train.targets.numpy(), labels[blocks["train"]])
     assert np.array_equal(splits.validation.targets.numpy(), labels[blocks["validation"]])
     assert np.array_equal(splits.test.targets.numpy(), read_idx(files.test_labels).astype(np.int64))
@@ -40,21 +39,21 @@ def test_standardisation_constants_fit_the_training_split() -> None:
 def test_cold_load_is_fast() -> None:
     load_or_skip(fashion_mnist.WORKLOAD)
     start = time.perf_counter()
-    fashion_mnist.load.__wrapped__()
+    _fashion_mnist.load.__wrapped__()
     # Typically ~0.7 s here; the bound leaves room for a busy 2-core machine.
     assert time.perf_counter() - start < 3.0
 
 
 def test_model_is_the_tramer_boneh_cnn() -> None:
     model = fashion_mnist.WORKLOAD.build_model()
-    assert isinstance(model, fashion_mnist.TramerBonehCnn)
+    assert isinstance(model, _fashion_mnist.TramerBonehCnn)
     assert sum(p.numel() for p in model.parameters()) == 26010  # as in Tramèr & Boneh's code
 
 
 def test_missing_files_are_a_one_line_error(tmp_path, monkeypatch) -> None:
     monkeypatch.setenv("TUNEDP_FASHION_MNIST_DIR", str(tmp_path))
     with pytest.raises(DatasetNotFoundError) as error:
-        fashion_mnist.load.__wrapped__()
+        _fashion_mnist.load.__wrapped__()
     message = str(error.value)
     assert "\n" not in message
     assert "apt-get install dataset-fashion-mnist" in message and "TUNEDP_FASHION_MNIST_DIR" in message

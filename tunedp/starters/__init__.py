@@ -1,0 +1,1 @@
+"""Commented starter configs shipped with the wheel; ``tunedp init --workload NAME`` writes one."""

@@ -1,0 +1,85 @@
+"""The torch half of the Fashion-MNIST workload (see :mod:`tunedp.workloads.fashion_mnist`)."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+import numpy as np
+import numpy.typing as npt
+import torch
+from torch import nn
+
+from tunedp.datasets import fashion_mnist_files, read_idx
+from tunedp.workloads.contract import Split, Splits, require_rows
+from tunedp.workloads.fashion_mnist import MEAN, SPLIT_SEED, STD, WORKLOAD
+from tunedp.workloads.splits import carve
+
+__all__ = ["TramerBonehCnn", "build_model", "load", "split_indices"]
+
+
+class TramerBonehCnn(nn.Module):
+    """conv16 8x8/2 → tanh → maxpool2/1 → conv32 4x4/2 → tanh → maxpool2/1 → fc32 → tanh → fc10.
+
+    Tramèr & Boneh found tanh (bounded activations) better than ReLU under
+    DP-SGD, and the small width keeps the per-example gradient cheap.
+    """
+
+    def __init__(self, num_classes: int = 10) -> None:
+        super().__init__()
+        self.features = nn.Sequential(
+            nn.Conv2d(1, 16, kernel_size=8, stride=2, padding=2),  # 28 → 13
+            nn.Tanh(),
+            nn.MaxPool2d(kernel_size=2, stride=1),  # 13 → 12
+            nn.Conv2d(16, 32, kernel_size=4, stride=2),  # 12 → 5
+            nn.Tanh(),
+            nn.MaxPool2d(kernel_size=2, stride=1),  # 5 → 4
+        )
+        self.classifier = nn.Sequential(
+            nn.Flatten(),
+            nn.Linear(32 * 4 * 4, 32),
+            nn.Tanh(),
+            nn.Linear(32, num_classes),
+        )
+
+    def forward(self, inputs: torch.Tensor) -> torch.Tensor:
+        return self.classifier(self.features(inputs))  # type: ignore[no-any-return]
+
+
+def build_model(variant: str) -> nn.Module:
+    """The model for a variant name (only ``"cnn"``, the Tramèr–Boneh network)."""
+    if variant != "cnn":
+        raise ValueError(f"fashion_mnist has no model variant {variant!r}; known: cnn")
+    return TramerBonehCnn(WORKLOAD.sizes.classes)
+
+
+def _images(raw: np.ndarray) -> torch.Tensor:
+    """uint8 (N, 28, 28) → standardised float32 (N, 1, 28, 28)."""
+    images = torch.from_numpy(raw.copy()).to(torch.float32).unsqueeze(1)
+    return images.div_(255.0).sub_(MEAN).div_(STD)
+
+
+def _labels(raw: np.ndarray) -> torch.Tensor:
+    return torch.from_numpy(raw.astype(np.int64))
+
+
+def split_indices() -> dict[str, npt.NDArray[np.int64]]:
+    """Rows of the 60000-image training file that form the train and validation splits."""
+    sizes = WORKLOAD.sizes
+    return carve({"train": sizes.train, "validation": sizes.validation}, SPLIT_SEED)
+
+
+@lru_cache(maxsize=1)
+def load() -> Splits:
+    """Read the idx files once per process and carve the fixed train/validation split."""
+    files = fashion_mnist_files()
+    train_images, train_labels = read_idx(files.train_images), read_idx(files.train_labels)
+    test_images, test_labels = read_idx(files.test_images), read_idx(files.test_labels)
+    sizes = WORKLOAD.sizes
+    require_rows(WORKLOAD.name, str(files.train_labels), train_labels.shape[0], sizes.train + sizes.validation)
+    require_rows(WORKLOAD.name, str(files.test_labels), test_labels.shape[0], sizes.test)
+    blocks = split_indices()
+    return Splits(
+        train=Split(_images(train_images[blocks["train"]]), _labels(train_labels[blocks["train"]])),
+        validation=Split(_images(train_images[blocks["validation"]]), _labels(train_labels[blocks["validation"]])),
+        test=Split(_images(test_images), _labels(test_labels)),
+    )

@@ -1,0 +1,49 @@
+"""The torch half of the ``csv`` workload (see :mod:`tunedp.workloads.table`)."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+import torch
+from torch import nn
+
+from tunedp.workloads.contract import Split, Splits
+from tunedp.workloads.table import CsvWorkloadSpec, encode_table, split_indices
+
+__all__ = ["build_model", "load"]
+
+
+@lru_cache(maxsize=4)
+def load(spec_json: str) -> Splits:
+    """The encoded table as tensors, carved by the fixed permutation of its row count (cached per process)."""
+    spec = CsvWorkloadSpec.model_validate_json(spec_json)
+    table = encode_table(spec)
+    features, labels = torch.from_numpy(table.features), torch.from_numpy(table.labels)
+    blocks = {name: torch.from_numpy(rows) for name, rows in split_indices(spec, int(labels.shape[0])).items()}
+    return Splits(
+        train=Split(features[blocks["train"]], labels[blocks["train"]]),
+        validation=Split(features[blocks["validation"]], labels[blocks["validation"]]),
+        test=Split(features[blocks["test"]], labels[blocks["test"]]),
+    )
+
+
+class _Mlp(nn.Module):
+    """One hidden tanh layer (bounded activations suit DP-SGD)."""
+
+    def __init__(self, features: int, hidden: int, classes: int) -> None:
+        super().__init__()
+        self.layers = nn.Sequential(nn.Linear(features, hidden), nn.Tanh(), nn.Linear(hidden, classes))
+
+    def forward(self, inputs: torch.Tensor) -> torch.Tensor:
+        return self.layers(inputs)  # type: ignore[no-any-return]
+
+
+def build_model(spec_json: str, variant: str) -> nn.Module:
+    """``"logreg"``: one linear layer; ``"mlp"``: ``hidden`` tanh units."""
+    spec = CsvWorkloadSpec.model_validate_json(spec_json)
+    classes = len(spec.classes)
+    if variant == "logreg":
+        return nn.Linear(spec.feature_width, classes)
+    if variant == "mlp":
+        return _Mlp(spec.feature_width, spec.hidden, classes)
+    raise ValueError(f"csv has no model variant {variant!r}; known: logreg, mlp")

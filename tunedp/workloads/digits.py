@@ -1,0 +1,39 @@
+"""scikit-learn's 8×8 handwritten digits: the tiny workload for fast end-to-end checks (declaration).
+
+1797 images and a model with a few thousand parameters train in seconds on a
+CPU, so tests and demos of the whole search (Ray trials, ledger, MLflow) run
+on real data without waiting for Fashion-MNIST.
+
+Data: :func:`sklearn.datasets.load_digits` (bundled with scikit-learn, no
+download). There is no separate test file: a fixed-seed permutation splits
+the 1797 images 1200 train / 297 validation / 300 test, so the test split is
+carved from the same protected collection and its exact accuracy is
+labelled "exact, outside the ε guarantee" wherever it appears. Pixels are
+integers 0..16 (the documented range of the set); they are scaled by that
+range to [-1, 1] — no statistic of the images is used.
+
+This module is torch-free; the loader and models live in
+:mod:`tunedp.workloads._digits`, imported on first use.
+"""
+
+from __future__ import annotations
+
+from tunedp.workloads.contract import DatasetSizes, Workload
+
+__all__ = ["PIXEL_MAX", "SPLIT_SEED", "WORKLOAD"]
+
+SPLIT_SEED = 19_980_801
+"""Seed of the train/validation/test permutation (fixed: the split must not depend on the data)."""
+PIXEL_MAX = 16.0
+"""The documented pixel range of the set is 0..16 (sklearn's ``load_digits``)."""
+
+WORKLOAD = Workload(
+    name="digits",
+    sizes=DatasetSizes(dataset="digits", train=1200, validation=297, test=300, classes=10),
+    input_shape=(1, 8, 8),
+    variants=("mlp", "cnn"),
+    loader="tunedp.workloads._digits:load",
+    model_factory="tunedp.workloads._digits:build_model",
+    validation_source="protected",
+    test_source="protected",
+)
