@@ -56,6 +56,11 @@ LAYERS: dict[str, set[str]] = {
     "tunedp.trial_runner": {"torch"},
     "tunedp.tracking": {"mlflow"},
     "tunedp.ray_backend": {"ray"},
+    "tunedp.audit": set(),
+    "tunedp.audit.bound": set(),
+    "tunedp.audit.run": set(),
+    "tunedp.audit.command": set(),
+    "tunedp.audit.canaries": {"torch"},
 }
 
 

@@ -632,6 +632,8 @@ def audit_command(
     It trains on the protected data, so it is charged to the ledger like one
     trial, before training; --public runs it on digits instead and charges nothing.
     """
+    if canaries < 2:
+        raise UserError(f"--canaries: {canaries} must be an integer >= 2")
     from tunedp.audit.command import run_config_audit
 
     _quiet_libraries()

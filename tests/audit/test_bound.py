@@ -1,10 +1,11 @@
 """The one-run audit's arithmetic (tunedp/audit/bound.py), checked against independent computations.
 
 * the p-value against a direct sum of binomial terms written with ``math.comb``;
-* all-correct guessing at δ = 0 against the paper's closed form: with r
-  guesses all right, ε-DP is rejected iff (e^ε/(1+e^ε))^r < β, so the bound
-  is log(1 / (β^(−1/r) − 1)) (the curve of the paper's "perfect guessing"
-  ceiling; e.g. 100 guesses → 3.49, 1000 → 5.81 at 95 %);
+* all-correct guessing at δ = 0 against the closed form the paper's main
+  theorem gives (W dominated by Binomial(r, e^ε/(1+e^ε))): with r guesses all
+  right, ε-DP is rejected iff (e^ε/(1+e^ε))^r < β, so the bound is
+  log(1 / (β^(−1/r) − 1)) — the ceiling of any audit making r guesses (100
+  guesses → 3.49, 1000 → 5.81 at 95 %, computed here, not read off a figure);
 * monotone in the number of correct guesses;
 * validity: ε-DP randomized response at a known ε, simulated many times,
   yields a bound above ε in at most ≈ 5 % of runs (the confidence promised).

@@ -59,9 +59,9 @@ def audit_point(config: SearchConfig) -> dict[str, float]:
 def build_spec(config: SearchConfig, *, public: bool, canaries: int, delta: float) -> AuditSpec:
     """The audit of ``config``'s planned trial (reads no data): the same q, σ_t and steps."""
     from tunedp.plan import plan_search
-    from tunedp.workloads import resolve_workload
     from tunedp.space import optimizer_hyperparameters
     from tunedp.trial_runner import TrialError, TrialSettings, check_settings
+    from tunedp.workloads import resolve_workload
 
     plan = audit_trial_plan(plan_search(config).trial)
     workload = config.workload

@@ -117,6 +117,7 @@ class AuditResult:
     """Claimed ε (of the trial's DpEvent at δ) next to the empirical lower bound and its counts."""
 
     workload: WorkloadReference
+    optimizer: str
     claimed_epsilon: float
     counts: AuditCounts
     noise_multiplier: float
@@ -143,7 +144,7 @@ class AuditResult:
     def to_json(self) -> dict[str, Any]:
         return {
             "workload": self.workload,
-            "mechanism": f"broken: noise / {self.noise_divisor:g}" if self.broken else "dp_sgd (as shipped)",
+            "mechanism": f"broken: noise / {self.noise_divisor:g}" if self.broken else f"{self.optimizer} (as shipped)",
             "claimed_epsilon": self.claimed_epsilon,
             "empirical_epsilon_lower_bound": self.empirical_epsilon,
             "violates_claim": self.violates_claim,
@@ -199,6 +200,7 @@ def run_audit(spec: AuditSpec) -> AuditResult:
     )
     return AuditResult(
         workload=spec.workload,
+        optimizer=spec.optimizer,
         claimed_epsilon=claimed,
         counts=counts,
         noise_multiplier=spec.claimed_plan.segments[0].noise_multiplier,
