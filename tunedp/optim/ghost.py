@@ -183,9 +183,20 @@ def _conv2d(layer: _Layer, a: Tensor, g: Tensor) -> LayerGradients:
         result = {}
         if "weight" in layer.names:
             if per_example is None:
-                weight = torch.nn.grad.conv2d_weight(
-                    a, module.weight.shape, scaled, module.stride, padding, module.dilation, module.groups
-                )
+                # What torch.nn.grad.conv2d_weight does: the weight half of the convolution's backward.
+                weight = torch.ops.aten.convolution_backward(
+                    scaled,
+                    a,
+                    module.weight,
+                    None,
+                    module.stride,
+                    padding,
+                    module.dilation,
+                    False,
+                    [0, 0],
+                    module.groups,
+                    (False, True, False),
+                )[1]
             else:
                 kh, kw = module.kernel_size
                 summed = torch.tensordot(factors, per_example, dims=1)  # (p, kh·kw·c)
@@ -368,7 +379,7 @@ class GhostClipper:
                 out: Tensor = functional_call(module, p, (x.unsqueeze(0),))
                 return out
 
-            _, pullback = vjp(forward, params)
+            pullback = vjp(forward, params)[1]
             grads: dict[str, Tensor] = pullback(gy.unsqueeze(0))[0]
             return grads
 
