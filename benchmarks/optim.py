@@ -32,7 +32,6 @@ import argparse
 import importlib.util
 import json
 import os
-import resource
 import statistics
 import subprocess
 import sys
@@ -140,8 +139,13 @@ def _batch(batch_size: int) -> tuple[torch.Tensor, torch.Tensor]:
 
 def time_interleaved(
     variants: list[str], *, batch_size: int, rounds: int, block: int, warmup: int
-) -> dict[str, list[float]]:
-    """Per-step seconds of every variant, built in this process and run in turns of ``block`` steps."""
+) -> tuple[dict[str, list[float]], dict[str, list[float]]]:
+    """Per-step wall and CPU seconds of every variant, built in this process and run in turns of ``block`` steps.
+
+    CPU seconds (``time.process_time``) are what the step itself consumed; on a
+    machine shared with other work they are far less disturbed than wall time
+    (with more than one thread they also count time spent waiting in spin loops).
+    """
     inputs, targets = _batch(batch_size)
     steps = {}
     for variant in variants:
@@ -150,25 +154,43 @@ def time_interleaved(
         for _ in range(warmup):
             steps[variant]()
     times: dict[str, list[float]] = {variant: [] for variant in variants}
+    cpu: dict[str, list[float]] = {variant: [] for variant in variants}
     for _ in range(rounds):
         for variant in variants:
             for _ in range(block):
-                start = time.perf_counter()
+                start, start_cpu = time.perf_counter(), time.process_time()
                 steps[variant]()
                 times[variant].append(time.perf_counter() - start)
-    return times
+                cpu[variant].append(time.process_time() - start_cpu)
+    return times, cpu
+
+
+def _status_mib(field: str) -> float:
+    """A ``/proc/self/status`` memory field (VmRSS, VmHWM) in MiB (Linux)."""
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith(field + ":"):
+                return int(line.split()[1]) / 1024
+    raise RuntimeError(f"no {field} in /proc/self/status")
 
 
 def measure_memory(variant: str, *, batch_size: int, steps: int) -> dict[str, float]:
-    """Child mode: a fresh process runs ``steps`` steps of one variant and reports its peak RSS."""
+    """Child mode: a fresh process runs ``steps`` steps of one variant and reports its peak RSS.
+
+    The peak is reset after setup (Linux: ``5`` to ``/proc/self/clear_refs``),
+    so imports and model construction do not hide what the steps need; the
+    growth counts from the RSS before the first step.
+    """
     torch.manual_seed(0)
     inputs, targets = _batch(batch_size)
     step = _step_function(variant, tramer_boneh_cnn(), inputs, targets)
-    setup = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    with open("/proc/self/clear_refs", "w") as clear:
+        clear.write("5")
+    setup = _status_mib("VmRSS")
     for _ in range(steps):
         step()
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return {"peak_rss_mib": peak / 1024, "step_rss_mib": (peak - setup) / 1024}
+    peak = _status_mib("VmHWM")
+    return {"peak_rss_mib": peak, "step_rss_mib": peak - setup}
 
 
 def time_trial(*, steps: int, block: int, threads: int) -> None:
@@ -199,27 +221,32 @@ def time_trial(*, steps: int, block: int, threads: int) -> None:
         )
         samplers[clipping] = torch.Generator().manual_seed(2)
     times: dict[str, list[float]] = {clipping: [] for clipping in trainers}
+    cpu: dict[str, list[float]] = {clipping: [] for clipping in trainers}
     load_before = _load()
     for index in range(steps // block + 1):
         for clipping, trainer in trainers.items():
             for _ in range(block):
-                start = time.perf_counter()
+                start, start_cpu = time.perf_counter(), time.process_time()
                 rows = poisson_indices(size, rate, generator=samplers[clipping])
                 trainer.step(
                     train.inputs.index_select(0, rows), train.targets.index_select(0, rows), cross_entropy_per_example
                 )
                 if index > 0:  # the first turn is warm-up
                     times[clipping].append(time.perf_counter() - start)
+                    cpu[clipping].append(time.process_time() - start_cpu)
     print(
         f"Fashion-MNIST trial (20 epochs, expected batch 2048, {total_steps} steps, {threads} threads): "
         f"{len(times['vmap'])} steps timed per method and extrapolated; load {load_before} → {_load()}"
     )
-    print("| method | mean s/step | extrapolated trial training s |")
-    print("|---|---:|---:|")
+    print("| method | mean s/step | extrapolated trial training s | mean CPU s/step | extrapolated trial CPU s |")
+    print("|---|---:|---:|---:|---:|")
     for clipping, seconds in times.items():
-        mean = statistics.fmean(seconds)
-        print(f"| {clipping} | {mean:.3f} | {mean * total_steps:.0f} |")
-    print(f"ghost ÷ vmap: {statistics.fmean(times['ghost']) / statistics.fmean(times['vmap']):.2f}")
+        mean, mean_cpu = statistics.fmean(seconds), statistics.fmean(cpu[clipping])
+        print(f"| {clipping} | {mean:.3f} | {mean * total_steps:.0f} | {mean_cpu:.3f} | {mean_cpu * total_steps:.0f} |")
+    print(
+        f"ghost ÷ vmap: wall {statistics.fmean(times['ghost']) / statistics.fmean(times['vmap']):.2f}, "
+        f"CPU {statistics.fmean(cpu['ghost']) / statistics.fmean(cpu['vmap']):.2f}"
+    )
 
 
 def _memory_of(variant: str, batch_size: int, steps: int, threads: int) -> dict[str, float]:
@@ -263,10 +290,11 @@ def main() -> None:
         variants += OPACUS_VARIANTS
     for batch_size in (int(size) for size in args.batch_sizes.split(",")):
         load_before = _load()
-        times = time_interleaved(
+        times, cpu = time_interleaved(
             variants, batch_size=batch_size, rounds=args.rounds, block=args.block, warmup=args.warmup
         )
         medians = {variant: 1000 * statistics.median(seconds) for variant, seconds in times.items()}
+        cpu_medians = {variant: 1000 * statistics.median(seconds) for variant, seconds in cpu.items()}
         load_after = _load()
         memory = (
             {} if args.no_memory else {v: _memory_of(v, batch_size, args.memory_steps, args.threads) for v in variants}
@@ -277,15 +305,21 @@ def main() -> None:
             f"\nbatch {batch_size}: {args.rounds} rounds × {args.block} steps per variant, "
             f"{args.threads} threads, load average {load_before} → {load_after}"
         )
+        cpu_base = cpu_medians["nonprivate"]
+        cpu_opacus = [cpu_medians[v] for v in OPACUS_VARIANTS if v in cpu_medians]
         print(
-            "| variant | median ms/step | × non-private | best Opacus ÷ this | peak RSS MiB | RSS growth in steps MiB |"
+            "| variant | median ms/step | × non-private | best Opacus ÷ this "
+            "| median CPU ms/step | CPU × non-private | best Opacus CPU ÷ this "
+            "| peak RSS in steps MiB | RSS growth in steps MiB |"
         )
-        print("|---|---:|---:|---:|---:|---:|")
+        print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
         for variant in variants:
             speedup = f"{min(opacus) / medians[variant]:.2f}" if opacus else "n/a"
+            cpu_speedup = f"{min(cpu_opacus) / cpu_medians[variant]:.2f}" if cpu_opacus else "n/a"
             rss = memory.get(variant, {})
             print(
                 f"| {variant} | {medians[variant]:.1f} | {medians[variant] / base:.2f} | {speedup} "
+                f"| {cpu_medians[variant]:.1f} | {cpu_medians[variant] / cpu_base:.2f} | {cpu_speedup} "
                 f"| {rss.get('peak_rss_mib', float('nan')):.0f} | {rss.get('step_rss_mib', float('nan')):.0f} |"
             )
 

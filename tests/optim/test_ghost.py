@@ -190,7 +190,27 @@ class _Reused(nn.Module):
         return self.head(self.linear(torch.tanh(self.linear(inputs))))
 
 
-@pytest.mark.parametrize(("factory", "reason"), [(_MixesExamples, "mixes examples"), (_Reused, "called twice")])
+class _Reorders(nn.Module):
+    """Reverses the batch around a layer: outputs are per-example, but that layer's row i is another example."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.first = nn.Linear(6, 6)
+        self.second = nn.Linear(6, 3)
+
+    def forward(self, inputs: torch.Tensor) -> torch.Tensor:
+        hidden = torch.tanh(self.first(inputs)).flip(0)
+        return self.second(hidden).flip(0)
+
+
+@pytest.mark.parametrize(
+    ("factory", "reason"),
+    [
+        (_MixesExamples, "mixes or reorders examples"),
+        (_Reorders, "mixes or reorders examples"),
+        (_Reused, "called twice"),
+    ],
+)
 def test_auto_falls_back_to_vmap_and_ghost_refuses(batch, factory, reason):
     torch.manual_seed(0)
     model = factory()

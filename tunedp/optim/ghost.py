@@ -26,7 +26,8 @@ of the vmap path, up to floating-point rounding.
 Why this is only correct under conditions, which are checked: the batched
 forward must treat examples independently (the vmap path guarantees that by
 construction; here a batch of a few examples is compared against the same
-examples one at a time on the first batch), every layer must be called once
+examples one at a time on the first batch, the output and every layer's
+input row by row), every layer must be called once
 per forward with one tensor in and one tensor out, and no parameter may be
 shared between modules. When a check fails :class:`GhostUnsupported` says why,
 and the privatizer either falls back to the vmap path (``clipping="auto"``) or
@@ -183,9 +184,20 @@ def _conv2d(layer: _Layer, a: Tensor, g: Tensor) -> LayerGradients:
         result = {}
         if "weight" in layer.names:
             if per_example is None:
-                weight = torch.nn.grad.conv2d_weight(
-                    a, module.weight.shape, scaled, module.stride, padding, module.dilation, module.groups
-                )
+                # What torch.nn.grad.conv2d_weight does: the weight half of the convolution's backward.
+                weight = torch.ops.aten.convolution_backward(
+                    scaled,
+                    a,
+                    module.weight,
+                    None,
+                    module.stride,
+                    padding,
+                    module.dilation,
+                    False,
+                    [0, 0],
+                    module.groups,
+                    (False, True, False),
+                )[1]
             else:
                 kh, kw = module.kernel_size
                 summed = torch.tensordot(factors, per_example, dims=1)  # (p, kh·kw·c)
@@ -243,14 +255,28 @@ class GhostClipper:
         )
 
     def check_independence(self, inputs: Tensor) -> None:
-        """Refuse a model whose batched forward mixes examples (compared on up to 4 of ``inputs``).
+        """Refuse a model whose batched forward mixes or reorders examples (checked on up to 4 of ``inputs``).
 
-        Runs in eval mode (dropout off) without gradients; a data-dependent
-        mixing this comparison cannot see is outside what it can check.
+        The batch of a few examples is run together and one example at a time:
+        the outputs must agree (no mixing), and so must every layer's input row
+        by row (row i of every layer is example i, which the per-layer
+        book-keeping relies on). Runs once, in eval mode (dropout off), without
+        gradients; a data-dependent mixing this comparison cannot see is
+        outside what it can check.
         """
         count = min(inputs.shape[0], 4)
         if self._independence_checked or count < 2:
             return
+        seen: dict[int, list[Any]] = {index: [] for index in range(len(self._layers))}
+
+        def recorder(index: int) -> Callable[..., None]:
+            def record(module: nn.Module, args: tuple[Any, ...], output: Any) -> None:
+                del module, output
+                seen[index].append(args[0] if args else None)
+
+            return record
+
+        handles = [layer.module.register_forward_hook(recorder(i)) for i, layer in enumerate(self._layers)]
         modes = [(module, module.training) for module in self.model.modules()]
         self.model.eval()
         try:
@@ -260,16 +286,26 @@ class GhostClipper:
         finally:
             for module, training in modes:
                 module.training = training
+            for handle in handles:
+                handle.remove()
         if not isinstance(together, Tensor) or not all(isinstance(out, Tensor) for out in alone):
             raise GhostUnsupported("the model's output is not one tensor")
-        alone_tensor = torch.cat(alone)
-        scale = float(alone_tensor.abs().max()) if alone_tensor.numel() else 0.0
-        if together.shape != alone_tensor.shape or not torch.allclose(
-            together, alone_tensor, rtol=1e-4, atol=1e-5 * max(scale, 1.0)
-        ):
-            raise GhostUnsupported(
-                "the model's batched forward pass mixes examples (outputs differ from one example at a time)"
-            )
+        pairs = [(together, torch.cat(alone))]
+        for rows in seen.values():
+            # A layer called other than once per forward is refused when the chunk runs.
+            if len(rows) == count + 1 and all(isinstance(row, Tensor) for row in rows):
+                if rows[0].shape[:1] != (count,) or any(row.shape[:1] != (1,) for row in rows[1:]):
+                    raise GhostUnsupported("a layer does not keep the batch as its first dimension")
+                pairs.append((rows[0], torch.cat(rows[1:])))
+        for batched, single in pairs:
+            scale = float(single.abs().max()) if single.numel() else 0.0
+            if batched.shape != single.shape or not torch.allclose(
+                batched.to(single.dtype), single, rtol=1e-4, atol=1e-5 * max(scale, 1.0)
+            ):
+                raise GhostUnsupported(
+                    "the model's batched forward pass mixes or reorders examples "
+                    "(a layer's input or the output differs from one example at a time)"
+                )
         self._independence_checked = True
 
     def _hook(self, layer: _Layer) -> Callable[..., Tensor | None]:
@@ -368,7 +404,7 @@ class GhostClipper:
                 out: Tensor = functional_call(module, p, (x.unsqueeze(0),))
                 return out
 
-            _, pullback = vjp(forward, params)
+            pullback = vjp(forward, params)[1]
             grads: dict[str, Tensor] = pullback(gy.unsqueeze(0))[0]
             return grads
 

@@ -140,7 +140,7 @@ class Privatizer:
     def _ghost_chunk(
         self, inputs: Tensor, targets: Tensor, loss_fn: LossFn, clip_norm: float, total: list[Tensor]
     ) -> None:
-        """Adds Σᵢ clip(∇ℓᵢ) of one chunk to ``total`` by book-keeping (one backward, no per-example copies)."""
+        """Adds Σᵢ clip(∇ℓᵢ) of one chunk to ``total`` by book-keeping: one backward, no second pass."""
         assert self._ghost is not None
         layers = self._ghost.layers(inputs, targets, loss_fn)
         if not layers:  # no layer with parameters was used: every example's gradient is zero
