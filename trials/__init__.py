@@ -26,6 +26,7 @@ WORKLOADS: dict[str, str] = {
     "adult": "trials.adult",
     "digits": "trials.digits",
     "fashion_mnist": "trials.fashion_mnist",
+    "mnist_public": "trials.mnist_public",
 }
 """Workload name → the module that defines its ``WORKLOAD``."""
 

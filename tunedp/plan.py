@@ -30,8 +30,10 @@ from tunedp.config import (
     FixedParam,
     GridSearch,
     PrivateValidation,
+    PublicProxySearch,
     RandomSearch,
     SearchConfig,
+    TwoStageSearch,
 )
 
 __all__ = ["PlanFigures", "SearchPlan", "WorkloadSizes", "grid_points", "plan_search", "workload_sizes"]
@@ -349,6 +351,10 @@ def _trial_plan(config: SearchConfig, sizes: WorkloadSizes, geometry: TrialGeome
 
 def plan_search(config: SearchConfig) -> SearchPlan:
     """Calibrate σ so the whole search fits ``config.budget``; reads no data."""
+    if isinstance(config.search, TwoStageSearch | PublicProxySearch):  # staged modes: tunedp/staged_plan.py
+        from tunedp.staged_plan import plan_staged
+
+        return plan_staged(config)
     sizes = workload_sizes(config.workload)
     delta = config.budget.delta
     if delta > 1.0 / sizes.protected:

@@ -393,7 +393,8 @@ class MlflowTracker(SearchObserver):
         params: dict[str, str] = {"status": outcome.report.status}
         best = outcome.best
         if best is not None:
-            metrics["best_released_score"] = best.final_score
+            if best.released_scores:  # a staged search's final run may release none
+                metrics["best_released_score"] = best.final_score
             if best.test_metric is not None:
                 metrics["best_test_metric"] = float(best.test_metric)
             params.update({f"best.{k}": _param_value(v) for k, v in {**best.hyperparameters, **best.point}.items()})
