@@ -50,7 +50,7 @@ from tunedp.plan import (
 )
 from tunedp.public_proxy import check_public_proxy
 
-__all__ = ["StagedPlan", "StagedPlanFigures", "plan_staged"]
+__all__ = ["StagedPlan", "StagedPlanFigures", "plan_staged", "staged_plan_rows"]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -286,3 +286,49 @@ def plan_staged(config: SearchConfig) -> StagedPlan:
         staged=staged,
         transfer_factor=factor,
     )
+
+
+def staged_plan_rows(figures: StagedPlanFigures) -> list[tuple[str, str]]:
+    """The rows ``tunedp plan`` shows for a staged search: both stages, the split, the transfer."""
+    stage1, stage2, split, transfer = figures.stage1, figures.stage2, figures.split, figures.transfer
+    if stage1["mode"] == "random":
+        trials = f"random, {stage1['expected_trials']:g} expected (K secret; shape {stage1['shape']})"
+    else:
+        trials = f"{stage1['mode']}, {stage1['max_trials']} trials (composed)"
+    if stage1["charged"]:
+        where = (
+            f"protected data, σ₁ = {stage1['noise_multiplier']:.4f}, ε = {split['stage1_epsilon']:.4f} "
+            f"({split['stage1_budget_share']:.0%} share of ε = {figures.budget_epsilon:g})"
+        )
+    else:
+        where = f"PUBLIC workload {stage1['workload']!r} at σ₂, charged nothing"
+    score2 = (
+        f"{stage2['score_releases']} validation score release(s)"
+        if stage2["score_releases"]
+        else "no private validation score released"
+    )
+    factor = f"× {transfer['factor']:.4g}" if transfer["rule"] == "linear_radius" else "none (× 1)"
+    return [
+        ("budget", f"ε = {figures.budget_epsilon:g}, δ = {figures.delta:g}"),
+        ("stage 1 (selection)", where),
+        ("stage 1 trials", trials),
+        (
+            "stage 1 trial",
+            f"{stage1['steps']} steps at q = {stage1['sampling_rate']:.4g}, "
+            f"{stage1['score_releases']} score release(s) ({stage1['validation']} validation)",
+        ),
+        (
+            "stage 2 (final run)",
+            f"σ₂ = {stage2['noise_multiplier']:.4f}, {stage2['steps']} steps at q = {stage2['sampling_rate']:.4g}, "
+            f"ε alone = {stage2['epsilon']:.4f}, {score2}",
+        ),
+        (
+            "charged ε (composition)",
+            f"{figures.search_epsilon:.4f} ({figures.fraction_of_budget:.2%} of budget)",
+        ),
+        (
+            "learning-rate transfer",
+            f"{transfer['rule']}: η₂ = η₁ {factor} (T₁/T₂ = {transfer['stage1_steps']}/{transfer['stage2_steps']})",
+        ),
+        ("released", "the final model and its hyperparameters only"),
+    ]
