@@ -30,9 +30,7 @@ def small_config(**overrides: Any) -> SearchConfig:
 
 
 def random_best(expected_trials: float = 2.0) -> SearchConfig:
-    return small_config(
-        search={"mode": "random", "expected_trials": expected_trials, "shape": 1.0, "release": "best"}
-    )
+    return small_config(search={"mode": "random", "expected_trials": expected_trials, "shape": 1.0, "release": "best"})
 
 
 def random_all(expected_trials: float = 2.0, max_trials: int = 3) -> SearchConfig:

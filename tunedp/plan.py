@@ -351,10 +351,11 @@ def _trial_plan(config: SearchConfig, sizes: WorkloadSizes, geometry: TrialGeome
 
 def plan_search(config: SearchConfig) -> SearchPlan:
     """Calibrate σ so the whole search fits ``config.budget``; reads no data."""
-    if isinstance(config.search, TwoStageSearch | PublicProxySearch):  # staged modes: tunedp/staged_plan.py
-        from tunedp.staged_plan import plan_staged
-
-        return plan_staged(config)
+    if isinstance(config.search, TwoStageSearch | PublicProxySearch):  # staged modes: tunedp.planning
+        raise ConfigError(
+            f"search.mode: {config.search.mode} is a staged search; plan it with tunedp.plan_search "
+            "(tunedp.planning), which plans every mode"
+        )
     sizes = workload_sizes(config.workload)
     delta = config.budget.delta
     if delta > 1.0 / sizes.protected:

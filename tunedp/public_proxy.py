@@ -72,7 +72,9 @@ def workload_files(workload: str) -> frozenset[Path]:
         return frozenset()
 
 
-def check_public_proxy(*, public_workload: str, public_dataset: str, protected_workload: str, protected_dataset: str) -> None:
+def check_public_proxy(
+    *, public_workload: str, public_dataset: str, protected_workload: str, protected_dataset: str
+) -> None:
     """Refuse a proxy that is not declared public or that shares data with the protected workload."""
     if public_workload not in PUBLIC_WORKLOADS:
         known = ", ".join(sorted(PUBLIC_WORKLOADS))

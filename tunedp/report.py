@@ -185,7 +185,11 @@ def human_summary(report: SearchReport) -> str:
     ]
     if best is not None:
         hyper = ", ".join(f"{k}={v:.4g}" for k, v in sorted(best.hyperparameters.items()))
-        score = "no validation score released" if best.released_score is None else f"released score {best.released_score:.4f}"
+        score = (
+            "no validation score released"
+            if best.released_score is None
+            else f"released score {best.released_score:.4f}"
+        )
         lines.append(f"best: {score}; {hyper}")
         if best.test_metric is not None:
             lines.append(f"best model test metric (public test split): {best.test_metric:.4f}")

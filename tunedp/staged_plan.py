@@ -130,7 +130,7 @@ class StagedPlan(SearchPlan):
         if not self.charges_stage1:
             # Public data: its ε figures describe no protected row; keep only the geometry.
             for name in list(stage1):
-                if name.endswith("epsilon") and name != "epsilon" or name == "fraction_of_budget":
+                if (name.endswith("epsilon") and name != "epsilon") or name == "fraction_of_budget":
                     stage1[name] = None
         trial = self.trial
         stage2 = {
@@ -219,7 +219,9 @@ def _stage1_config(config: SearchConfig, sizes: WorkloadSizes, geometry: TrialGe
             )
         # Same expected batch and noise segments as the final run: the same noise per update.
         training.update(expected_batch_size=batch, sampling_rate=None, segment_steps=geometry.segment_steps)
-        data.update(workload=mode.public_workload, dataset=None, model=mode.public_model, validation={"policy": "public"})
+        data.update(
+            workload=mode.public_workload, dataset=None, model=mode.public_model, validation={"policy": "public"}
+        )
     data["training"] = training
     return SearchConfig.model_validate(data, strict=False)
 
@@ -275,7 +277,9 @@ def plan_staged(config: SearchConfig) -> StagedPlan:
             epsilon1 = rdp_epsilon(steps_event(trial1.sampling_rate, trial1.segments), delta)
         else:
             epsilon1 = epsilon2  # same noise per update as the final run: the ε factor is 1
-        factor = linear_radius_factor(steps1=geometry1.steps, steps2=geometry.steps, epsilon1=epsilon1, epsilon2=epsilon2)
+        factor = linear_radius_factor(
+            steps1=geometry1.steps, steps2=geometry.steps, epsilon1=epsilon1, epsilon2=epsilon2
+        )
     return StagedPlan(
         config=config,
         sizes=sizes,
