@@ -83,7 +83,8 @@ def run_stages(
         final_plan,
         trial_count=1,
         rng=rng,
-        seed=seed,
+        # A --seed run (not private) must not replay stage-1 trial 0's batches and noise.
+        seed=None if seed is None else seed + 1,
         ray_address=ray_address,
         max_concurrent=1,
         disclosure=_HIDDEN,
