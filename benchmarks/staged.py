@@ -35,7 +35,6 @@ sys.path.insert(0, str(REPO))
 from dp_accounting import dp_event  # noqa: E402
 from dp_accounting.pld import pld_privacy_accountant  # noqa: E402
 
-from tunedp.accounting.calibration import calibrate_noise_multiplier  # noqa: E402
 from tunedp.accounting.epsilon import PLD_DISCRETIZATION, rdp_epsilon  # noqa: E402
 from tunedp.accounting.trial_event import steps_event  # noqa: E402
 from tunedp.config import SearchConfig, load_config  # noqa: E402
@@ -93,7 +92,8 @@ def pld_table() -> str:
     trial = proxy.trial
 
     def final_event(sigma: float) -> dp_event.DpEvent:
-        return steps_event(trial.sampling_rate, tuple(type(s)(noise_multiplier=sigma, steps=s.steps) for s in trial.segments))
+        segments = tuple(type(s)(noise_multiplier=sigma, steps=s.steps) for s in trial.segments)
+        return steps_event(trial.sampling_rate, segments)
 
     target = proxy.config.budget.epsilon
     rdp_sigma = proxy.noise_multiplier
@@ -107,7 +107,8 @@ def pld_table() -> str:
             low = middle
     pld_sigma = high
     rows = [
-        "| event | σ (RDP-calibrated, charged today) | its PLD ε | σ if PLD-calibrated | RDP ε of that σ (what the ledger records) |",
+        "| event | σ (RDP-calibrated, charged today) | its PLD ε | σ if PLD-calibrated "
+        "| RDP ε of that σ (what the ledger records) |",
         "| --- | ---: | ---: | ---: | ---: |",
         f"| Fashion-MNIST final run, 20 epochs, B = 2048, ε = {target:g} | {rdp_sigma:.4f} "
         f"| {_pld_epsilon(final_event(rdp_sigma), delta):.4f} | {pld_sigma:.4f} "
