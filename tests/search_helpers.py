@@ -66,7 +66,9 @@ def adaptive(max_trials: int = 3, evaluations: int = 2, scheduler: str = "asha")
     )
 
 
-def two_stage(stage1: dict[str, Any] | None = None, share: float = 0.3, fraction: float = 0.5) -> SearchConfig:
+def two_stage(
+    stage1: dict[str, Any] | None = None, share: float = 0.3, fraction: float = 0.5, final_score: str = "none"
+) -> SearchConfig:
     """A two-stage search on digits: short stage-1 trials at ``share`` of ε, one final run."""
     return small_config(
         budget={"epsilon": 8.0, "delta": 1e-5},
@@ -77,6 +79,7 @@ def two_stage(stage1: dict[str, Any] | None = None, share: float = 0.3, fraction
             "stage1_budget_share": share,
             "stage1_training_fraction": fraction,
             "transfer": "linear_radius",
+            "final_score": final_score,
         },
     )
 

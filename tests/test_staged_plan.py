@@ -33,6 +33,7 @@ CONFIGS = {
         stage1={"mode": "adaptive", "max_trials": 3, "startup_trials": 2}, share=0.4, fraction=0.25
     ),
     "public_proxy": lambda: public_proxy(),
+    "two_stage/final_score": lambda: two_stage(final_score="released"),
 }
 
 
@@ -123,7 +124,11 @@ def test_the_json_holds_both_schedules_rates_steps_k_and_the_split(
     assert document["mode"] == name.split("/")[0] and document["release"] == "best"
     assert sum(s["steps"] for s in stage2["schedule"]) == stage2["steps"] == 15
     assert sum(s["steps"] for s in stage1["schedule"]) == stage1["steps"]
-    assert stage2["score_releases"] == 0 and stage2["evaluation_steps"] == []  # no private score by default
+    if name == "two_stage/final_score":  # one charged release at the end of the final run
+        assert (stage2["score_releases"], stage2["evaluation_steps"]) == (1, [15])
+        assert stage2["score_noise_multiplier"] == 10.0
+    else:  # no private score by default
+        assert stage2["score_releases"] == 0 and stage2["evaluation_steps"] == []
     if name == "two_stage/adaptive":
         assert (stage1["mode"], stage1["max_trials"], stage1["steps"]) == ("adaptive", 3, 4)  # ⌈0.25 · 15⌉
     else:
@@ -150,10 +155,11 @@ def test_the_transfer_factor_is_the_linear_scaling_rule_on_the_plan_figures(
     transfer = document["transfer"]
     steps_only = {"score_releases": 0}
     epsilon2 = _rdp(_trial({**document["stage2"], **steps_only}), document["delta"], list(RDP_ORDERS))
-    if name == "public_proxy":
-        epsilon1 = epsilon2  # same noise per update as the final run
-    else:
-        epsilon1 = _rdp(_trial({**document["stage1"], **steps_only}), document["delta"], list(RDP_ORDERS))
+    stage1 = {**document["stage1"], **steps_only}
+    if name == "public_proxy":  # priced as T₁ steps of the final run (its σ and sampling rate)
+        stage1["sampling_rate"] = document["stage2"]["sampling_rate"]
+        assert stage1["schedule"][0]["noise_multiplier"] == document["stage2"]["noise_multiplier"]
+    epsilon1 = _rdp(_trial(stage1), document["delta"], list(RDP_ORDERS))
     expected = (document["stage1"]["steps"] / document["stage2"]["steps"]) * (epsilon2 / epsilon1)
     assert transfer["rule"] == "linear_radius"
     assert transfer["factor"] == pytest.approx(expected, rel=1e-9)

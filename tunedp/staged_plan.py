@@ -272,11 +272,11 @@ def plan_staged(config: SearchConfig) -> StagedPlan:
     if mode.transfer == "linear_radius":
         steps2 = _trial_plan(config, sizes, geometry, sigma2)
         epsilon2 = rdp_epsilon(steps_event(steps2.sampling_rate, steps2.segments), delta)
-        if two_stage:
-            trial1 = stage1.trial
-            epsilon1 = rdp_epsilon(steps_event(trial1.sampling_rate, trial1.segments), delta)
-        else:
-            epsilon1 = epsilon2  # same noise per update as the final run: the ε factor is 1
+        trial1 = stage1.trial
+        # Public proxy: a public trial is priced as the cheap run it stands for — the
+        # final run's σ and sampling rate on the protected data, for T₁ steps.
+        rate1 = trial1.sampling_rate if two_stage else steps2.sampling_rate
+        epsilon1 = rdp_epsilon(steps_event(rate1, trial1.segments), delta)
         factor = linear_radius_factor(
             steps1=geometry1.steps, steps2=geometry.steps, epsilon1=epsilon1, epsilon2=epsilon2
         )

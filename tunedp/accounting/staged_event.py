@@ -35,9 +35,10 @@ the line through the origin, r(ε) = (r₁/ε₁)·ε, so
 with T₁, ε₁ the steps and ε of ONE stage-1 trial and T₂, ε₂ those of the
 stage-2 run; ε here is the RDP ε at the search's δ of the training steps
 alone (score releases are not part of the optimisation the rule is about).
-For public-proxy stage-1 trials run at the final run's σ and expected batch
-size, so their noise per update equals the final run's and the ε factor is
-taken as 1 (the rule keeps the radius: η₂ = η₁·T₁/T₂). All four numbers are
+For public proxy, stage-1 trials run at the final run's σ and expected batch
+size (the same noise per update) for T₁ steps; ε₁ is what such a trial would
+cost on the protected data — T₁ steps at the final run's σ and sampling rate —
+so a proxy with ``stage1_training_fraction: 1`` transfers η unchanged. All four numbers are
 known when the plan is made, so the factor is a plan figure, fixed before any
 data is read. It is a utility heuristic: it never changes what is charged.
 
