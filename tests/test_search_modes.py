@@ -5,12 +5,15 @@ the charged event is the plan's event; the number of trials is the one the
 charge assumed (the draw from the configured distribution, the grid's size,
 ``max_trials``); and every observer sees exactly what the disclosure rule
 allows — under ``release: best`` one released trial and no per-trial
-callback, otherwise every trial once, counted 1..K.
+callback, otherwise every trial once, counted 1..K. Staged modes
+(``two_stage``, ``public_proxy``) draw K for their stage-1 search and release
+only their final run: nothing of a stage-1 trial reaches the output folder.
 """
 
 from __future__ import annotations
 
 import io
+import json
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,24 +22,28 @@ from typing import Any
 import numpy as np
 import pytest
 from rich.console import Console
-from search_helpers import adaptive, grid, random_all, random_best
+from search_helpers import adaptive, grid, public_proxy, random_all, random_best, two_stage
 
 import tunedp.driver as driver_module
 from tunedp.accounting.ledger import Charge, PrivacyLedger
-from tunedp.accounting.search_event import draw_trial_count
+from tunedp.accounting.search_event import SearchShape, draw_trial_count
 from tunedp.accounting.serialization import event_to_json
 from tunedp.config import SearchConfig
 from tunedp.disclosure import disclosure_for
 from tunedp.observers import SearchObserver, SearchOutcome, notify
-from tunedp.plan import SearchPlan, plan_search
+from tunedp.plan import SearchPlan
+from tunedp.planning import plan_search
 from tunedp.progress import ConsoleProgress
 from tunedp.records import TrialRecord
+from tunedp.staged_plan import StagedPlan
 
 MODES = {
     "random/best": lambda: random_best(expected_trials=2.5),
     "random/all": lambda: random_all(expected_trials=2.0, max_trials=3),
     "adaptive": lambda: adaptive(max_trials=3, evaluations=2),
     "grid": lambda: grid(momenta=[0.5, 0.9]),
+    "two_stage": lambda: two_stage(),
+    "public_proxy": lambda: public_proxy(),
 }
 
 
@@ -56,8 +63,13 @@ class Recorder(SearchObserver):
         self.calls.append(("finished", outcome))
 
 
+def _selection_shape(plan: SearchPlan) -> SearchShape:
+    """The shape K is drawn from: the search's own, or a staged search's stage-1 search."""
+    return plan.selection_shape if isinstance(plan, StagedPlan) else plan.shape
+
+
 def _seed_with_at_least(config: SearchConfig, low: int) -> int:
-    shape = plan_search(config).shape
+    shape = _selection_shape(plan_search(config))
     return next(s for s in range(1000) if draw_trial_count(shape, np.random.default_rng(s)) >= low)
 
 
@@ -86,10 +98,11 @@ def test_search_mode_contract(mode: str, ray_session: str, tmp_path: Path, monke
 
     # 2. K is what the charge assumed.
     records = seen[-1]
-    expected = draw_trial_count(plan.shape, np.random.default_rng(seed))
+    shape = _selection_shape(plan)
+    expected = draw_trial_count(shape, np.random.default_rng(seed))
     assert len(records) == expected
-    if plan.shape.max_trials is not None:
-        assert len(records) <= plan.shape.max_trials
+    if shape.max_trials is not None:
+        assert len(records) <= shape.max_trials
 
     # 3. Observers see exactly what the disclosure rule allows.
     rule = disclosure_for(plan.shape.mode, plan.shape.release)
@@ -110,6 +123,24 @@ def test_search_mode_contract(mode: str, ray_session: str, tmp_path: Path, monke
         for record in records:
             if record.point != outcome.best.point:
                 assert f"{record.final_score:.4f}" not in shown or record.final_score == outcome.best.final_score
+    if isinstance(plan, StagedPlan):
+        _assert_nothing_of_stage1_leaves(records, outcome, shown=text.getvalue())
+
+
+def _assert_nothing_of_stage1_leaves(stage1: list[TrialRecord], outcome: SearchOutcome, *, shown: str) -> None:
+    """The output folder and the console hold the final run only: no stage-1 point, score or count."""
+    assert outcome.best is not None and outcome.best.released_scores == ()  # final_score: none
+    written = "\n".join(p.read_text(errors="replace") for p in outcome.output_dir.rglob("*") if p.suffix != ".pt")
+    document = outcome.report.to_json()
+    assert document["best"]["released_score"] is None and "trial_count" not in document
+    assert sorted(p.name for p in outcome.output_dir.iterdir()) == ["best_model.pt", "report.json", "report.txt"]
+    for record in stage1:
+        for value in [*record.point.values(), *record.released_scores]:
+            if value in outcome.best.point.values():  # a fixed coordinate (momentum) the final run shares
+                continue
+            # Full precision in the files (4-digit forms could occur inside other figures by chance).
+            assert repr(value) not in written and json.dumps(value) not in written, record
+            assert f"{value:.4f}" not in shown, record
 
 
 # ---------------------------------------------------------------------------- the observer contract

@@ -43,7 +43,7 @@ _LAZY = {
     "SearchConfig": ("tunedp.config", "SearchConfig"),
     "load_config": ("tunedp.config", "load_config"),
     "parse_config": ("tunedp.config", "parse_config"),
-    "plan_search": ("tunedp.plan", "plan_search"),
+    "plan_search": ("tunedp.planning", "plan_search"),
     "search": ("tunedp.driver", "search"),
     "SearchError": ("tunedp.driver", "SearchError"),
     "SearchObserver": ("tunedp.observers", "SearchObserver"),

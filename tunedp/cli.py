@@ -170,7 +170,7 @@ def plan(
 
     Exits 1 (after printing the plan) when the ledger cannot admit it, 2 when a pre-flight check fails.
     """
-    from tunedp.plan import plan_search
+    from tunedp.planning import plan_search
     from tunedp.preflight import run_preflight, score_noise_std
 
     _quiet_libraries()
@@ -244,9 +244,17 @@ def print_plan(
     preflight: PreflightResult | None = None,
     score_std: float | None = None,
 ) -> None:
+    from tunedp.staged_plan import StagedPlanFigures, staged_plan_rows
+
     table = Table(title=f"Plan: {figures.mode} search on {figures.workload}", show_header=False)
     table.add_column("what", style="bold")
     table.add_column("value")
+    if isinstance(figures, StagedPlanFigures):  # two_stage / public_proxy: both stages and the split
+        for name, value in staged_plan_rows(figures):
+            table.add_row(name, value)
+        table.add_row(*_ledger_row(ledger_path, verdict))
+        console.print(table)
+        return
     trials = (
         f"{figures.expected_trials:g} expected (unbounded; K stays secret)"
         if figures.max_trials is None
@@ -268,17 +276,7 @@ def print_plan(
         rows.extend(_preflight_rows(preflight, figures))
     if figures.best_release_epsilon is not None:
         rows.append(("ε with release: best", f"{figures.best_release_epsilon:.4f}"))
-    if verdict is None:
-        rows.append(("ledger", f"none yet at {ledger_path}"))
-    else:
-        shown = "[green]admissible[/]" if verdict.admissible else "[red]NOT admissible[/]"
-        rows.append(
-            (
-                "ledger",
-                f"{shown}: spent {verdict.spent_epsilon:.4f} → "
-                f"{verdict.spent_after_epsilon:.4f} of {verdict.epsilon:g}",
-            )
-        )
+    rows.append(_ledger_row(ledger_path, verdict))
     for name, value in rows:
         table.add_row(name, value)
     console.print(table)
@@ -309,6 +307,16 @@ def _preflight_rows(preflight: PreflightResult, figures: PlanFigures) -> list[tu
             "plus evaluations and start-up)",
         ),
     ]
+
+
+def _ledger_row(ledger_path: Path, verdict: LedgerVerdict | None) -> tuple[str, str]:
+    if verdict is None:
+        return ("ledger", f"none yet at {ledger_path}")
+    shown = "[green]admissible[/]" if verdict.admissible else "[red]NOT admissible[/]"
+    return (
+        "ledger",
+        f"{shown}: spent {verdict.spent_epsilon:.4f} → {verdict.spent_after_epsilon:.4f} of {verdict.epsilon:g}",
+    )
 
 
 # ---------------------------------------------------------------------------- budget

@@ -45,12 +45,14 @@ __all__ = [
     "GridSearch",
     "LogUniformParam",
     "PrivateValidation",
+    "PublicProxySearch",
     "PublicValidation",
     "RandomSearch",
     "Resources",
     "SearchConfig",
     "SearchSpace",
     "Training",
+    "TwoStageSearch",
     "UniformParam",
     "format_validation_error",
     "load_config",
@@ -170,7 +172,79 @@ class GridSearch(BaseModel):
     mode: Literal["grid"] = "grid"
 
 
-SearchMode = Annotated[RandomSearch | AdaptiveSearch | GridSearch, Field(discriminator="mode")]
+# ---- staged modes (two_stage, public_proxy): tunedp/staged_plan.py plans them, tunedp/staged.py runs them
+
+
+#: The private search a staged mode runs first (its trials never leave the driver).
+StageOneMode = Annotated[RandomSearch | AdaptiveSearch, Field(discriminator="mode")]
+
+
+def _stage_one_release(stage1: RandomSearch | AdaptiveSearch) -> None:
+    if isinstance(stage1, RandomSearch) and stage1.release == "all":
+        raise ValueError(
+            "search.stage1.release: all would be charged as a composition yet nothing of stage 1 is "
+            "released; use release: best (repeat-and-select)"
+        )
+
+
+class TwoStageSearch(BaseModel):
+    """Stage 1: a private search of short trials at ``stage1_budget_share`` of the budget;
+    stage 2: ONE full-length run with the selected, transferred hyperparameters.
+
+    Charged as one event, ``ComposedDpEvent([stage-1 search, stage-2 run])``.
+    Only the final model and its hyperparameters leave the driver (stage-1
+    trials, their number and scores stay inside, as under ``release: best``).
+    ``transfer: linear_radius`` rescales the learning rate by Panda et al.'s
+    linear scaling rule (see :mod:`tunedp.accounting.staged_event`).
+    ``final_score: released`` adds one charged validation release to stage 2.
+    """
+
+    model_config = _STRICT
+    mode: Literal["two_stage"] = "two_stage"
+    stage1: StageOneMode
+    stage1_budget_share: float = Field(default=0.3, gt=0, lt=1, allow_inf_nan=False)
+    stage1_training_fraction: float = Field(default=0.25, gt=0, le=1, allow_inf_nan=False)
+    transfer: Literal["linear_radius", "none"] = "linear_radius"
+    final_score: Literal["none", "released"] = "none"
+
+    @model_validator(mode="after")
+    def _check(self) -> TwoStageSearch:
+        _stage_one_release(self.stage1)
+        return self
+
+
+class PublicProxySearch(BaseModel):
+    """Search on a declared PUBLIC workload (charged nothing), then ONE private run on the
+    protected workload with the transferred hyperparameters (charged as that one run).
+
+    Stage-1 trials train with the final run's calibrated σ and expected batch
+    size, so the noise of every update (σC/B) matches the private run's; only
+    the data differ.
+    """
+
+    model_config = _STRICT
+    mode: Literal["public_proxy"] = "public_proxy"
+    public_workload: str = Field(min_length=1)
+    public_model: str | None = None
+    stage1: StageOneMode
+    stage1_training_fraction: float = Field(default=1.0, gt=0, le=1, allow_inf_nan=False)
+    transfer: Literal["linear_radius", "none"] = "linear_radius"
+    final_score: Literal["none", "released"] = "none"
+
+    @model_validator(mode="after")
+    def _check(self) -> PublicProxySearch:
+        _stage_one_release(self.stage1)
+        return self
+
+
+#: Search modes that run a private selection and then one final training run.
+StagedSearch = TwoStageSearch | PublicProxySearch
+
+# ---- end of staged modes
+
+SearchMode = Annotated[
+    RandomSearch | AdaptiveSearch | GridSearch | TwoStageSearch | PublicProxySearch, Field(discriminator="mode")
+]
 
 
 # --------------------------------------------------------------------------- search space
@@ -461,7 +535,7 @@ def format_validation_error(error: ValidationError) -> str:
 def _is_union_tag(part: object) -> bool:
     """Pydantic puts the discriminator's value into error paths (``search.random.…``); drop it."""
     return part in {
-        "random", "adaptive", "grid", "private", "public",
+        "random", "adaptive", "grid", "private", "public", "two_stage", "public_proxy",
         "constant", "linear", "exponential", "step", "cyclic",
         "log_uniform", "uniform", "choice", "fixed",
         "named_workload", "csv", "numeric", "categorical",

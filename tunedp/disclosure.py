@@ -13,6 +13,8 @@ the search was charged for:
   than logging every trial's prior-drawn hyperparameters, on purpose.
   (The wall-clock duration of a search correlates with K; we cannot hide it
   from the operator, and say so in the report.)
+- ``two_stage`` and ``public_proxy`` (shape ``release: best``) release only
+  their final run: stage-1 trials, K and their scores stay inside, as above.
 - every other mode (``release: all``, ``adaptive``, ``grid``) was charged as
   the composition of all its trials with all their score releases, so every
   trial's released scores, status and hyperparameters may be shown.
@@ -69,6 +71,8 @@ class Disclosure:
 
 def disclosure_for(mode: str, release: str) -> Disclosure:
     """The rule for a search charged as ``mode``/``release`` (see module docstring)."""
-    if mode == "random" and release == "best":
+    # random/best, and the staged modes (two_stage, public_proxy: one final run
+    # released, stage 1 never), are all charged with K unseen.
+    if release == "best":
         return Disclosure(releases_all=False)
     return Disclosure(releases_all=True)

@@ -35,13 +35,15 @@ from tunedp.disclosure import Disclosure, disclosure_for
 from tunedp.errors import one_line
 from tunedp.failures import failure_reasons
 from tunedp.observers import SearchObserver, SearchOutcome, notify
-from tunedp.plan import SearchPlan, plan_search
+from tunedp.plan import SearchPlan
+from tunedp.planning import plan_search
 from tunedp.progress_lines import LineProgress, ProgressCallback
 from tunedp.records import TrialRecord
 from tunedp.report import BestRelease, LedgerFigures, PrivacyFigures, SearchReport, write_report
 from tunedp.resume import ResumeState, StateRecorder, charged_search
 from tunedp.resume import finish as finish_state
 from tunedp.selection import select_best
+from tunedp.staged_plan import StagedPlan
 
 __all__ = ["SearchError", "resume_search", "run_search", "search"]
 
@@ -198,38 +200,46 @@ def _charge_and_run(
     recorder = StateRecorder(output, state)
     try:
         ledger.set_status(search_id, "running", at=_public_iso(disclosure, datetime.now(UTC)))
-        previous = state.completed  # a resumed search's finished trials: never rerun
-        remaining = state.trial_count - len(previous)
-        from tunedp.ray_backend import run_trials  # Ray loads only once trials run
+        if isinstance(plan, StagedPlan):  # two_stage / public_proxy: select, then one final run
+            from tunedp.staged import run_stages  # Ray loads only once trials run
 
-        def trial_done(record: TrialRecord, done: int, planned: int) -> None:
-            notify(observers, "on_trial_done", record, done, planned)
-
-        chosen: list[TrialRecord | None] = [None]
-
-        def select(new: Sequence[TrialRecord]) -> TrialRecord | None:
-            chosen[0] = select_best([*previous, *new])  # the best of all K, whichever run finished it
-            return chosen[0]
-
-        if remaining > 0:
-            run = run_trials(
-                plan,
-                trial_count=remaining,
-                rng=rng,
-                seed=seed,
-                ray_address=ray_address,
-                max_concurrent=max_concurrent,
-                disclosure=disclosure,
-                select=select,
-                on_trial_done=trial_done,
-                on_record=recorder.record,
+            run = run_stages(
+                plan, rng=rng, seed=seed, ray_address=ray_address, max_concurrent=max_concurrent, select=select_best
             )
-            best, nodes = run.best, run.nodes
-            new_records = run.records
+            records, best, nodes = run.records, run.best, run.nodes
         else:
-            best, new_records = select([]), ()
-        kept = [best if best is not None and r is chosen[0] else replace(r, checkpoint_path=None) for r in previous]
-        records = (*kept, *new_records)
+            previous = state.completed  # a resumed search's finished trials: never rerun
+            remaining = state.trial_count - len(previous)
+            from tunedp.ray_backend import run_trials  # Ray loads only once trials run
+
+            def trial_done(record: TrialRecord, done: int, planned: int) -> None:
+                notify(observers, "on_trial_done", record, done, planned)
+
+            chosen: list[TrialRecord | None] = [None]
+
+            def select(new: Sequence[TrialRecord]) -> TrialRecord | None:
+                chosen[0] = select_best([*previous, *new])  # the best of all K, whichever run finished it
+                return chosen[0]
+
+            new_records: tuple[TrialRecord, ...] = ()
+            if remaining > 0:
+                run = run_trials(
+                    plan,
+                    trial_count=remaining,
+                    rng=rng,
+                    seed=seed,
+                    ray_address=ray_address,
+                    max_concurrent=max_concurrent,
+                    disclosure=disclosure,
+                    select=select,
+                    on_trial_done=trial_done,
+                    on_record=recorder.record,
+                )
+                best, nodes, new_records = run.best, run.nodes, run.records
+            else:
+                best = select([])
+            kept = [best if best is not None and r is chosen[0] else replace(r, checkpoint_path=None) for r in previous]
+            records = (*kept, *new_records)
         status = "completed" if any(r.status != "failed" for r in records) else "failed"
     except KeyboardInterrupt:
         status, records, best = "interrupted", (), None

@@ -30,8 +30,10 @@ from tunedp.config import (
     FixedParam,
     GridSearch,
     PrivateValidation,
+    PublicProxySearch,
     RandomSearch,
     SearchConfig,
+    TwoStageSearch,
 )
 from tunedp.workloads.contract import DatasetSizes, Workload
 from tunedp.workloads.registry import resolve_workload
@@ -329,6 +331,11 @@ def _check_public_validation(config: SearchConfig, workload: Workload) -> None:
 
 def plan_search(config: SearchConfig) -> SearchPlan:
     """Calibrate σ so the whole search fits ``config.budget``; reads no data."""
+    if isinstance(config.search, TwoStageSearch | PublicProxySearch):  # staged modes: tunedp.planning
+        raise ConfigError(
+            f"search.mode: {config.search.mode} is a staged search; plan it with tunedp.plan_search "
+            "(tunedp.planning), which plans every mode"
+        )
     workload = resolve_workload(config.workload)  # the declaration only: no torch, no data
     sizes = workload.sizes
     delta = config.budget.delta

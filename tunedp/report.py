@@ -77,7 +77,8 @@ class BestRelease:
 
     point: dict[str, float]
     hyperparameters: dict[str, float]
-    final_score: float
+    #: ``None`` when the released run released no validation score (a staged search's final run).
+    final_score: float | None
     released_scores: tuple[float, ...]
     test_metric: float | None
     model: str | None
@@ -90,7 +91,7 @@ class BestRelease:
         return cls(
             point=dict(best.point),
             hyperparameters=dict(best.hyperparameters),
-            final_score=best.final_score,
+            final_score=best.final_score if best.released_scores else None,
             released_scores=best.released_scores,
             test_metric=best.test_metric,
             model=str(model) if model is not None else None,
@@ -202,7 +203,8 @@ def human_summary(report: SearchReport) -> str:
     ]
     if best is not None:
         hyper = ", ".join(f"{k}={v:.4g}" for k, v in sorted(best.hyperparameters.items()))
-        lines.append(f"best: released score {best.final_score:.4f}; {hyper}")
+        score = "no validation score released" if best.final_score is None else f"released score {best.final_score:.4f}"
+        lines.append(f"best: {score}; {hyper}")
         if best.test_metric is not None:
             lines.append(f"best model test metric ({best.test_label}): {best.test_metric:.4f}")
         if best.model is not None:

@@ -394,7 +394,8 @@ class MlflowTracker(SearchObserver):
         params: dict[str, str] = {"status": outcome.report.status}
         best = outcome.best
         if best is not None:
-            metrics["best_released_score"] = best.final_score
+            if best.released_scores:  # a staged search's final run may release none
+                metrics["best_released_score"] = best.final_score
             if best.test_metric is not None:
                 metrics["best_test_metric"] = float(best.test_metric)
                 if outcome.report.best is not None:

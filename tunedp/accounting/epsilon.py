@@ -6,6 +6,21 @@ accountant is tighter for compositions; where it supports an event we report
 its figure next to the RDP one so a reviewer sees how loose RDP is. Both
 accountants fail closed: an event they cannot handle raises, never yields 0.
 
+Why plans are calibrated with RDP, never with PLD (issue 12 §5; figures in
+``benchmarks/README.md``, "Staged searches"). A σ calibrated so that PLD
+prices a search at its share spends *more* than that share in the only
+currency the ledger can add up: the ledger composes every charge (repeat-and-
+select included, which PLD cannot price) with RDP, so it would record the
+RDP ε of that σ — 3.29 for a Fashion-MNIST run that PLD prices at 3 — and
+refuse or overspend the user's share. A mixed ledger would be sound only as
+a minimum of bounds *at one δ*: the RDP composition of every charge, or the
+basic composition Σεᵢ of per-charge (εᵢ, δᵢ) figures with Σδᵢ ≤ δ fixed in
+advance. The second loses RDP's sublinear composition across searches and
+needs δ split before the first search, and for a two-stage charge, whose
+stage 1 is repeat-and-select, basic composition of RDP stage 1 and PLD
+stage 2 (3.14) is already worse than their RDP composition (3.00). So PLD
+stays a second opinion, shown and never charged.
+
 This module imports neither torch nor Ray.
 """
 

@@ -36,7 +36,9 @@ class SearchShape:
     (truncated negative binomial; 0 logarithmic, 1 geometric, ∞ Poisson).
     """
 
-    mode: Literal["random", "adaptive", "grid"]
+    #: ``two_stage``/``public_proxy``: the shape of a staged search as a whole
+    #: (one released run; its stage-1 search has its own shape, see tunedp.staged_plan).
+    mode: Literal["random", "adaptive", "grid", "two_stage", "public_proxy"]
     release: Literal["best", "all"]
     expected_trials: float
     max_trials: int | None

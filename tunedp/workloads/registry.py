@@ -52,6 +52,7 @@ BUILTIN_WORKLOADS: Mapping[str, str] = {
     "adult": "tunedp.workloads.adult:WORKLOAD",
     "digits": "tunedp.workloads.digits:WORKLOAD",
     "fashion_mnist": "tunedp.workloads.fashion_mnist:WORKLOAD",
+    "mnist_public": "tunedp.workloads.mnist_public:WORKLOAD",
 }
 """Built-in name → the import path of its torch-free declaration."""
 

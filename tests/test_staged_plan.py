@@ -1,0 +1,254 @@
+"""Staged searches (``two_stage``, ``public_proxy``): the plan, its ONE charged event, and its refusals.
+
+Every ε here is recomputed from the plan's JSON alone — the way a reviewer
+would, building the dp_accounting events by hand and composing them with
+dp_accounting's RDP accountant (never through tunedp's accounting code).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from dp_accounting import dp_event
+from dp_accounting.rdp import rdp_privacy_accountant
+from search_helpers import REPO, example_dict, public_proxy, two_stage
+
+from tunedp.accounting.epsilon import RDP_ORDERS
+from tunedp.accounting.staged_event import transfer_point
+from tunedp.config import ConfigError, parse_config
+from tunedp.planning import plan_search
+from tunedp.public_proxy import workload_files
+from tunedp.staged_plan import StagedPlan
+
+CONFIGS = {
+    "two_stage/random": lambda: two_stage(),
+    "two_stage/adaptive": lambda: two_stage(
+        stage1={"mode": "adaptive", "max_trials": 3, "startup_trials": 2}, share=0.4, fraction=0.25
+    ),
+    "public_proxy": lambda: public_proxy(),
+    "two_stage/final_score": lambda: two_stage(final_score="released"),
+}
+
+
+@pytest.fixture(scope="module")
+def documents() -> dict[str, dict[str, Any]]:
+    """Each staged plan's JSON, as ``tunedp plan --json`` prints it (round-tripped through text)."""
+    out = {}
+    for name, make in CONFIGS.items():
+        plan = plan_search(make())
+        assert isinstance(plan, StagedPlan)
+        out[name] = json.loads(json.dumps(plan.to_json()))
+    return out
+
+
+# ------------------------------------------------------------------ independent recomputation
+
+
+def _trial(part: dict[str, Any]) -> dp_event.DpEvent:
+    """One run's event from its JSON: Poisson-sampled Gaussian steps per segment, then score releases."""
+    q = part["sampling_rate"]
+    events: list[dp_event.DpEvent] = [
+        dp_event.SelfComposedDpEvent(
+            dp_event.PoissonSampledDpEvent(q, dp_event.GaussianDpEvent(s["noise_multiplier"])), s["steps"]
+        )
+        for s in part["schedule"]
+    ]
+    if part["score_releases"]:
+        events.append(
+            dp_event.SelfComposedDpEvent(
+                dp_event.GaussianDpEvent(part["score_noise_multiplier"]), part["score_releases"]
+            )
+        )
+    return dp_event.ComposedDpEvent(events)
+
+
+def _stage1(part: dict[str, Any]) -> dp_event.DpEvent:
+    trial = _trial(part)
+    if part["mode"] == "random" and part["release"] == "best":
+        shape = math.inf if part["shape"] == "inf" else float(part["shape"])
+        return dp_event.RepeatAndSelectDpEvent(trial, float(part["expected_trials"]), shape)
+    return dp_event.SelfComposedDpEvent(trial, int(part["max_trials"]))
+
+
+def _rdp(event: dp_event.DpEvent, delta: float, orders: list[float] | None = None) -> float:
+    accountant = rdp_privacy_accountant.RdpAccountant(orders) if orders else rdp_privacy_accountant.RdpAccountant()
+    return float(accountant.compose(event).get_epsilon(delta))
+
+
+def recompute(document: dict[str, Any], orders: list[float] | None = None) -> tuple[float, float | None]:
+    """(ε of the whole charge, ε of stage 1 alone or None when it is public) from the JSON alone."""
+    stage2 = _trial(document["stage2"])
+    delta = document["delta"]
+    if not document["stage1"]["charged"]:
+        return _rdp(stage2, delta, orders), None
+    stage1 = _stage1(document["stage1"])
+    return _rdp(dp_event.ComposedDpEvent([stage1, stage2]), delta, orders), _rdp(stage1, delta, orders)
+
+
+@pytest.mark.parametrize("name", sorted(CONFIGS))
+def test_the_charged_epsilon_is_recomputed_from_the_plan_json_alone(
+    name: str, documents: dict[str, dict[str, Any]]
+) -> None:
+    document = documents[name]
+    total, stage1 = recompute(document, list(RDP_ORDERS))
+    budget = document["budget_epsilon"]
+    assert document["search_epsilon"] == pytest.approx(total, rel=1e-9)
+    assert document["split"]["total_epsilon"] == pytest.approx(total, rel=1e-9)
+    # Never overshoot, and land close: σ₂ takes what stage 1 left.
+    assert 0.99 * budget <= total <= budget
+    # dp_accounting's default orders alone can only give the same or a higher figure.
+    assert recompute(document)[0] >= total * (1 - 1e-9)
+    if stage1 is None:
+        assert name == "public_proxy" and document["split"]["stage1_epsilon"] == 0.0
+    else:
+        share = document["split"]["stage1_budget_share"]
+        assert document["split"]["stage1_epsilon"] == pytest.approx(stage1, rel=1e-9)
+        assert 0.99 * share * budget <= stage1 <= share * budget
+        # The composition costs more than either stage alone.
+        assert total > max(stage1, document["stage2"]["epsilon"])
+
+
+@pytest.mark.parametrize("name", sorted(CONFIGS))
+def test_the_json_holds_both_schedules_rates_steps_k_and_the_split(
+    name: str, documents: dict[str, dict[str, Any]]
+) -> None:
+    document = documents[name]
+    stage1, stage2 = document["stage1"], document["stage2"]
+    assert document["mode"] == name.split("/")[0] and document["release"] == "best"
+    assert sum(s["steps"] for s in stage2["schedule"]) == stage2["steps"] == 15
+    assert sum(s["steps"] for s in stage1["schedule"]) == stage1["steps"]
+    if name == "two_stage/final_score":  # one charged release at the end of the final run
+        assert (stage2["score_releases"], stage2["evaluation_steps"]) == (1, [15])
+        assert stage2["score_noise_multiplier"] == 10.0
+    else:  # no private score by default
+        assert stage2["score_releases"] == 0 and stage2["evaluation_steps"] == []
+    if name == "two_stage/adaptive":
+        assert (stage1["mode"], stage1["max_trials"], stage1["steps"]) == ("adaptive", 3, 4)  # ⌈0.25 · 15⌉
+    else:
+        assert (stage1["mode"], stage1["release"], stage1["expected_trials"], stage1["shape"]) == (
+            "random", "best", 2.5, 1.0,
+        )  # fmt: skip
+    if name == "public_proxy":
+        # Public trials: the final run's σ and expected batch size on the public workload, exact scores.
+        assert stage1["workload"] == "mnist_public" and stage1["charged"] is False
+        assert stage1["noise_multiplier"] == stage2["noise_multiplier"]
+        assert stage1["expected_batch_size"] == pytest.approx(stage2["expected_batch_size"])
+        assert (stage1["validation"], stage1["score_releases"]) == ("public", 0)
+    else:
+        assert stage1["workload"] == "digits" and stage1["sampling_rate"] == stage2["sampling_rate"]
+        assert stage1["noise_multiplier"] > stage2["noise_multiplier"]
+
+
+@pytest.mark.parametrize("name", sorted(CONFIGS))
+def test_the_transfer_factor_is_the_linear_scaling_rule_on_the_plan_figures(
+    name: str, documents: dict[str, dict[str, Any]]
+) -> None:
+    """η₂/η₁ = (T₁/T₂)·(ε₂/ε₁), ε of the training steps alone, recomputed independently."""
+    document = documents[name]
+    transfer = document["transfer"]
+    steps_only = {"score_releases": 0}
+    epsilon2 = _rdp(_trial({**document["stage2"], **steps_only}), document["delta"], list(RDP_ORDERS))
+    stage1 = {**document["stage1"], **steps_only}
+    if name == "public_proxy":  # priced as T₁ steps of the final run (its σ and sampling rate)
+        stage1["sampling_rate"] = document["stage2"]["sampling_rate"]
+        assert stage1["schedule"][0]["noise_multiplier"] == document["stage2"]["noise_multiplier"]
+    epsilon1 = _rdp(_trial(stage1), document["delta"], list(RDP_ORDERS))
+    expected = (document["stage1"]["steps"] / document["stage2"]["steps"]) * (epsilon2 / epsilon1)
+    assert transfer["rule"] == "linear_radius"
+    assert transfer["factor"] == pytest.approx(expected, rel=1e-9)
+
+
+def test_transfer_scales_the_learning_rate_and_keeps_the_clipping_norm() -> None:
+    point = {"step_size": 0.4, "clip_norm": 0.1, "momentum": 0.9}
+    assert transfer_point(point, 2.5) == pytest.approx({"step_size": 1.0, "clip_norm": 0.1, "momentum": 0.9})
+    assert transfer_point({"lr": 1e-3, "beta1": 0.9}, 2.0) == pytest.approx({"lr": 2e-3, "beta1": 0.9})
+
+
+def test_a_larger_stage1_share_leaves_more_noise_for_the_final_run() -> None:
+    small, large = plan_search(two_stage(share=0.2)), plan_search(two_stage(share=0.5))
+    assert isinstance(small, StagedPlan) and isinstance(large, StagedPlan)
+    assert small.noise_multiplier < large.noise_multiplier
+    assert small.stage1.noise_multiplier > large.stage1.noise_multiplier
+
+
+# ------------------------------------------------------------------ refusals (one line, nothing planned)
+
+
+def _staged_dict(**search: Any) -> dict[str, Any]:
+    data = example_dict()
+    data["search"] = {
+        "mode": "public_proxy",
+        "public_workload": "mnist_public",
+        "stage1": {"mode": "random", "expected_trials": 2},
+        **search,
+    }
+    return data
+
+
+RANDOM_ALL = {"mode": "random", "expected_trials": 2, "release": "all", "max_trials": 3}
+
+
+@pytest.mark.parametrize(
+    ("search", "expected"),
+    [
+        ({"public_workload": "adult"}, "search.public_workload: 'adult' is not declared public"),
+        ({"public_workload": "digits"}, "search.public_workload: 'digits' is not declared public"),
+        ({"stage1": RANDOM_ALL}, "search.stage1.release: all would be charged as a composition"),
+        ({"mode": "two_stage", "stage1": {"mode": "random", "expected_trials": 2}, "stage1_budget_share": 1.5},
+         "search.stage1_budget_share: Input should be less than 1"),
+        ({"mode": "two_stage", "stage1": {"mode": "grid"}}, "search.stage1.mode"),
+    ],
+)  # fmt: skip
+def test_bad_staged_configs_are_one_line_errors_naming_the_field(search: dict[str, Any], expected: str) -> None:
+    data = _staged_dict(**search)
+    if data["search"]["mode"] == "two_stage":
+        del data["search"]["public_workload"]
+    with pytest.raises(ConfigError) as error:
+        plan_search(parse_config(data, source="test"))
+    message = str(error.value)
+    assert "\n" not in message and expected in message
+
+
+def test_a_public_workload_that_shares_the_protected_data_file_is_refused() -> None:
+    data = _staged_dict()
+    data["workload"] = "mnist_public"  # protecting the very file the proxy reads
+    data["training"] = {"steps": 10, "expected_batch_size": 100}
+    data["budget"] = {"epsilon": 3.0, "delta": 1e-5}
+    with pytest.raises(
+        ConfigError, match=r"^search\.public_workload: 'mnist_public' shares its data \(file .*mnist_5k"
+    ) as error:
+        plan_search(parse_config(data, source="test"))
+    assert "\n" not in str(error.value)
+
+
+def test_the_shipped_public_and_protected_workloads_read_different_files() -> None:
+    public = workload_files("mnist_public")
+    assert len(public) == 1 and next(iter(public)).name == "mnist_5k.csv.gz" and next(iter(public)).is_file()
+    for protected in ("digits", "fashion_mnist", "adult"):
+        assert not public & workload_files(protected)
+
+
+# ------------------------------------------------------------------ the real console script
+
+
+def test_tunedp_plan_shows_both_stages_and_the_split(tmp_path: Path) -> None:
+    config = tmp_path / "two_stage.yaml"
+    config.write_text(yaml.safe_dump(yaml.safe_load((REPO / "search_spaces" / "digits_two_stage.yaml").read_text())))
+    env = {"TUNEDP_LEDGER_DIR": str(tmp_path / "ledgers"), "PATH": "/usr/bin:/bin", "PYTHONPATH": str(REPO)}
+    shown = subprocess.run(
+        [sys.executable, "-m", "tunedp.cli", "plan", "-c", str(config)],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=True,
+    ).stdout
+    for row in ("stage 1 (selection)", "30% share", "stage 2 (final run)", "charged ε (composition)", "η₂ = η₁ ×"):
+        assert row in shown
+    assert not (tmp_path / "ledgers").exists()  # plan charges nothing

@@ -1,0 +1,94 @@
+"""Running the trials of a staged search (``two_stage``, ``public_proxy``): select, transfer, train once.
+
+The driver charges a staged plan's ONE event (both stages) before calling
+:func:`run_stages`, exactly as for any search, and releases and reports what
+it returns; this module replaces only the "run the trials" step:
+
+1. Stage 1 runs the selection search of ``plan.stage1`` (short private trials
+   on the protected data, or trials on the declared public workload) with K
+   drawn from the distribution the charge assumed. Its trials, K, their
+   scores and their models stay inside this function: they reach no
+   observer, no file, no log (Ray's output is silenced as under
+   ``release: best``), and the stage-1 model is deleted.
+2. The selected point's learning rate is transferred by the plan's factor
+   (fixed before any data was read) and ONE final run trains at it on the
+   full training data with σ₂; its event is checked against the charged one
+   before it starts.
+3. Only that run is returned: the driver releases its model, its
+   hyperparameters, its test metric on the public test split, and a
+   validation score only if the config asked for one (``final_score: released``).
+
+Imports Ray (through :mod:`tunedp.ray_backend`) only when called.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from tunedp.accounting.search_event import draw_trial_count
+from tunedp.accounting.staged_event import transfer_point
+from tunedp.disclosure import Disclosure
+from tunedp.records import TrialRecord
+from tunedp.staged_plan import StagedPlan
+
+if TYPE_CHECKING:  # Ray must not load at import
+    from tunedp.ray_backend import TrialsRun
+
+__all__ = ["run_stages"]
+
+#: Neither stage is disclosed trial by trial: stage 1 never, stage 2 as the released model only.
+_HIDDEN = Disclosure(releases_all=False)
+
+
+def _final_run(records: Sequence[TrialRecord]) -> TrialRecord | None:
+    """The one stage-2 run, if it completed (it has no released score unless configured)."""
+    done = [r for r in records if r.status == "completed"]
+    return done[0] if done else None
+
+
+def run_stages(
+    plan: StagedPlan,
+    *,
+    rng: np.random.Generator,
+    seed: int | None,
+    ray_address: str | None,
+    max_concurrent: int | None,
+    select: Callable[[Sequence[TrialRecord]], TrialRecord | None],
+) -> TrialsRun:
+    """Stage 1 (selection by ``select``), then the final run; returns the final run only."""
+    from tunedp.ray_backend import TrialsRun, run_trials
+
+    selection = run_trials(
+        plan.stage1,
+        trial_count=draw_trial_count(plan.selection_shape, rng),
+        rng=rng,
+        seed=seed,
+        ray_address=ray_address,
+        max_concurrent=max_concurrent,
+        disclosure=_HIDDEN,
+        select=select,
+    )
+    chosen = selection.best
+    del selection  # nothing of stage 1 outlives the selection but the chosen point
+    if chosen is None:
+        return TrialsRun(records=(), best=None, nodes=())
+    if chosen.checkpoint_path is not None:  # the stage-1 model is never released
+        shutil.rmtree(chosen.checkpoint_path, ignore_errors=True)
+    final_plan = plan.final_plan(transfer_point(chosen.point, plan.transfer_factor))
+    run = run_trials(
+        final_plan,
+        trial_count=1,
+        rng=rng,
+        # A --seed run (not private) must not replay stage-1 trial 0's batches and noise.
+        seed=None if seed is None else seed + 1,
+        ray_address=ray_address,
+        max_concurrent=1,
+        disclosure=_HIDDEN,
+        select=_final_run,
+    )
+    final = run.best
+    return TrialsRun(records=(final,) if final is not None else (), best=final, nodes=())

