@@ -26,12 +26,13 @@ from pathlib import Path
 
 import numpy as np
 
-from tunedp.accounting.ledger import Charge, PrivacyLedger, default_ledger_path
+from tunedp.accounting.ledger import Charge, PrivacyLedger
 from tunedp.accounting.search_event import draw_trial_count
 from tunedp.accounting.serialization import event_to_json
 from tunedp.config import SearchConfig
 from tunedp.disclosure import Disclosure, disclosure_for
 from tunedp.errors import one_line
+from tunedp.fingerprint import open_search_ledger, verify_search_data
 from tunedp.observers import SearchObserver, SearchOutcome, notify
 from tunedp.plan import SearchPlan, plan_search
 from tunedp.records import TrialRecord
@@ -65,8 +66,8 @@ def search(
     rule (e.g. ``tunedp.tracking.MlflowTracker``, ``tunedp.progress.ConsoleProgress``).
     """
     plan = plan_search(config)
-    path = ledger_path or default_ledger_path(config.dataset_name)
-    ledger = PrivacyLedger.open(path, dataset=config.dataset_name)
+    # The ledger of the data the workload reads (no aliases); its data is verified in run_search.
+    ledger = open_search_ledger(config.workload, config.dataset, ledger_path)
     return run_search(
         plan,
         ledger=ledger,
@@ -92,6 +93,9 @@ def run_search(
     config = plan.config
     disclosure = disclosure_for(plan.shape.mode, plan.shape.release)
     search_id = uuid.uuid4().hex
+    # The data about to be read must be the data this ledger protects (keyed
+    # fingerprint); otherwise refuse here, before anything is charged.
+    verify_search_data(ledger, config.workload)
     spent_before = ledger.spent_epsilon()
 
     # The charge: before Ray starts, before any data is read. Raises (and
