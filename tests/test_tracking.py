@@ -46,6 +46,7 @@ from tunedp.accounting.search_event import draw_trial_count
 from tunedp.config import SearchConfig
 from tunedp.disclosure import TrialRecord, disclosure_for
 from tunedp.driver import search
+from tunedp.fingerprint import create_ledger
 from tunedp.observers import SearchOutcome
 from tunedp.plan import plan_search
 from tunedp.tracking import MlflowTracker, trial_logs
@@ -255,7 +256,7 @@ def tracked(
     server = shared_mlflow_server(tmp_path_factory, pytestconfig)
     folder = tmp_path_factory.mktemp("tracked")
     ledger_path = folder / "digits.sqlite"
-    PrivacyLedger.create(ledger_path, dataset="digits", epsilon=100.0, delta=1e-5)
+    create_ledger(ledger_path, dataset="digits", epsilon=100.0, delta=1e-5)
     config = small_config(**RANDOM_BEST)
     seed, count = _seed_with_trials(config, 2, 3)  # several trials, so there is something to hide
     best_only = search(
@@ -378,7 +379,7 @@ def test_an_unreachable_server_costs_one_warning_line_and_loses_nothing(ray_sess
     config_path = tmp_path / "search.yaml"
     config_path.write_text(yaml.safe_dump(config_dict(**RANDOM_BEST)))
     ledger_path = tmp_path / "digits.sqlite"
-    PrivacyLedger.create(ledger_path, dataset="digits", epsilon=100.0, delta=1e-5)
+    create_ledger(ledger_path, dataset="digits", epsilon=100.0, delta=1e-5)
     seed, _ = _seed_with_trials(small_config(**RANDOM_BEST), 1, 2)
     closed = f"http://127.0.0.1:{free_port()}"
     output = tmp_path / "out"

@@ -369,13 +369,26 @@ def test_open_refuses_a_ledger_of_another_dataset(charged: PrivacyLedger) -> Non
 
 
 def test_ledger_location_precedence(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv("TUNEDP_LEDGER_DIR", raising=False)
-    monkeypatch.delenv("TUNEDP_HOME", raising=False)
-    assert default_ledger_path("adult") == Path(".tunedp") / "ledgers" / "adult.sqlite"
+    """Never the current directory: $TUNEDP_HOME, else $XDG_DATA_HOME/tunedp, else ~/.local/share/tunedp."""
+    for name in ("TUNEDP_LEDGER_DIR", "TUNEDP_HOME", "XDG_DATA_HOME"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path / "user"))
+    monkeypatch.chdir(tmp_path)
+    assert (
+        default_ledger_path("adult") == tmp_path / "user" / ".local" / "share" / "tunedp" / "ledgers" / "adult.sqlite"
+    )
+    monkeypatch.setenv("XDG_DATA_HOME", "relative/ignored")
+    assert default_ledger_path("adult").is_relative_to(tmp_path / "user")
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg"))
+    assert default_ledger_path("adult") == tmp_path / "xdg" / "tunedp" / "ledgers" / "adult.sqlite"
     monkeypatch.setenv("TUNEDP_HOME", str(tmp_path / "home"))
     assert default_ledger_path("adult") == tmp_path / "home" / "ledgers" / "adult.sqlite"
+    monkeypatch.setenv("TUNEDP_HOME", "rel")  # made absolute now, so a later `cd` cannot move it
+    assert default_ledger_path("adult") == tmp_path / "rel" / "ledgers" / "adult.sqlite"
     monkeypatch.setenv("TUNEDP_LEDGER_DIR", str(tmp_path / "dir"))
-    assert default_ledger_path("adult") == tmp_path / "dir" / "adult.sqlite"
+    with pytest.raises(LedgerError, match="TUNEDP_LEDGER_DIR is no longer read"):
+        default_ledger_path("adult")
+    monkeypatch.delenv("TUNEDP_LEDGER_DIR")
     with pytest.raises(LedgerError, match="--dataset"):
         default_ledger_path("a/b")
 
