@@ -284,7 +284,8 @@ def test_header_rewritten_with_matching_checksum_must_still_hold_a_usable_budget
     charged: PrivacyLedger, epsilon: str
 ) -> None:
     """The checksum is public; a NaN budget with a valid checksum would otherwise admit everything."""
-    digest = _sha256(f"tunedp-ledger|1|fashion_mnist|{epsilon}|{DELTA!r}")
+    # Schema 2 header: ...|fingerprint|key id (both empty: this ledger is not bound to data).
+    digest = _sha256(f"tunedp-ledger|2|fashion_mnist|{epsilon}|{DELTA!r}||")
     _sql(charged.path, "UPDATE ledger_meta SET value = ? WHERE key = 'epsilon'", (epsilon,))
     _sql(charged.path, "UPDATE ledger_meta SET value = ? WHERE key = 'meta_sha256'", (digest,))
     with pytest.raises(LedgerCorruptError, match="invalid"):
