@@ -211,6 +211,17 @@ def test_a_modified_dataset_is_refused_before_charging(tmp_path: Path, monkeypat
         with pytest.raises(DataMismatchError, match="fingerprint mismatch") as caught:
             search(load_config(REPO / "search_spaces" / "adult.yaml"), ledger_path=path)
         assert "\n" not in str(caught.value)
+        # A copy with a row removed does not even load: refused in one line too, still before charging.
+        short = tmp_path / "short"
+        short.mkdir()
+        shutil.copyfile(exact / "adult.test", short / "adult.test")
+        lines = [line for line in (exact / "adult.data").read_text().splitlines(keepends=True) if line.strip()]
+        (short / "adult.data").write_text("".join(lines[:-1]))
+        monkeypatch.setenv(ADULT_DIR_ENV, str(short))
+        trials.adult.load.cache_clear()
+        with pytest.raises(DataMismatchError, match="cannot load its protected data") as caught:
+            search(load_config(REPO / "search_spaces" / "adult.yaml"), ledger_path=path)
+        assert "\n" not in str(caught.value)
     finally:
         trials.adult.load.cache_clear()
     assert _snapshot(tmp_path / "ledgers") == before

@@ -38,7 +38,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from tunedp.accounting.ledger import Fingerprinter, PrivacyLedger, default_ledger_path
-from tunedp.errors import DataMismatchError
+from tunedp.errors import DataMismatchError, one_line
 
 if TYPE_CHECKING:
     from trials.base import Split
@@ -104,7 +104,12 @@ def protected_splits(workload: str) -> tuple[Split, Split]:
     """
     from trials import get_workload
 
-    splits = get_workload(workload).load()
+    try:
+        splits = get_workload(workload).load()
+    except (OSError, ValueError, TypeError) as error:  # missing files, wrong row counts or sizes
+        raise DataMismatchError(
+            f"data: workload {workload!r} cannot load its protected data ({one_line(error, 240)}); nothing charged"
+        ) from None
     return splits.train, splits.validation
 
 
