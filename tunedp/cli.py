@@ -239,7 +239,7 @@ def budget_init(
     _check_delta_against_dataset(dataset, delta, size)
     path = resolve_ledger_path(dataset, ledger)
     readers = workloads_of(dataset)
-    if readers:
+    if readers and not path.exists():
         console.print(f"loading the data of workload {readers[0]!r} to fingerprint it …", highlight=False)
     created = create_ledger(path, dataset=dataset, epsilon=epsilon, delta=delta)
     console.print(f"created ledger for {dataset!r}: ε = {created.epsilon:g}, δ = {created.delta:g} at {path}")
