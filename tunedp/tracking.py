@@ -416,13 +416,15 @@ class MlflowTracker(SearchObserver):
             if path.is_file():
                 client.log_artifact(run_id, str(path))
         if best is not None and (outcome.output_dir / "best_model.pt").is_file():
-            self._log_released_model(run_id, outcome)
+            self._log_released_model(client, state.experiment_id, run_id, outcome)
         with tempfile.TemporaryDirectory(prefix="tunedp-plots-") as folder:
             for name, figure in self._figures(state, outcome):
                 plots.save_figure(figure, Path(folder) / f"{name}.png")
             client.log_artifacts(run_id, folder, artifact_path="plots")
 
-    def _log_released_model(self, run_id: str, outcome: SearchOutcome) -> None:
+    def _log_released_model(
+        self, client: MlflowClient, experiment_id: str, run_id: str, outcome: SearchOutcome
+    ) -> None:
         """The released model as an MLflow PyTorch model (signature, data-free input example) on the parent run.
 
         Only the selected model is logged — under ``release: best`` it is the
@@ -441,16 +443,26 @@ class MlflowTracker(SearchObserver):
         config = outcome.plan.config
         released = load_released_model(config.workload, config.model, outcome.output_dir / "best_model.pt")
         signature = infer_signature(released.input_example, released.output_example)
+        # The LoggedModel is created here, in the search's experiment and linked to the parent
+        # run: left to itself the fluent API files it under the default experiment.
+        logged = client.create_logged_model(
+            experiment_id,
+            name=MODEL_NAME,
+            source_run_id=run_id,
+            tags={TAG_SEARCH_ID: outcome.search_id, TAG_DATASET: outcome.report.ledger.dataset},
+        )
         with _tracking_uri(self.tracking_uri):
             mlflow.pytorch.log_model(
                 released.model,
                 name=MODEL_NAME,
+                model_id=logged.model_id,
+                run_id=run_id,
                 signature=signature,
                 input_example=released.input_example,
+                # Pickle, not torch.export: an exported program fixes the batch size of the example.
+                serialization_format="pickle",
                 code_paths=[str(Path(trials.__file__).parent)],  # the model classes, so serving needs no tunedp
                 pip_requirements=[f"torch=={torch.__version__.split('+')[0]}", f"numpy=={np.__version__}"],
-                run_id=run_id,
-                tags={TAG_SEARCH_ID: outcome.search_id, TAG_DATASET: outcome.report.ledger.dataset},
             )
 
     def _log_trial(self, state: _SearchState, outcome: SearchOutcome, trial: TrialLog) -> None:
