@@ -123,8 +123,8 @@ def run(
 ) -> None:
     import torch
 
-    from trials import get_workload
     from tunedp.audit.run import AuditSpec, run_audit
+    from tunedp.workloads import resolve_workload
 
     torch.set_num_threads(1)
     setting = SETTINGS[workload]
@@ -135,7 +135,7 @@ def run(
             steps=steps,
             hyperparameters=setting.hyperparameters,
         )
-    size = get_workload(workload).train_size
+    size = resolve_workload(workload).sizes.train
     WORK.mkdir(parents=True, exist_ok=True)
     for epsilon, divisor, canaries, fraction in runs_of(epsilons, mechanisms):
         plan = trial_plan(setting, size, epsilon)

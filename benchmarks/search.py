@@ -29,10 +29,10 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from tunedp.accounting.ledger import PrivacyLedger  # noqa: E402
 from tunedp.accounting.search_event import draw_trial_count  # noqa: E402
 from tunedp.config import parse_config  # noqa: E402
 from tunedp.driver import run_search  # noqa: E402
+from tunedp.fingerprint import create_ledger  # noqa: E402
 from tunedp.plan import plan_search  # noqa: E402
 
 TRIALS = 10
@@ -98,7 +98,7 @@ def seed_for_ten(plan: Any) -> int:
 
 def bench(workload: str, folder: Path) -> dict[str, float]:
     plan = plan_search(config_for(workload))
-    ledger = PrivacyLedger.create(folder / f"{workload}.sqlite", dataset=plan.sizes.dataset, epsilon=100, delta=1e-5)
+    ledger = create_ledger(folder / f"{workload}.sqlite", dataset=plan.sizes.dataset, epsilon=100, delta=1e-5)
     started = time.perf_counter()
     outcome = run_search(plan, ledger=ledger, seed=seed_for_ten(plan), output_dir=folder / workload)
     wall = time.perf_counter() - started

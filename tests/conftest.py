@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import os
+import tempfile
 from collections.abc import Iterator
 
 import pytest
@@ -16,6 +17,9 @@ os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 os.environ.setdefault("RAY_AUTH_MODE", "disabled")
 # Tests log to MLflow only where a test asks for it explicitly.
 os.environ.setdefault("TUNEDP_TRACKING", "0")
+# Ledgers default to a per-user folder; tests must never touch the real one.
+os.environ["TUNEDP_HOME"] = tempfile.mkdtemp(prefix="tunedp-test-home-")
+os.environ.pop("TUNEDP_LEDGER_DIR", None)
 logging.getLogger("absl").setLevel(logging.ERROR)
 
 

@@ -98,7 +98,7 @@ def test_report_says_where_the_model_is_and_how_to_load_it(tmp_path: Path, capsy
     code, out, err = _run(["report", str(tmp_path)], capsys)
     assert code == 0, err
     assert str(model) in out
-    assert "get_workload('digits').build_model('cnn')" in out and "load_state_dict" in out
+    assert "resolve_workload('digits').build_model('cnn')" in out and "load_state_dict" in out
 
 
 def test_report_json_and_trial_record_share_field_names() -> None:

@@ -19,8 +19,8 @@ from pathlib import Path
 import pytest
 from tracking_fixtures import CHROMIUM, GRID, MlflowServer, shared_mlflow_server, small_config
 
-from tunedp.accounting.ledger import PrivacyLedger
 from tunedp.driver import search
+from tunedp.fingerprint import create_ledger
 from tunedp.observers import SearchOutcome
 from tunedp.tracking import MlflowTracker
 
@@ -58,7 +58,7 @@ def dashboard(
     server = shared_mlflow_server(tmp_path_factory, pytestconfig)
     folder = tmp_path_factory.mktemp("dashboard")
     ledger = folder / "digits.sqlite"
-    PrivacyLedger.create(ledger, dataset="digits", epsilon=100.0, delta=1e-5)
+    create_ledger(ledger, dataset="digits", epsilon=100.0, delta=1e-5)
     outcome = search(
         small_config(**GRID), ledger_path=ledger, observers=[MlflowTracker(server.url)], seed=2, output_dir=folder / "g"
     )

@@ -12,6 +12,7 @@ from search_helpers import random_best
 
 import tunedp
 from tunedp.accounting.ledger import PrivacyLedger
+from tunedp.fingerprint import create_ledger
 
 
 def test_import_tunedp_pulls_in_neither_torch_nor_ray_nor_mlflow() -> None:
@@ -27,7 +28,7 @@ def test_import_tunedp_pulls_in_neither_torch_nor_ray_nor_mlflow() -> None:
 def test_tunedp_search_is_callable_and_runs_a_search(ray_session: str, tmp_path: Path) -> None:
     config = random_best(expected_trials=1.5)
     ledger_path = tmp_path / "digits.sqlite"
-    PrivacyLedger.create(ledger_path, dataset="digits", epsilon=50.0, delta=1e-5)
+    create_ledger(ledger_path, dataset="digits", epsilon=50.0, delta=1e-5)
     outcome = tunedp.search(config, ledger_path=ledger_path, seed=11, output_dir=tmp_path / "out")
     assert outcome.best is not None
     assert PrivacyLedger.open(ledger_path).spent_epsilon() == pytest.approx(

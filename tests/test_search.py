@@ -32,6 +32,7 @@ from tunedp.accounting.ledger import PrivacyLedger
 from tunedp.accounting.search_event import draw_trial_count
 from tunedp.config import SearchConfig
 from tunedp.driver import SearchError, search
+from tunedp.fingerprint import create_ledger
 from tunedp.plan import plan_search
 from tunedp.records import TrialRecord
 
@@ -42,7 +43,7 @@ TUNEDP = str(Path(sys.executable).with_name("tunedp"))
 
 def _ledger(tmp_path: Path, epsilon: float = 100.0) -> Path:
     path = tmp_path / "digits.sqlite"
-    PrivacyLedger.create(path, dataset="digits", epsilon=epsilon, delta=1e-5)
+    create_ledger(path, dataset="digits", epsilon=epsilon, delta=1e-5)
     return path
 
 

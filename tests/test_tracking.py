@@ -46,6 +46,7 @@ from tunedp.accounting.search_event import draw_trial_count
 from tunedp.config import SearchConfig
 from tunedp.disclosure import TrialRecord, disclosure_for
 from tunedp.driver import search
+from tunedp.fingerprint import create_ledger
 from tunedp.observers import SearchOutcome
 from tunedp.plan import plan_search
 from tunedp.tracking import MlflowTracker, trial_logs
@@ -255,7 +256,7 @@ def tracked(
     server = shared_mlflow_server(tmp_path_factory, pytestconfig)
     folder = tmp_path_factory.mktemp("tracked")
     ledger_path = folder / "digits.sqlite"
-    PrivacyLedger.create(ledger_path, dataset="digits", epsilon=100.0, delta=1e-5)
+    create_ledger(ledger_path, dataset="digits", epsilon=100.0, delta=1e-5)
     config = small_config(**RANDOM_BEST)
     seed, count = _seed_with_trials(config, 2, 3)  # several trials, so there is something to hide
     best_only = search(
@@ -378,7 +379,7 @@ def test_an_unreachable_server_costs_one_warning_line_and_loses_nothing(ray_sess
     config_path = tmp_path / "search.yaml"
     config_path.write_text(yaml.safe_dump(config_dict(**RANDOM_BEST)))
     ledger_path = tmp_path / "digits.sqlite"
-    PrivacyLedger.create(ledger_path, dataset="digits", epsilon=100.0, delta=1e-5)
+    create_ledger(ledger_path, dataset="digits", epsilon=100.0, delta=1e-5)
     seed, _ = _seed_with_trials(small_config(**RANDOM_BEST), 1, 2)
     closed = f"http://127.0.0.1:{free_port()}"
     output = tmp_path / "out"
@@ -460,3 +461,58 @@ def test_tunedp_ui_serves_the_store_and_stops_cleanly_on_ctrl_c(
     assert not any(_alive(pid) for pid in servers)
     with pytest.raises(requests.ConnectionError):
         requests.get(f"http://127.0.0.1:{port}/health", timeout=2)
+
+
+@pytest.mark.slow
+def test_the_released_model_is_an_mlflow_pytorch_model_that_loads_and_registers(tracked: Tracked) -> None:
+    """``mlflow.pytorch`` flavour with signature and a data-free example; the registry serves it back."""
+    import mlflow.pyfunc
+    import torch
+
+    import mlflow
+    from tunedp.workloads import resolve_workload
+
+    outcome = tracked.random_best
+    parent, _ = tracked.runs_of(outcome)
+    report = json.loads((outcome.output_dir / "report.json").read_text())
+    assert float(parent.tags["tunedp.epsilon"]) == pytest.approx(report["privacy"]["charged_epsilon"], rel=1e-12)
+    assert float(parent.tags["tunedp.delta"]) == report["privacy"]["delta"] == 1e-5
+    assert parent.tags["tunedp.ledger"] == str(tracked.ledger_path) == report["ledger"]["path"]
+    assert parent.tags["tunedp.ledger_fingerprint"] == PrivacyLedger.open(tracked.ledger_path).fingerprint
+    assert parent.tags["tunedp.accountant"] == "rdp (dp_accounting)" == report["privacy"]["accountant"]
+
+    experiment = tracked.server.experiment_id("tunedp-digits")
+    previous = mlflow.get_tracking_uri()
+    mlflow.set_tracking_uri(tracked.server.url)
+    try:
+        models = mlflow.search_logged_models(
+            experiment_ids=[experiment],
+            filter_string=f"tags.`tunedp.search_id` = '{outcome.search_id}'",
+            output_format="list",
+        )
+        # release: best — one model, the released one, on the parent run; no trial run carries one.
+        assert len(models) == 1 and models[0].source_run_id == parent.run_id and models[0].name == "model"
+        uri = f"models:/{models[0].model_id}"
+        info = mlflow.models.get_model_info(uri)
+        assert "pytorch" in info.flavors and info.signature is not None
+        assert [list(spec.shape) for spec in info.signature.inputs.inputs] == [[-1, 1, 8, 8]]
+        example = mlflow.models.Model.load(uri).load_input_example(mlflow.artifacts.download_artifacts(uri))
+        assert isinstance(example, np.ndarray) and example.shape == (1, 1, 8, 8) and not example.any()
+
+        # The logged network is the released weights: same outputs as best_model.pt on real test rows.
+        workload = resolve_workload("digits")
+        reference = workload.build_model(small_config(**RANDOM_BEST).model)
+        reference.load_state_dict(torch.load(outcome.output_dir / "best_model.pt", weights_only=True))
+        reference.eval()
+        rows = workload.load().test.inputs[:16]
+        with torch.no_grad():
+            expected = reference(rows).numpy()
+        np.testing.assert_allclose(mlflow.pyfunc.load_model(uri).predict(rows.numpy()), expected, rtol=1e-5, atol=1e-6)
+
+        # The Model Registry takes it and serves it back by name and version.
+        version = mlflow.register_model(uri, f"tunedp-digits-{outcome.search_id[:8]}")
+        served = mlflow.pyfunc.load_model(f"models:/{version.name}/{version.version}")
+        np.testing.assert_allclose(served.predict(rows.numpy()), expected, rtol=1e-5, atol=1e-6)
+        print(f"logged model {models[0].model_id}, registered {version.name} v{version.version}")
+    finally:
+        mlflow.set_tracking_uri(previous)

@@ -118,7 +118,7 @@ LedgerOption = Annotated[
     Path | None,
     typer.Option(
         "--ledger",
-        help="Ledger file (default: $TUNEDP_LEDGER_DIR/<dataset>.sqlite or ./.tunedp/ledgers/).",
+        help="Ledger file (default: $TUNEDP_HOME/ledgers/<dataset>.sqlite, else ~/.local/share/tunedp/ledgers/).",
         dir_okay=False,
         show_default=False,
     ),
@@ -333,14 +333,48 @@ def budget_init(
     ] = None,
     ledger: LedgerOption = None,
 ) -> None:
-    """Create the ledger of a protected dataset with its global (ε, δ)."""
-    from tunedp.accounting.ledger import PrivacyLedger
+    """Create the ledger of a protected dataset with its global (ε, δ), bound to the data its workload loads."""
+    from tunedp.fingerprint import create_ledger, workloads_of
 
     _positive("--epsilon", epsilon)  # before --size: the first thing a user types is checked first
     _check_delta_against_dataset(dataset, delta, size)
     path = resolve_ledger_path(dataset, ledger)
-    created = PrivacyLedger.create(path, dataset=dataset, epsilon=epsilon, delta=delta)
+    readers = workloads_of(dataset)
+    if readers and not path.exists():
+        console.print(f"loading the data of workload {readers[0]!r} to fingerprint it …", highlight=False)
+    created = create_ledger(path, dataset=dataset, epsilon=epsilon, delta=delta)
     console.print(f"created ledger for {dataset!r}: ε = {created.epsilon:g}, δ = {created.delta:g} at {path}")
+    if created.bound:
+        console.print(f"data fingerprint: {created.fingerprint} (key id {created.key_id})", highlight=False)
+    else:
+        console.print(
+            f"no workload reads {dataset!r}: the ledger is unbound and no search can charge it until "
+            "`tunedp budget bind` binds it to a workload's data",
+            highlight=False,
+        )
+
+
+@budget_app.command("bind")
+def budget_bind(
+    dataset: Annotated[
+        str | None, typer.Option("--dataset", help="Protected dataset name.", show_default=False)
+    ] = None,
+    ledger: LedgerOption = None,
+) -> None:
+    """Bind a ledger made before data fingerprints (or unbound) to the data its workload loads now; keeps charges."""
+    from tunedp.accounting.ledger import PrivacyLedger
+    from tunedp.fingerprint import bind_ledger
+
+    if dataset is None and ledger is None:
+        raise UserError("--dataset: give the dataset name (or --ledger PATH)")
+    path = resolve_ledger_path(dataset or "", ledger) if ledger is None else ledger
+    opened = PrivacyLedger.open_for_binding(path, dataset=dataset)
+    workload = bind_ledger(opened)
+    console.print(
+        f"bound ledger {path} to the data of workload {workload!r}: fingerprint {opened.fingerprint} "
+        f"(key id {opened.key_id}); every search now verifies it before charging",
+        highlight=False,
+    )
 
 
 def _check_delta_against_dataset(dataset: str, delta: float, size: int | None) -> None:
@@ -382,7 +416,9 @@ def budget_show(
     spent = opened.spent_epsilon()
     summary = {
         "dataset": opened.dataset,
-        "ledger": str(path),
+        "ledger": str(path.absolute()),
+        "fingerprint": opened.fingerprint or None,
+        "key_id": opened.key_id or None,
         "epsilon": opened.epsilon,
         "delta": opened.delta,
         "spent_epsilon": spent,
@@ -407,6 +443,14 @@ def budget_show(
         f"[bold]{opened.dataset}[/]: global ε = {opened.epsilon:g}, δ = {opened.delta:g}; "
         f"spent ε = {spent:.4f}; remaining ε ≈ {summary['remaining_epsilon']:.4f} "
         "(RDP composition; not additive)"
+    )
+    console.print(f"ledger: {summary['ledger']}", highlight=False, soft_wrap=True)
+    console.print(
+        f"data fingerprint: {opened.fingerprint} (key id {opened.key_id})"
+        if opened.bound
+        else "data fingerprint: none (unbound; run `tunedp budget bind`)",
+        highlight=False,
+        soft_wrap=True,
     )
     # Search ids never wrap (they are what a user copies); the label gives way first.
     table = Table(box=None, pad_edge=False)
@@ -458,7 +502,10 @@ def search_command(
     delta: DeltaOption = None,
     dataset_ledger: Annotated[
         str | None,
-        typer.Option("--dataset-ledger", help="Charge this dataset's ledger (default: the config's dataset)."),
+        typer.Option(
+            "--dataset-ledger",
+            help="Must name the workload's own dataset (the ledger is chosen by the data; no aliases).",
+        ),
     ] = None,
     ledger: LedgerOption = None,
     ray_address: Annotated[str | None, typer.Option("--ray-address", help="Existing Ray cluster (host:port).")] = None,
@@ -533,7 +580,9 @@ def search_command(
         raise UserError("--config: give the search config (or --resume DIR to continue an interrupted search)")
     search_config = _with_resources(_load(config, budget, delta), cpus_per_trial, gpus_per_trial)
     if dataset_ledger is not None:
-        search_config = search_config.model_copy(update={"dataset": dataset_ledger})
+        from tunedp.fingerprint import require_dataset
+
+        require_dataset(search_config.workload, dataset_ledger, "--dataset-ledger")
     # tunedp.search plans, then charges the ledger before Ray starts or any
     # data is read; a search the ledger cannot admit raises
     # BudgetExceededError there (one line, exit 2, nothing charged).

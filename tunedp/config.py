@@ -460,6 +460,15 @@ class SearchConfig(BaseModel):
                     )
         return self
 
+    @model_validator(mode="after")
+    def _dataset_is_the_workloads(self) -> SearchConfig:
+        """``dataset:`` may only repeat the workload's declared dataset: a ledger belongs to the data (no aliases)."""
+        from tunedp.fingerprint import require_dataset, workload_is_known
+
+        if self.dataset is not None and workload_is_known(self.workload):
+            require_dataset(self.workload, self.dataset, "dataset")
+        return self
+
     def fingerprint(self) -> str:
         """A stable SHA-256 of what was asked, stored with each charge on the ledger."""
         canonical = json.dumps(self.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
@@ -479,21 +488,15 @@ class SearchConfig(BaseModel):
 
     @property
     def dataset_name(self) -> str:
-        """The protected dataset whose ledger this search is charged to.
+        """The protected dataset whose ledger this search is charged to: the workload's, never a name given.
 
-        For a built-in (or an explicit ``dataset:``) this is known without
-        resolving the workload; for a custom one it is the dataset the
-        workload declares (resolving it imports the declaring module).
+        ``dataset:`` may only repeat it (see the validator above): a ledger belongs to the data, no aliases.
         """
-        if self.dataset:
-            return self.dataset
         if isinstance(self.workload, CsvWorkloadSpec):
             return self.workload.dataset
-        from tunedp.workloads.registry import BUILTIN_WORKLOADS, resolve_workload
+        from tunedp.fingerprint import protected_dataset, workload_is_known
 
-        if self.workload in BUILTIN_WORKLOADS:
-            return self.workload
-        return resolve_workload(self.workload).dataset
+        return protected_dataset(self.workload) if workload_is_known(self.workload) else (self.dataset or self.workload)
 
     def with_budget(self, *, epsilon: float | None, delta: float | None) -> SearchConfig:
         """A copy with the budget overridden from the command line (validated again)."""

@@ -27,13 +27,14 @@ from pathlib import Path
 
 import numpy as np
 
-from tunedp.accounting.ledger import SEEDED_MARK, Charge, PrivacyLedger, default_ledger_path
+from tunedp.accounting.ledger import SEEDED_MARK, Charge, PrivacyLedger
 from tunedp.accounting.search_event import draw_trial_count
 from tunedp.accounting.serialization import event_to_json
 from tunedp.config import SearchConfig
 from tunedp.disclosure import Disclosure, disclosure_for
 from tunedp.errors import one_line
 from tunedp.failures import failure_reasons
+from tunedp.fingerprint import open_search_ledger, verify_search_data
 from tunedp.observers import SearchObserver, SearchOutcome, notify
 from tunedp.plan import SearchPlan
 from tunedp.planning import plan_search
@@ -77,8 +78,8 @@ def search(
     logger. ``force`` lets ``output_dir`` be a non-empty folder.
     """
     plan = plan_search(config)
-    path = ledger_path or default_ledger_path(config.dataset_name)
-    ledger = PrivacyLedger.open(path, dataset=config.dataset_name)
+    # The ledger of the data the workload reads (no aliases); its data is verified in run_search.
+    ledger = open_search_ledger(config.workload, config.dataset, ledger_path)
     return run_search(
         plan,
         ledger=ledger,
@@ -147,6 +148,9 @@ def _charge_and_run(
     config = plan.config
     disclosure = disclosure_for(plan.shape.mode, plan.shape.release)
     search_id = uuid.uuid4().hex if resume is None else resume.search_id
+    # The data about to be read must be the data this ledger protects (keyed
+    # fingerprint); otherwise refuse here, before anything is charged.
+    verify_search_data(ledger, config.workload)
     spent_before = ledger.spent_epsilon()
     if ray_address is not None and not disclosure.shows_trial_count:
         log.warning(

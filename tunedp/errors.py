@@ -13,6 +13,7 @@ __all__ = [
     "BudgetExceededError",
     "CalibrationError",
     "ConfigError",
+    "DataMismatchError",
     "LedgerCorruptError",
     "LedgerError",
     "LedgerMissingError",
@@ -43,6 +44,10 @@ class LedgerMissingError(LedgerError):
 
 class LedgerCorruptError(LedgerError):
     """The ledger file was edited or damaged outside tunedp; it refuses to operate."""
+
+
+class DataMismatchError(LedgerError):
+    """The data a search would read is not the data its ledger protects, or names another dataset."""
 
 
 class BudgetExceededError(LedgerError):

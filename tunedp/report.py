@@ -220,6 +220,6 @@ def _load_hint(report: SearchReport) -> str:
     workload = report.config.get("workload", "WORKLOAD")
     model = report.config.get("model")
     return (
-        f"model = trials.get_workload({workload!r}).build_model({model!r}); "
+        f"model = tunedp.workloads.resolve_workload({workload!r}).build_model({model!r}); "
         "model.load_state_dict(torch.load(path, weights_only=True))"
     )

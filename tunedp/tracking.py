@@ -45,6 +45,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
+import numpy as np
 import requests
 import yaml
 from mlflow.entities import Metric, Param, RunStatus
@@ -95,6 +96,15 @@ TAG_ERROR = "tunedp.error"
 TAG_PARENT = "mlflow.parentRunId"
 TAG_NOTE = "mlflow.note.content"
 TAG_EXPERIMENT_KIND = "mlflow.experimentKind"
+TAG_EPSILON = "tunedp.epsilon"
+TAG_DELTA = "tunedp.delta"
+TAG_LEDGER = "tunedp.ledger"
+TAG_LEDGER_FINGERPRINT = "tunedp.ledger_fingerprint"
+TAG_ACCOUNTANT = "tunedp.accountant"
+#: The accountant behind every ε tunedp logs.
+ACCOUNTANT = "rdp (dp_accounting)"
+#: Artifact path (and LoggedModel name) of the released model in MLflow's PyTorch flavour.
+MODEL_NAME = "model"
 
 #: How long to wait for a tracking server to answer before giving up on it.
 PROBE_TIMEOUT_S = 3.0
@@ -332,6 +342,12 @@ class MlflowTracker(SearchObserver):
                 TAG_MODE: plan.shape.mode,
                 TAG_RELEASE: plan.shape.release,
                 TAG_PRIVACY: "seeded: not private" if charge.seeded else "private",
+                # What the search cost and where it was charged, searchable in the run list.
+                TAG_EPSILON: repr(float(charge.epsilon)),
+                TAG_DELTA: repr(float(plan.delta)),
+                TAG_LEDGER: str(ledger.path),
+                TAG_LEDGER_FINGERPRINT: ledger.fingerprint,  # keyed: reveals nothing about the rows
+                TAG_ACCOUNTANT: ACCOUNTANT,
             },
         )
         state.client, state.experiment_id, state.parent_run_id = client, experiment_id, run.info.run_id
@@ -420,10 +436,55 @@ class MlflowTracker(SearchObserver):
             path = outcome.output_dir / name
             if path.is_file():
                 client.log_artifact(run_id, str(path))
+        if best is not None and (outcome.output_dir / "best_model.pt").is_file():
+            self._log_released_model(client, state.experiment_id, run_id, outcome)
         with tempfile.TemporaryDirectory(prefix="tunedp-plots-") as folder:
             for name, figure in self._figures(state, outcome):
                 plots.save_figure(figure, Path(folder) / f"{name}.png")
             client.log_artifacts(run_id, folder, artifact_path="plots")
+
+    def _log_released_model(
+        self, client: MlflowClient, experiment_id: str, run_id: str, outcome: SearchOutcome
+    ) -> None:
+        """The released model as an MLflow PyTorch model (signature, data-free input example) on the parent run.
+
+        Only the selected model is logged — under ``release: best`` it is the
+        one thing released, and nothing about the other trials goes with it.
+        Requirements are pinned here rather than inferred (inference loads the
+        model in a subprocess: slow, and nothing it could add).
+        """
+        import mlflow.pytorch
+        import torch
+        from mlflow.models import infer_signature
+
+        import mlflow
+        import trials
+        from tunedp.released_model import load_released_model
+
+        config = outcome.plan.config
+        released = load_released_model(config.workload, config.model, outcome.output_dir / "best_model.pt")
+        signature = infer_signature(released.input_example, released.output_example)
+        # The LoggedModel is created here, in the search's experiment and linked to the parent
+        # run: left to itself the fluent API files it under the default experiment.
+        logged = client.create_logged_model(
+            experiment_id,
+            name=MODEL_NAME,
+            source_run_id=run_id,
+            tags={TAG_SEARCH_ID: outcome.search_id, TAG_DATASET: outcome.report.ledger.dataset},
+        )
+        with _tracking_uri(self.tracking_uri):
+            mlflow.pytorch.log_model(
+                released.model,
+                name=MODEL_NAME,
+                model_id=logged.model_id,
+                run_id=run_id,
+                signature=signature,
+                input_example=released.input_example,
+                # Pickle, not torch.export: an exported program fixes the batch size of the example.
+                serialization_format="pickle",
+                code_paths=[str(Path(trials.__file__).parent)],  # the model classes, so serving needs no tunedp
+                pip_requirements=[f"torch=={torch.__version__.split('+')[0]}", f"numpy=={np.__version__}"],
+            )
 
     def _log_trial(self, state: _SearchState, outcome: SearchOutcome, trial: TrialLog) -> None:
         assert state.client is not None and state.experiment_id is not None and state.parent_run_id is not None
@@ -606,6 +667,29 @@ def _environment(**settings: str) -> Iterator[None]:
     finally:
         for key in added:
             os.environ.pop(key, None)
+
+
+@contextmanager
+def _tracking_uri(uri: str) -> Iterator[None]:
+    """MLflow's model logging reads the global tracking URI: point it at ours for the block, then restore it.
+
+    ``mlflow.set_tracking_uri`` also writes (or, given ``None``, removes)
+    ``MLFLOW_TRACKING_URI``, so the variable is restored by hand as well.
+    """
+    from mlflow.tracking._tracking_service import utils
+
+    import mlflow
+
+    previous, variable = utils._tracking_uri, os.environ.get("MLFLOW_TRACKING_URI")
+    mlflow.set_tracking_uri(uri)
+    try:
+        yield
+    finally:
+        mlflow.set_tracking_uri(previous)  # type: ignore[arg-type]
+        if variable is None:
+            os.environ.pop("MLFLOW_TRACKING_URI", None)
+        else:
+            os.environ["MLFLOW_TRACKING_URI"] = variable
 
 
 @contextmanager

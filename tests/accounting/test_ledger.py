@@ -284,7 +284,8 @@ def test_header_rewritten_with_matching_checksum_must_still_hold_a_usable_budget
     charged: PrivacyLedger, epsilon: str
 ) -> None:
     """The checksum is public; a NaN budget with a valid checksum would otherwise admit everything."""
-    digest = _sha256(f"tunedp-ledger|1|fashion_mnist|{epsilon}|{DELTA!r}")
+    # Schema 2 header: ...|fingerprint|key id (both empty: this ledger is not bound to data).
+    digest = _sha256(f"tunedp-ledger|2|fashion_mnist|{epsilon}|{DELTA!r}||")
     _sql(charged.path, "UPDATE ledger_meta SET value = ? WHERE key = 'epsilon'", (epsilon,))
     _sql(charged.path, "UPDATE ledger_meta SET value = ? WHERE key = 'meta_sha256'", (digest,))
     with pytest.raises(LedgerCorruptError, match="invalid"):
@@ -369,13 +370,26 @@ def test_open_refuses_a_ledger_of_another_dataset(charged: PrivacyLedger) -> Non
 
 
 def test_ledger_location_precedence(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv("TUNEDP_LEDGER_DIR", raising=False)
-    monkeypatch.delenv("TUNEDP_HOME", raising=False)
-    assert default_ledger_path("adult") == Path(".tunedp") / "ledgers" / "adult.sqlite"
+    """Never the current directory: $TUNEDP_HOME, else $XDG_DATA_HOME/tunedp, else ~/.local/share/tunedp."""
+    for name in ("TUNEDP_LEDGER_DIR", "TUNEDP_HOME", "XDG_DATA_HOME"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path / "user"))
+    monkeypatch.chdir(tmp_path)
+    assert (
+        default_ledger_path("adult") == tmp_path / "user" / ".local" / "share" / "tunedp" / "ledgers" / "adult.sqlite"
+    )
+    monkeypatch.setenv("XDG_DATA_HOME", "relative/ignored")
+    assert default_ledger_path("adult").is_relative_to(tmp_path / "user")
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg"))
+    assert default_ledger_path("adult") == tmp_path / "xdg" / "tunedp" / "ledgers" / "adult.sqlite"
     monkeypatch.setenv("TUNEDP_HOME", str(tmp_path / "home"))
     assert default_ledger_path("adult") == tmp_path / "home" / "ledgers" / "adult.sqlite"
+    monkeypatch.setenv("TUNEDP_HOME", "rel")  # made absolute now, so a later `cd` cannot move it
+    assert default_ledger_path("adult") == tmp_path / "rel" / "ledgers" / "adult.sqlite"
     monkeypatch.setenv("TUNEDP_LEDGER_DIR", str(tmp_path / "dir"))
-    assert default_ledger_path("adult") == tmp_path / "dir" / "adult.sqlite"
+    with pytest.raises(LedgerError, match="TUNEDP_LEDGER_DIR is no longer read"):
+        default_ledger_path("adult")
+    monkeypatch.delenv("TUNEDP_LEDGER_DIR")
     with pytest.raises(LedgerError, match="--dataset"):
         default_ledger_path("a/b")
 

@@ -12,9 +12,17 @@ A charge is never removed or reduced: a failed, interrupted or early-stopped
 search still touched the data. Status changes are bookkeeping only.
 
 Stored rows are untrusted: each event row carries a SHA-256 of its JSON and
-the global budget a SHA-256 of its fields; a row that fails either check, or
-does not decode through the whitelist, makes the ledger refuse to operate
-(:class:`LedgerCorruptError`) rather than under-count.
+the header (global budget, data fingerprint, key id) a SHA-256 of its fields
+that is also the genesis of the hash chain over the charges; a row that fails
+a check, or does not decode through the whitelist, makes the ledger refuse to
+operate (:class:`LedgerCorruptError`) rather than under-count.
+
+A ledger is bound to the *data* it protects, not to a name: its header holds a
+keyed fingerprint of the rows the workload loads (:mod:`tunedp.fingerprint`
+computes it; this module only stores, compares and keeps the key), and a
+search verifies the data it is about to read against it before charging
+(:meth:`PrivacyLedger.verify_data`). The HMAC key lives in a mode-0600 file
+beside the ledger (``<stem>.<key id>.key``): trusted driver state, never shown.
 
 This module imports neither torch nor Ray.
 """
@@ -22,13 +30,16 @@ This module imports neither torch nor Ray.
 from __future__ import annotations
 
 import hashlib
+import hmac
 import json
 import math
 import os
 import re
+import secrets
 import sqlite3
+import stat
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -39,19 +50,34 @@ from dp_accounting import dp_event
 from tunedp.accounting.epsilon import rdp_epsilon
 from tunedp.accounting.remaining import remaining_epsilon
 from tunedp.accounting.serialization import EventDecodeError, event_from_json, event_to_json
-from tunedp.errors import BudgetExceededError, LedgerCorruptError, LedgerError, LedgerMissingError
+from tunedp.errors import (
+    BudgetExceededError,
+    DataMismatchError,
+    LedgerCorruptError,
+    LedgerError,
+    LedgerMissingError,
+)
 
 __all__ = [
     "BudgetExceededError",
     "Charge",
+    "DataMismatchError",
+    "Fingerprinter",
     "LedgerCorruptError",
     "LedgerError",
     "LedgerMissingError",
     "PrivacyLedger",
     "default_ledger_path",
+    "key_path",
 ]
 
-SCHEMA_VERSION = "1"
+SCHEMA_VERSION = "2"
+LEGACY_SCHEMA_VERSION = "1"  # before data fingerprints: refused until `tunedp budget bind`
+UNBOUND = ""  # fingerprint and key id of a ledger no workload's data is bound to yet
+KEY_BYTES = 32
+
+Fingerprinter = Callable[[bytes], str]
+"""Computes the keyed fingerprint of the protected data under a ledger's key."""
 STATUSES = ("charged", "running", "completed", "failed", "interrupted")
 _DATASET_NAME = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 _BUSY_TIMEOUT_S = 60.0
@@ -102,13 +128,75 @@ SEEDED_MARK = " [seeded: not private]"
 
 
 def default_ledger_path(dataset: str) -> Path:
-    """``$TUNEDP_LEDGER_DIR/<dataset>.sqlite``, else ``$TUNEDP_HOME/ledgers/``, else ``./.tunedp/ledgers/``."""
+    """``$TUNEDP_HOME/ledgers/<dataset>.sqlite``, else the per-user data dir (never the current directory).
+
+    The per-user dir is ``$XDG_DATA_HOME/tunedp`` (when absolute) or
+    ``~/.local/share/tunedp``: a budget must not reset because a search was
+    started from another folder. ``$TUNEDP_LEDGER_DIR`` (the old per-folder
+    override) is refused rather than ignored, so that nobody charges a ledger
+    other than the one they think.
+    """
     _check_dataset_name(dataset)
-    directory = os.environ.get("TUNEDP_LEDGER_DIR")
-    if directory:
-        return Path(directory) / f"{dataset}.sqlite"
-    home = Path(os.environ.get("TUNEDP_HOME", ".tunedp"))
-    return home / "ledgers" / f"{dataset}.sqlite"
+    if os.environ.get("TUNEDP_LEDGER_DIR"):
+        raise LedgerError(
+            "TUNEDP_LEDGER_DIR is no longer read; unset it and use TUNEDP_HOME (ledgers live in "
+            "$TUNEDP_HOME/ledgers) or --ledger PATH"
+        )
+    return tunedp_home() / "ledgers" / f"{dataset}.sqlite"
+
+
+def tunedp_home() -> Path:
+    """``$TUNEDP_HOME``, else ``$XDG_DATA_HOME/tunedp``, else ``~/.local/share/tunedp`` (absolute)."""
+    home = os.environ.get("TUNEDP_HOME")
+    if home:
+        return Path(home).expanduser().absolute()
+    xdg = os.environ.get("XDG_DATA_HOME")
+    if xdg and Path(xdg).is_absolute():  # the XDG spec says to ignore a relative value
+        return Path(xdg) / "tunedp"
+    return Path.home() / ".local" / "share" / "tunedp"
+
+
+def key_path(ledger_path: Path, key_id: str) -> Path:
+    """The key file of a ledger: beside it, named by the key id so two inits never share one."""
+    return ledger_path.with_name(f"{ledger_path.stem}.{key_id}.key")
+
+
+def _key_id(key: bytes) -> str:
+    # A one-way label of the key (SHA-256 is preimage resistant): shows which
+    # key file belongs to the ledger without revealing the key.
+    return hashlib.sha256(b"tunedp-ledger-key|" + key).hexdigest()[:16]
+
+
+def _write_key(ledger_path: Path, key: bytes) -> Path:
+    """Create the key file with mode 0600 from the start (no window where it is readable by others)."""
+    path = key_path(ledger_path, _key_id(key))
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(descriptor, "w", encoding="ascii") as handle:
+        handle.write(key.hex() + "\n")
+        handle.flush()
+        os.fsync(handle.fileno())
+    return path
+
+
+def _read_key(ledger_path: Path, key_id: str) -> bytes:
+    path = key_path(ledger_path, key_id)
+    try:
+        mode = path.stat().st_mode
+        text = path.read_text(encoding="ascii").strip()
+    except FileNotFoundError:
+        raise LedgerError(
+            f"ledger {ledger_path}: its key file {path} is missing; restore it from a backup "
+            "(without it the ledger cannot verify the data it protects)"
+        ) from None
+    if stat.S_IMODE(mode) & 0o077:
+        raise LedgerError(f"ledger {ledger_path}: key file {path} is readable by others; run `chmod 600 {path}`")
+    try:
+        key = bytes.fromhex(text)
+    except ValueError:
+        key = b""
+    if len(key) != KEY_BYTES or _key_id(key) != key_id:
+        raise LedgerCorruptError(f"ledger {ledger_path}: key file {path} does not hold the ledger's key; refusing")
+    return key
 
 
 def _check_dataset_name(dataset: str) -> None:
@@ -124,24 +212,65 @@ def _sha256(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
-def _meta_digest(dataset: str, epsilon: str, delta: str) -> str:
-    return _sha256(f"tunedp-ledger|{SCHEMA_VERSION}|{dataset}|{epsilon}|{delta}")
+def _meta_digest(dataset: str, epsilon: str, delta: str, fingerprint: str, key_id: str) -> str:
+    """Checksum of the header and genesis of the charge chain: covers the data binding too."""
+    return _sha256(f"tunedp-ledger|{SCHEMA_VERSION}|{dataset}|{epsilon}|{delta}|{fingerprint}|{key_id}")
+
+
+def _legacy_meta_digest(dataset: str, epsilon: str, delta: str) -> str:
+    return _sha256(f"tunedp-ledger|{LEGACY_SCHEMA_VERSION}|{dataset}|{epsilon}|{delta}")
+
+
+@dataclass(frozen=True, kw_only=True)
+class _Header:
+    version: str
+    dataset: str
+    epsilon: str
+    delta: str
+    fingerprint: str
+    key_id: str
 
 
 class PrivacyLedger:
     """The global privacy budget of one protected dataset, persisted in sqlite."""
 
-    def __init__(self, path: Path, *, dataset: str, epsilon: float, delta: float) -> None:
+    def __init__(
+        self,
+        path: Path,
+        *,
+        dataset: str,
+        epsilon: float,
+        delta: float,
+        fingerprint: str = UNBOUND,
+        key_id: str = UNBOUND,
+    ) -> None:
         self.path = path
         self.dataset = dataset
         self.epsilon = epsilon
         self.delta = delta
+        self.fingerprint = fingerprint
+        self.key_id = key_id
 
     # ------------------------------------------------------------------ opening
 
     @classmethod
-    def create(cls, path: Path | str, *, dataset: str, epsilon: float, delta: float) -> PrivacyLedger:
-        """Create a new ledger file; refuse to overwrite an existing one (budgets only shrink)."""
+    def create(
+        cls,
+        path: Path | str,
+        *,
+        dataset: str,
+        epsilon: float,
+        delta: float,
+        fingerprint_of: Fingerprinter | None = None,
+    ) -> PrivacyLedger:
+        """Create a new ledger file; refuse to overwrite an existing one (budgets only shrink).
+
+        ``fingerprint_of`` binds the ledger to its data (see
+        :func:`tunedp.fingerprint.create_ledger`): a fresh random key is drawn,
+        written to the key file, and the data's fingerprint under it stored in
+        the header. Without it the ledger is *unbound*: it keeps its budget but
+        no search can charge it until ``tunedp budget bind``.
+        """
         path = Path(path)
         _check_dataset_name(dataset)
         if not (math.isfinite(epsilon) and epsilon > 0):
@@ -150,8 +279,12 @@ class PrivacyLedger:
             raise LedgerError(f"--delta: {delta} must be in (0, 1)")
         if path.exists():
             raise LedgerError(f"ledger {path} already exists; a global budget cannot be reset")
+        key = secrets.token_bytes(KEY_BYTES)
+        fingerprint = fingerprint_of(key) if fingerprint_of is not None else UNBOUND
+        key_id = _key_id(key) if fingerprint_of is not None else UNBOUND
         path.parent.mkdir(parents=True, exist_ok=True)
         eps_text, delta_text = repr(float(epsilon)), repr(float(delta))
+        digest = _meta_digest(dataset, eps_text, delta_text, fingerprint, key_id)
         # Write to a temporary file and rename, so a crash never leaves a
         # half-initialised ledger that a later `create` would refuse.
         temporary = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
@@ -165,22 +298,29 @@ class PrivacyLedger:
                     ("dataset", dataset),
                     ("epsilon", eps_text),
                     ("delta", delta_text),
+                    ("fingerprint", fingerprint),
+                    ("key_id", key_id),
                     ("created_at", _now()),
-                    ("meta_sha256", _meta_digest(dataset, eps_text, delta_text)),
+                    ("meta_sha256", digest),
                     # Head of the hash chain over the charges; starts at the header digest.
-                    ("head_sha256", _meta_digest(dataset, eps_text, delta_text)),
+                    ("head_sha256", digest),
                 ],
             )
             connection.commit()
         finally:
             connection.close()
+        written_key = _write_key(path, key) if fingerprint_of is not None else None
         try:
             os.link(temporary, path)  # atomic and fails if `path` appeared meanwhile
         except FileExistsError:
+            if written_key is not None:
+                written_key.unlink(missing_ok=True)
             raise LedgerError(f"ledger {path} already exists; a global budget cannot be reset") from None
         finally:
             temporary.unlink(missing_ok=True)
-        return cls(path, dataset=dataset, epsilon=float(epsilon), delta=float(delta))
+        return cls(
+            path, dataset=dataset, epsilon=float(epsilon), delta=float(delta), fingerprint=fingerprint, key_id=key_id
+        )
 
     @classmethod
     def open(cls, path: Path | str, *, dataset: str | None = None) -> PrivacyLedger:
@@ -192,8 +332,116 @@ class PrivacyLedger:
                 f"no ledger at {path}; create it with `tunedp budget init --dataset {name} --epsilon E --delta D`"
             )
         with _connect(path) as connection:
-            meta = _read_meta(connection, path)
-        ledger = cls(path, dataset=meta[0], epsilon=float(meta[1]), delta=float(meta[2]))
+            header = _read_meta(connection, path)
+        ledger = cls._of(path, header)
+        if dataset is not None and ledger.dataset != dataset:
+            raise LedgerError(
+                f"--ledger: ledger {path} belongs to dataset {ledger.dataset!r}, not {dataset!r}; "
+                f"use the ledger of {dataset!r}"
+            )
+        return ledger
+
+    @classmethod
+    def _of(cls, path: Path, header: _Header) -> PrivacyLedger:
+        return cls(
+            path,
+            dataset=header.dataset,
+            epsilon=float(header.epsilon),
+            delta=float(header.delta),
+            fingerprint=header.fingerprint,
+            key_id=header.key_id,
+        )
+
+    # ------------------------------------------------------------------ the data binding
+
+    @property
+    def bound(self) -> bool:
+        """Whether the ledger holds a fingerprint of its data (else no search may charge it)."""
+        return self.fingerprint != UNBOUND
+
+    def verify_data(self, fingerprint_of: Fingerprinter) -> None:
+        """Refuse (one line) unless the data ``fingerprint_of`` reads is the data this ledger protects.
+
+        Called before every charge of a search. The header is re-read (and
+        its checksum checked) so the comparison is against the file, not
+        against what this object remembered.
+        """
+        with _connect(self.path) as connection:
+            header = _read_meta(connection, self.path)
+        if header.fingerprint == UNBOUND:
+            raise LedgerError(
+                f"ledger {self.path} is not bound to its data yet; bind it with "
+                f"`tunedp budget bind --ledger {self.path}` (loads the workload's data)"
+            )
+        key = _read_key(self.path, header.key_id)
+        if not hmac.compare_digest(fingerprint_of(key), header.fingerprint):
+            raise DataMismatchError(
+                f"data: the rows this search would read are not the data ledger {self.path} protects "
+                f"(fingerprint mismatch); nothing charged. Restore the original data (check TUNEDP_*_DIR "
+                "variables); different data needs its own workload and ledger"
+            )
+
+    def bind(self, fingerprint_of: Fingerprinter) -> None:
+        """Bind an unbound (or schema-1) ledger to the data ``fingerprint_of`` reads, keeping every charge.
+
+        The old header and chain are verified first; then, in one
+        transaction, the header gains the fingerprint and key id, its
+        checksum changes, and the chain of charges is re-linked from the new
+        genesis (so the binding is covered by the chain, like the budget).
+        Refuses a ledger that is already bound: re-pointing a budget at other
+        data is exactly the alias this binding exists to prevent.
+        """
+        if self.bound:
+            raise LedgerError(f"ledger {self.path} is already bound to its data ({self.fingerprint[:16]}…)")
+        key = secrets.token_bytes(KEY_BYTES)
+        fingerprint, key_id = fingerprint_of(key), _key_id(key)
+        written_key = _write_key(self.path, key)
+        try:
+            with _connect(self.path) as connection:
+                connection.execute("BEGIN IMMEDIATE")
+                try:
+                    header = _read_meta(connection, self.path, allow_legacy=True)
+                    if header.fingerprint != UNBOUND:
+                        raise LedgerError(f"ledger {self.path} is already bound to its data")
+                    charges, _ = _read_chain(connection, self.path)
+                    digest = _meta_digest(header.dataset, header.epsilon, header.delta, fingerprint, key_id)
+                    link = digest
+                    for charge_ in charges:
+                        event_digest = connection.execute(
+                            "SELECT event_sha256 FROM charges WHERE search_id = ?", (charge_.search_id,)
+                        ).fetchone()[0]
+                        link = _chain_link(link, charge_.search_id, event_digest)
+                        connection.execute(
+                            "UPDATE charges SET chain_sha256 = ? WHERE search_id = ?", (link, charge_.search_id)
+                        )
+                    connection.executemany(
+                        "INSERT OR REPLACE INTO ledger_meta(key, value) VALUES (?, ?)",
+                        [
+                            ("schema_version", SCHEMA_VERSION),
+                            ("fingerprint", fingerprint),
+                            ("key_id", key_id),
+                            ("meta_sha256", digest),
+                            ("head_sha256", link),
+                        ],
+                    )
+                    connection.execute("COMMIT")
+                except BaseException:
+                    connection.execute("ROLLBACK")
+                    raise
+        except BaseException:
+            written_key.unlink(missing_ok=True)
+            raise
+        self.fingerprint, self.key_id = fingerprint, key_id
+
+    @classmethod
+    def open_for_binding(cls, path: Path | str, *, dataset: str | None = None) -> PrivacyLedger:
+        """Open a ledger that may predate fingerprints (schema 1), only to :meth:`bind` it."""
+        path = Path(path)
+        if not path.is_file():
+            raise LedgerMissingError(f"no ledger at {path}; nothing to bind")
+        with _connect(path) as connection:
+            header = _read_meta(connection, path, allow_legacy=True)
+        ledger = cls._of(path, header)
         if dataset is not None and ledger.dataset != dataset:
             raise LedgerError(f"ledger {path} belongs to dataset {ledger.dataset!r}, not {dataset!r}")
         return ledger
@@ -339,7 +587,7 @@ def _connect(path: Path) -> Iterator[sqlite3.Connection]:
         connection.close()
 
 
-def _read_meta(connection: sqlite3.Connection, path: Path) -> tuple[str, str, str]:
+def _read_meta(connection: sqlite3.Connection, path: Path, *, allow_legacy: bool = False) -> _Header:
     try:
         rows = dict(connection.execute("SELECT key, value FROM ledger_meta").fetchall())
     except sqlite3.DatabaseError:
@@ -350,10 +598,28 @@ def _read_meta(connection: sqlite3.Connection, path: Path) -> tuple[str, str, st
         version = rows["schema_version"]
     except KeyError as missing:
         raise LedgerCorruptError(f"ledger {path} header lacks {missing}; refusing to use it") from None
-    if version != SCHEMA_VERSION or digest != _meta_digest(dataset, epsilon, delta):
-        raise LedgerCorruptError(
-            f"ledger {path}: global budget was edited outside tunedp (checksum mismatch); refusing to use it"
-        )
+    if version == LEGACY_SCHEMA_VERSION and digest == _legacy_meta_digest(dataset, epsilon, delta):
+        # Conservative: a ledger from before fingerprints is refused, not adopted
+        # by whichever data the next search happens to read; binding is a
+        # deliberate command that prints what it bound.
+        if not allow_legacy:
+            raise LedgerError(
+                f"ledger {path} predates data fingerprints; bind it to its data once with "
+                f"`tunedp budget bind --ledger {path}` (loads the workload's data), then retry"
+            )
+        fingerprint = key_id = UNBOUND
+    else:
+        stored_fingerprint, stored_key_id = rows.get("fingerprint"), rows.get("key_id")
+        if (
+            version != SCHEMA_VERSION
+            or not isinstance(stored_fingerprint, str)
+            or not isinstance(stored_key_id, str)
+            or digest != _meta_digest(dataset, epsilon, delta, stored_fingerprint, stored_key_id)
+        ):
+            raise LedgerCorruptError(
+                f"ledger {path}: global budget was edited outside tunedp (checksum mismatch); refusing to use it"
+            )
+        fingerprint, key_id = stored_fingerprint, stored_key_id
     # The checksum is not a secret; a header rewritten with a matching checksum
     # must still hold a usable budget (a NaN ε would admit every charge).
     try:
@@ -362,7 +628,9 @@ def _read_meta(connection: sqlite3.Connection, path: Path) -> tuple[str, str, st
         epsilon_value = delta_value = math.nan
     if not (math.isfinite(epsilon_value) and epsilon_value > 0 and 0 < delta_value < 1):
         raise LedgerCorruptError(f"ledger {path}: global budget ({epsilon}, {delta}) is invalid; refusing to use it")
-    return dataset, epsilon, delta
+    return _Header(
+        version=version, dataset=dataset, epsilon=epsilon, delta=delta, fingerprint=fingerprint, key_id=key_id
+    )
 
 
 def _chain_link(previous: str, search_id: str, event_digest: str) -> str:

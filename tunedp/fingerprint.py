@@ -1,0 +1,218 @@
+"""Which ledger a search charges, and whether the data it reads is the data that ledger protects.
+
+A privacy budget belongs to *data*, not to a name. Two rules close the ways
+the same rows could be given a second, fresh budget:
+
+* the ledger is chosen by the workload's declared dataset
+  (:func:`protected_dataset`); a config ``dataset:`` or ``--dataset-ledger``
+  naming anything else is refused (:func:`require_dataset`) — there is no
+  alias mechanism;
+* the ledger's header holds a fingerprint of the exact rows the workload
+  loads (train and validation together, the protected splits), taken at
+  ``budget init``; every search recomputes it and refuses, before charging,
+  when it differs (:func:`verify_search_data`). A ledger initialised under
+  another name, or on another copy, therefore cannot be charged by a search
+  reading these rows unless it was initialised on them on purpose.
+
+Why a *keyed* hash (HMAC-SHA256) and not a plain one: the fingerprint is
+displayed (``budget show``, reports), and a plain hash of the dataset is a
+membership oracle — an adversary who knows every other row (the threat model
+of differential privacy) hashes the dataset with and without a candidate row
+and compares. Under a random per-ledger key that the adversary never sees,
+the fingerprint reveals nothing about the rows. The key lives in a mode-0600
+file beside the ledger (trusted driver state, like the data itself).
+
+The one place that reads data is :func:`protected_splits`; when the workload
+contract changes, retarget that function and every rule here follows,
+custom workloads included.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from collections.abc import Iterable
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from tunedp.accounting.ledger import Fingerprinter, PrivacyLedger, default_ledger_path
+from tunedp.errors import DataMismatchError, one_line
+
+if TYPE_CHECKING:
+    from tunedp.workloads import Split, WorkloadReference
+
+__all__ = [
+    "FINGERPRINT_SCHEME",
+    "bind_ledger",
+    "create_ledger",
+    "fingerprinter",
+    "open_search_ledger",
+    "protected_dataset",
+    "protected_fingerprint",
+    "protected_splits",
+    "require_dataset",
+    "verify_search_data",
+    "workload_is_known",
+    "workloads_of",
+]
+
+FINGERPRINT_SCHEME = "hmac-sha256/v1"
+"""Prefix of every fingerprint: names the canonical byte form, so a future form cannot be confused with this one."""
+
+
+def protected_dataset(workload: WorkloadReference) -> str:
+    """The dataset whose ledger a search of ``workload`` charges: the workload's declared dataset (torch-free)."""
+    from tunedp.errors import ConfigError
+    from tunedp.workloads import CsvWorkloadSpec, resolve_workload
+
+    if isinstance(workload, CsvWorkloadSpec):
+        return workload.dataset
+    try:
+        return resolve_workload(workload).dataset
+    except ConfigError as error:
+        raise DataMismatchError(f"workload: {one_line(error, 240)}; it has no protected dataset") from None
+
+
+def workload_is_known(workload: WorkloadReference) -> bool:
+    """Whether ``workload`` resolves to a declared workload (unknown names are refused elsewhere, by plan)."""
+    try:
+        protected_dataset(workload)
+    except DataMismatchError:
+        return False
+    return True
+
+
+def workloads_of(dataset: str) -> list[str]:
+    """The workloads reachable by name (built-ins, entry points) whose protected data is ``dataset``."""
+    from tunedp.workloads import available_workloads
+
+    return sorted(
+        name for name in available_workloads() if workload_is_known(name) and protected_dataset(name) == dataset
+    )
+
+
+def require_dataset(workload: WorkloadReference, named: str | None, field: str) -> str:
+    """The workload's dataset; refuse (one line naming ``field``) a different name for it."""
+    dataset = protected_dataset(workload)
+    if named is not None and named != dataset:
+        raise DataMismatchError(
+            f"{field}: workload {workload!r} reads dataset {dataset!r}, so it charges that dataset's ledger; "
+            f"{named!r} is refused (no aliases: a budget belongs to the data) — drop {field}"
+        )
+    return dataset
+
+
+def protected_splits(workload: WorkloadReference) -> tuple[Split, Split]:
+    """The train and validation splits ``workload`` loads: every row its trials may read privately.
+
+    The single call site into the workload contract (retarget it here). The
+    test split is left out: it is not charged to the ledger.
+    """
+    from tunedp.workloads import resolve_workload
+
+    try:
+        splits = resolve_workload(workload).load()
+    except (OSError, ValueError, TypeError) as error:  # missing files, wrong row counts or sizes
+        raise DataMismatchError(
+            f"data: workload {workload!r} cannot load its protected data ({one_line(error, 240)}); nothing charged"
+        ) from None
+    return splits.train, splits.validation
+
+
+def _canonical_chunks(splits: Iterable[tuple[str, Split]]) -> Iterable[bytes]:
+    """The canonical byte form: per split, a header (name, dtype, shape), then inputs and targets, little-endian."""
+    for name, split in splits:
+        inputs = np.ascontiguousarray(split.inputs.detach().cpu().numpy(), dtype="<f4")
+        targets = np.ascontiguousarray(split.targets.detach().cpu().numpy(), dtype="<i8")
+        yield f"{name}|inputs|<f4|{inputs.shape}|targets|<i8|{targets.shape}\n".encode("ascii")
+        yield inputs.tobytes()
+        yield targets.tobytes()
+
+
+def protected_fingerprint(workload: WorkloadReference, key: bytes) -> str:
+    """HMAC-SHA256 under ``key`` of the canonical bytes of ``workload``'s train and validation rows."""
+    train, validation = protected_splits(workload)
+    mac = hmac.new(key, f"{FINGERPRINT_SCHEME}|{protected_dataset(workload)}\n".encode(), hashlib.sha256)
+    for chunk in _canonical_chunks((("train", train), ("validation", validation))):
+        mac.update(chunk)
+    return f"{FINGERPRINT_SCHEME}:{mac.hexdigest()}"
+
+
+def fingerprinter(workload: WorkloadReference) -> Fingerprinter:
+    """``key → fingerprint`` of ``workload``'s protected rows, the form the ledger calls."""
+    return lambda key: protected_fingerprint(workload, key)
+
+
+def _the_workload_of(dataset: str) -> str | None:
+    names = workloads_of(dataset)
+    return names[0] if names else None
+
+
+def create_ledger(
+    path: Path, *, dataset: str, epsilon: float, delta: float, workload: WorkloadReference | None = None
+) -> PrivacyLedger:
+    """Create a ledger bound to the data the dataset's workload loads (loads it once).
+
+    A dataset no workload reads gets an unbound ledger: nothing can charge it
+    until a workload declares that dataset and ``tunedp budget bind`` runs.
+    (Several workloads of one dataset must load the same rows; the first by
+    name is the one fingerprinted, and a search of another that loads other
+    bytes is refused — conservative.)
+    """
+    if workload is not None:
+        require_dataset(workload, dataset, "--dataset")
+    else:
+        workload = _the_workload_of(dataset)
+    return PrivacyLedger.create(
+        path,
+        dataset=dataset,
+        epsilon=epsilon,
+        delta=delta,
+        fingerprint_of=fingerprinter(workload) if workload is not None else None,
+    )
+
+
+def bind_ledger(ledger: PrivacyLedger, workload: WorkloadReference | None = None) -> WorkloadReference:
+    """Bind an unbound or schema-1 ledger to the rows its dataset's workload loads now; returns the workload."""
+    if workload is not None:
+        require_dataset(workload, ledger.dataset, "--dataset")
+    else:
+        workload = _the_workload_of(ledger.dataset)
+    if workload is None:
+        raise DataMismatchError(
+            f"--dataset: no workload reads dataset {ledger.dataset!r}, so there is no data to bind ledger "
+            f"{ledger.path} to; declare the workload first"
+        )
+    ledger.bind(fingerprinter(workload))
+    return workload
+
+
+def open_search_ledger(workload: WorkloadReference, named: str | None, path: Path | None) -> PrivacyLedger:
+    """The ledger a search of ``workload`` charges: its dataset's (default path unless ``path``), opened.
+
+    ``named`` is what the config or ``--dataset-ledger`` called the dataset;
+    anything but the workload's dataset is refused, and so is a ``--ledger``
+    file that belongs to another dataset.
+    """
+    dataset = require_dataset(workload, named, "dataset")
+    return PrivacyLedger.open(path if path is not None else default_ledger_path(dataset), dataset=dataset)
+
+
+def verify_search_data(ledger: PrivacyLedger, workload: WorkloadReference) -> None:
+    """Refuse, before anything is charged, unless ``workload`` reads the data ``ledger`` protects.
+
+    Checks the ledger's dataset is the workload's, then loads the workload's
+    protected rows in this (driver) process and compares their keyed
+    fingerprint with the ledger's header. What it verifies is the driver's
+    view of the data: trials on other machines of an external Ray cluster read
+    their own copies, which this check cannot see.
+    """
+    dataset = protected_dataset(workload)
+    if ledger.dataset != dataset:
+        raise DataMismatchError(
+            f"--ledger: ledger {ledger.path} belongs to dataset {ledger.dataset!r}, but workload {workload!r} "
+            f"reads {dataset!r}; use that dataset's ledger"
+        )
+    ledger.verify_data(fingerprinter(workload))
