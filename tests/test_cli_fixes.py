@@ -109,7 +109,8 @@ def test_report_json_and_trial_record_share_field_names() -> None:
     from tunedp.report import BestRelease
 
     record_names = {f.name for f in dataclasses.fields(TrialRecord)} | {"final_score"}
-    best_names = {f.name for f in dataclasses.fields(BestRelease)} - {"model"}  # the file is the report's own
+    # The model file and the test split's label are the report's own (no trial has them).
+    best_names = {f.name for f in dataclasses.fields(BestRelease)} - {"model", "test_label"}
     assert best_names <= record_names, best_names - record_names
     record = TrialRecord(point={"a": 1.0}, hyperparameters={"lr": 1.0}, status="completed", released_scores=(0.5,))
     assert set(record.public_view()) <= record_names
