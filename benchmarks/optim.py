@@ -112,7 +112,7 @@ def _step_function(variant: str, model: nn.Module, inputs: torch.Tensor, targets
 
         # "tunedp ghost" / "tunedp vmap", optionally " chunk=N"
         words = variant.split()
-        chunk = int(words[2].split("=")[1]) if len(words) > 2 else 256
+        chunk = int(words[2].split("=")[1]) if len(words) > 2 else None
         trainer = make_private(
             model,
             optimizer="dp_sgd",

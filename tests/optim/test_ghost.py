@@ -103,7 +103,7 @@ def _random_model(data: st.DataObject, channels: int, size: int) -> nn.Module:
         layers.append(nn.Conv2d(channels, out, kernel, stride=stride, padding=padding, bias=data.draw(st.booleans())))
         channels, size = out, (size + 2 * padding - kernel) // stride + 1
         layers.append(data.draw(st.sampled_from([nn.Tanh(), nn.ReLU(), nn.Identity()])))
-    if data.draw(st.booleans()):
+    if channels * size * size > 1 and data.draw(st.booleans()):  # one value per group cannot be normalised
         layers.append(nn.GroupNorm(1, channels))  # has parameters, not a ghost layer: per-layer fallback
     layers.append(nn.Flatten())
     features = channels * size * size
@@ -313,3 +313,10 @@ def test_bad_clipping_refused(mlp):
             steps=1,
             clipping="fast",
         )
+
+
+def test_default_chunk_size_follows_the_method(mlp):
+    assert Privatizer(mlp(), expected_batch_size=1.0).chunk_size() == 512
+    assert Privatizer(mlp(), expected_batch_size=1.0).chunk_size(hooked=True) == 256
+    assert Privatizer(mlp(), expected_batch_size=1.0, clipping="vmap").chunk_size() == 256
+    assert Privatizer(mlp(), expected_batch_size=1.0, chunk_size=7).chunk_size() == 7

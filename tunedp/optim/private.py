@@ -136,7 +136,7 @@ def make_private(
     steps: int | None = None,
     generator: torch.Generator | None = None,
     secure: bool = False,
-    chunk_size: int = 256,
+    chunk_size: int | None = None,
     clipping: str = "auto",
 ) -> PrivateTrainer:
     """A :class:`PrivateTrainer` for ``model`` with update rule ``optimizer`` (see ``UPDATE_RULES``).
@@ -147,7 +147,8 @@ def make_private(
     ``secure=True`` draws noise from a generator seeded with OS entropy (see
     :func:`tunedp.optim.make_generator` for what that does and does not
     guarantee); otherwise ``generator`` (reproducible) or torch's global one.
-    ``chunk_size`` bounds how many examples are processed at once.
+    ``chunk_size`` bounds how many examples are processed at once (default:
+    ``DEFAULT_CHUNK_SIZES`` of the method, 256 for vmap, 512 for ghost).
     ``clipping`` picks how per-example clipping is computed (``CLIPPING_METHODS``):
     ``"ghost"`` (book-keeping ghost clipping, one batched backward), ``"vmap"``
     (materialised per-example gradients) or ``"auto"``, ghost where the model

@@ -35,10 +35,18 @@ from tunedp.optim.ghost import GhostClipper, GhostUnsupported
 from tunedp.optim.noise import gaussian_noise_like
 from tunedp.optim.per_sample import LossFn, _chunks, _PerExample, check_model, trainable_parameters
 
-__all__ = ["CLIPPING_METHODS", "PerExampleHook", "Privatizer"]
+__all__ = ["CLIPPING_METHODS", "DEFAULT_CHUNK_SIZES", "PerExampleHook", "Privatizer"]
 
 CLIPPING_METHODS: tuple[str, ...] = ("auto", "ghost", "vmap")
 """How per-example clipping is computed (see the module docstring); all give the same sum."""
+
+DEFAULT_CHUNK_SIZES: dict[str, int] = {"vmap": 256, "ghost": 512}
+"""Examples per pass when ``chunk_size`` is not given, by method.
+
+Measured on the reference CNN (benchmarks/README.md): the vmap path is fastest
+at 256; the ghost path at 512 (fewer, larger passes; 1024 was no faster on one
+thread and raised the peak memory at batch 2048 above the vmap path's).
+"""
 
 PerExampleHook = Callable[[list[Tensor]], list[Tensor]]
 """Transforms one chunk of per-example gradients (``(chunk, *param.shape)`` per parameter) before clipping."""
@@ -56,7 +64,7 @@ class Privatizer:
         model: nn.Module,
         *,
         expected_batch_size: float,
-        chunk_size: int = 256,
+        chunk_size: int | None = None,
         generator: torch.Generator | None = None,
         clipping: str = "auto",
     ) -> None:
@@ -65,11 +73,13 @@ class Privatizer:
             raise ValueError(f"Expected clipping={clipping!r} to be one of {', '.join(CLIPPING_METHODS)}")
         if not (math.isfinite(expected_batch_size) and expected_batch_size > 0):
             raise ValueError(f"Expected expected_batch_size={expected_batch_size} > 0")
-        if isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size < 1:
+        if chunk_size is not None and (
+            isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size < 1
+        ):
             raise ValueError(f"Expected chunk_size={chunk_size!r} to be an integer >= 1")
         self.model = model
         self.expected_batch_size = float(expected_batch_size)
-        self.chunk_size = chunk_size
+        self._chunk_size = chunk_size
         self.generator = generator
         self._params = {name: param.detach() for name, param in trainable_parameters(model).items()}
         if not self._params:
@@ -89,6 +99,12 @@ class Privatizer:
                 f"clipping='ghost' cannot run this model: {error}; use clipping='auto' or 'vmap'"
             ) from None
         self._ghost = None
+
+    def chunk_size(self, *, hooked: bool = False) -> int:
+        """Examples per pass: the given ``chunk_size``, else the default of the method a step uses."""
+        if self._chunk_size is not None:
+            return self._chunk_size
+        return DEFAULT_CHUNK_SIZES["vmap" if hooked else self.method]
 
     @property
     def method(self) -> str:
@@ -123,7 +139,7 @@ class Privatizer:
         if inputs.shape[0] == 0:
             return total
         function = _PerExample(self.model, loss_fn)
-        for rows in _chunks(inputs.shape[0], self.chunk_size):
+        for rows in _chunks(inputs.shape[0], self.chunk_size(hooked=hook is not None)):
             if hook is None and self._ghost is not None:
                 try:
                     self._ghost_chunk(inputs[rows], targets[rows], loss_fn, clip_norm, total)
