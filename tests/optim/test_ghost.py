@@ -11,9 +11,9 @@ from torch import nn
 from torch.nn import functional
 
 import tunedp.optim.ghost as ghost
-from trials.adult import FEATURES
 from tunedp.optim import Privatizer, make_generator, make_private
 from tunedp.workloads import resolve_workload
+from tunedp.workloads.adult import FEATURES
 from tunedp.workloads.metrics import cross_entropy_per_example
 
 # (workload, variant, input shape of one example, classes)
