@@ -135,7 +135,7 @@ def make_private(
     noise_multiplier: float | None = None,
     steps: int | None = None,
     generator: torch.Generator | None = None,
-    secure: bool = False,
+    secure: bool | None = None,
     chunk_size: int | None = None,
     clipping: str = "auto",
 ) -> PrivateTrainer:
@@ -144,9 +144,10 @@ def make_private(
     The noise plan is either ``segments`` (a σ_t schedule, e.g. from
     ``noise_segments``) or a constant ``noise_multiplier`` for ``steps`` steps.
     σ = 0 is accepted for non-private baselines; its event has ε = ∞.
-    ``secure=True`` draws noise from a generator seeded with OS entropy (see
+    Noise is secure by default: unless a ``generator`` is given (reproducible,
+    for tests), it comes from a generator seeded with OS entropy (see
     :func:`tunedp.optim.make_generator` for what that does and does not
-    guarantee); otherwise ``generator`` (reproducible) or torch's global one.
+    guarantee). ``secure=False`` without a generator uses torch's global one.
     ``chunk_size`` bounds how many examples are processed at once (default:
     ``DEFAULT_CHUNK_SIZES`` of the method, 256 for vmap, 512 for ghost).
     ``clipping`` picks how per-example clipping is computed (``CLIPPING_METHODS``):
@@ -170,6 +171,8 @@ def make_private(
     _check_segments(segments)
     if secure and generator is not None:
         raise ValueError("secure=True takes no generator: it seeds its own from OS entropy")
+    if secure is None:
+        secure = generator is None  # private by default: a known seed only when the caller passes one
     if secure:
         device = next(iter(model.parameters()), torch.empty(0)).device
         generator = make_generator(secure=True, device=device)
