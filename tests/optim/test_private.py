@@ -112,3 +112,15 @@ def test_empty_or_bad_segments_refused(mlp):
                 NoiseSegment(noise_multiplier=1.0, steps=0),
             ),
         )
+
+
+def test_noise_is_secure_by_default_even_after_seeding_torch(mlp, batch):
+    """Issue 10 §3: without an explicit generator, a known torch seed does not fix the noise."""
+    results = []
+    for _ in range(2):
+        torch.manual_seed(0)  # the same initialisation, the same global RNG state: only the noise may differ
+        model = mlp()
+        trainer = make_private(model, **BASE, noise_multiplier=1.0, steps=1)
+        trainer.step(*batch(size=3), functional.cross_entropy)
+        results.append(model[0].weight.detach())
+    assert not torch.equal(*results)
