@@ -14,7 +14,7 @@ import ray
 from search_helpers import random_all
 
 import tunedp.driver as driver
-from tunedp.accounting.ledger import PrivacyLedger
+from tunedp.fingerprint import create_ledger
 
 folder = Path(sys.argv[1])
 ray.init(address="local", num_cpus=2, num_gpus=1, include_dashboard=False, _node_ip_address="127.0.0.1",
@@ -33,7 +33,7 @@ config = random_all(expected_trials=2.0, max_trials=2).model_copy(
     update={"resources": random_all().resources.model_copy(update={"gpus": 0.5})}
 )
 ledger = folder / "digits.sqlite"
-PrivacyLedger.create(ledger, dataset="digits", epsilon=100.0, delta=1e-5)
+create_ledger(ledger, dataset="digits", epsilon=100.0, delta=1e-5)
 seed = int(sys.argv[2])
 driver.search(config, ledger_path=ledger, seed=seed, output_dir=folder / "out")
 print(json.dumps([{"gpu_ids": list(r.gpu_ids), "device": r.device, "status": r.status} for r in seen]))

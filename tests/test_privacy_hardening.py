@@ -31,6 +31,7 @@ from tunedp.accounting.search_event import draw_trial_count
 from tunedp.config import ConfigError
 from tunedp.data import poisson_indices
 from tunedp.driver import search
+from tunedp.fingerprint import create_ledger
 from tunedp.plan import plan_search
 from tunedp.ray_backend import trial_seed
 from tunedp.trial_runner import _generators
@@ -57,7 +58,7 @@ def test_the_cli_refuses_a_repeated_grid_value_and_charges_nothing(tmp_path: Pat
     config = tmp_path / "grid.yaml"
     config.write_text(yaml.safe_dump(data))
     ledger = tmp_path / "digits.sqlite"
-    PrivacyLedger.create(ledger, dataset="digits", epsilon=10.0, delta=1e-5)
+    create_ledger(ledger, dataset="digits", epsilon=10.0, delta=1e-5)
     before = ledger.read_bytes()
     done = subprocess.run(
         [TUNEDP, "search", "--config", str(config), "--ledger", str(ledger), "--budget", "2"],
@@ -106,7 +107,7 @@ def test_two_trials_at_the_same_point_are_two_independent_runs(ray_session: str,
     shape = plan_search(config).shape
     seed = next(s for s in range(1000) if draw_trial_count(shape, np.random.default_rng(s)) >= 2)
     ledger = tmp_path / "digits.sqlite"
-    PrivacyLedger.create(ledger, dataset="digits", epsilon=100.0, delta=1e-5)
+    create_ledger(ledger, dataset="digits", epsilon=100.0, delta=1e-5)
     outcome = search(config, ledger_path=ledger, seed=seed, output_dir=tmp_path / "o")
     trials = outcome.disclosed_trials
     assert len(trials) >= 2 and len({json.dumps(t.point, sort_keys=True) for t in trials}) == 1
@@ -146,7 +147,7 @@ def test_release_best_leaves_no_trace_of_k_in_any_file(tmp_path: Path) -> None:
     for folder in (home, temp):
         folder.mkdir(parents=True)
     ledger = public / "digits.sqlite"
-    PrivacyLedger.create(ledger, dataset="digits", epsilon=50.0, delta=1e-5)
+    create_ledger(ledger, dataset="digits", epsilon=50.0, delta=1e-5)
     secret = tmp_path / "secret.json"  # the spy's notes: outside `public`
     ray_folders_before = set(Path("/tmp").glob("tdp-ray-*"))
     env = {

@@ -15,7 +15,7 @@ BLOCKS = re.findall(r"```python\n(.*?)```", (REPO / "README.md").read_text(encod
 
 
 def _run(code: str, tmp_path: Path) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "TUNEDP_HOME": str(tmp_path / "home"), "TUNEDP_LEDGER_DIR": str(tmp_path / "ledgers")}
+    env = {**os.environ, "TUNEDP_HOME": str(tmp_path / "home")}
     return subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, env=env, timeout=500, check=False
     )
@@ -34,8 +34,9 @@ def test_private_optimizer_example_runs() -> None:
 @pytest.mark.slow
 def test_search_example_runs(tmp_path: Path) -> None:
     ledger = (
-        "from tunedp.accounting.ledger import PrivacyLedger, default_ledger_path\n"
-        "PrivacyLedger.create(default_ledger_path('digits'), dataset='digits', epsilon=10.0, delta=1e-5)\n"
+        "from tunedp.accounting.ledger import default_ledger_path\n"
+        "from tunedp.fingerprint import create_ledger\n"
+        "create_ledger(default_ledger_path('digits'), dataset='digits', epsilon=10.0, delta=1e-5)\n"
     )
     done = _run(ledger + BLOCKS[0], tmp_path)
     assert done.returncode == 0, done.stderr[-3000:]

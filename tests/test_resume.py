@@ -24,6 +24,7 @@ from search_helpers import random_best
 from tunedp.accounting.ledger import PrivacyLedger
 from tunedp.accounting.search_event import draw_trial_count
 from tunedp.cli import main
+from tunedp.fingerprint import create_ledger
 from tunedp.plan import plan_search
 from tunedp.records import TrialRecord
 from tunedp.resume import STATE_DIR, ResumeState, StateRecorder, read_state
@@ -33,7 +34,7 @@ TUNEDP = str(Path(sys.executable).with_name("tunedp"))
 
 def _ledger(tmp_path: Path) -> Path:
     path = tmp_path / "digits.sqlite"
-    PrivacyLedger.create(path, dataset="digits", epsilon=40.0, delta=1e-5)
+    create_ledger(path, dataset="digits", epsilon=40.0, delta=1e-5)
     return path
 
 

@@ -23,6 +23,7 @@ import tunedp.driver as driver_module
 from tunedp.accounting.ledger import PrivacyLedger
 from tunedp.config import SearchConfig
 from tunedp.driver import SearchError, search
+from tunedp.fingerprint import create_ledger
 from tunedp.plan import plan_search
 from tunedp.progress_lines import SILENT_BEST
 
@@ -34,7 +35,7 @@ MOMENTUM_ERROR = "TrialError: Expected momentum=1.5 in [0, 1)"
 
 def _ledger(tmp_path: Path, epsilon: float = 100.0) -> Path:
     path = tmp_path / "digits.sqlite"
-    PrivacyLedger.create(path, dataset="digits", epsilon=epsilon, delta=1e-5)
+    create_ledger(path, dataset="digits", epsilon=epsilon, delta=1e-5)
     return path
 
 

@@ -30,6 +30,7 @@ from tunedp.accounting.search_event import SearchShape, draw_trial_count
 from tunedp.accounting.serialization import event_to_json
 from tunedp.config import SearchConfig
 from tunedp.disclosure import disclosure_for
+from tunedp.fingerprint import create_ledger
 from tunedp.observers import SearchObserver, SearchOutcome, notify
 from tunedp.plan import SearchPlan
 from tunedp.planning import plan_search
@@ -83,7 +84,7 @@ def test_search_mode_contract(mode: str, ray_session: str, tmp_path: Path, monke
     original = driver_module.select_best
     monkeypatch.setattr(driver_module, "select_best", lambda records: seen.append(list(records)) or original(records))
     ledger_path = tmp_path / "digits.sqlite"
-    PrivacyLedger.create(ledger_path, dataset="digits", epsilon=100.0, delta=1e-5)
+    create_ledger(ledger_path, dataset="digits", epsilon=100.0, delta=1e-5)
     recorder = Recorder()
     text = io.StringIO()
     console = ConsoleProgress(Console(file=text, width=200, force_terminal=False))

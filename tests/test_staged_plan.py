@@ -241,7 +241,7 @@ def test_the_shipped_public_and_protected_workloads_read_different_files() -> No
 def test_tunedp_plan_shows_both_stages_and_the_split(tmp_path: Path) -> None:
     config = tmp_path / "two_stage.yaml"
     config.write_text(yaml.safe_dump(yaml.safe_load((REPO / "search_spaces" / "digits_two_stage.yaml").read_text())))
-    env = {"TUNEDP_LEDGER_DIR": str(tmp_path / "ledgers"), "PATH": "/usr/bin:/bin", "PYTHONPATH": str(REPO)}
+    env = {"TUNEDP_HOME": str(tmp_path / "home"), "PATH": "/usr/bin:/bin", "PYTHONPATH": str(REPO)}
     shown = subprocess.run(
         [sys.executable, "-m", "tunedp.cli", "plan", "-c", str(config)],
         capture_output=True,
@@ -251,4 +251,4 @@ def test_tunedp_plan_shows_both_stages_and_the_split(tmp_path: Path) -> None:
     ).stdout
     for row in ("stage 1 (selection)", "30% share", "stage 2 (final run)", "charged ε (composition)", "η₂ = η₁ ×"):
         assert row in shown
-    assert not (tmp_path / "ledgers").exists()  # plan charges nothing
+    assert not any((tmp_path / "home").rglob("*.sqlite"))  # plan charges nothing (no ledger is created)

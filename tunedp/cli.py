@@ -446,7 +446,7 @@ def budget_show(
     )
     console.print(f"ledger: {summary['ledger']}", highlight=False, soft_wrap=True)
     console.print(
-        f"data fingerprint: {opened.fingerprint} (key id {opened.key_id})"
+        f"data fingerprint (key id {opened.key_id}):\n{opened.fingerprint}"
         if opened.bound
         else "data fingerprint: none (unbound; run `tunedp budget bind`)",
         highlight=False,

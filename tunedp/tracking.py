@@ -458,7 +458,7 @@ class MlflowTracker(SearchObserver):
         from mlflow.models import infer_signature
 
         import mlflow
-        import trials
+        import tunedp
         from tunedp.released_model import load_released_model
 
         config = outcome.plan.config
@@ -482,7 +482,8 @@ class MlflowTracker(SearchObserver):
                 input_example=released.input_example,
                 # Pickle, not torch.export: an exported program fixes the batch size of the example.
                 serialization_format="pickle",
-                code_paths=[str(Path(trials.__file__).parent)],  # the model classes, so serving needs no tunedp
+                # The model classes live in tunedp.workloads: ship the package so serving needs no install.
+                code_paths=[str(Path(tunedp.__file__).parent)],
                 pip_requirements=[f"torch=={torch.__version__.split('+')[0]}", f"numpy=={np.__version__}"],
             )
 

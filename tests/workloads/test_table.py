@@ -17,6 +17,7 @@ from sklearn.datasets import load_digits
 from tunedp.accounting.ledger import PrivacyLedger
 from tunedp.config import ConfigError, load_config, parse_config
 from tunedp.datasets import DatasetNotFoundError
+from tunedp.fingerprint import create_ledger
 from tunedp.testing import WorkloadContract
 from tunedp.workloads import TEST_OUTSIDE_GUARANTEE, CsvWorkloadSpec, resolve_workload
 from tunedp.workloads.table import encode_table
@@ -199,8 +200,10 @@ def test_a_search_on_a_csv_table_runs_in_ray_workers(tmp_path: Path) -> None:
     }
     data["training"] = {"epochs": 5, "expected_batch_size": 120, "evaluations": 1}
     ledger = tmp_path / "ledger.sqlite"
-    PrivacyLedger.create(ledger, dataset="digits_table", epsilon=10.0, delta=1e-5)
-    outcome = search(parse_config(data), ledger_path=ledger, output_dir=tmp_path / "out", max_concurrent=2)
+    config = parse_config(data)
+    # The ledger is bound to this table's rows (a csv workload is named, not looked up by dataset).
+    create_ledger(ledger, dataset="digits_table", epsilon=10.0, delta=1e-5, workload=config.workload)
+    outcome = search(config, ledger_path=ledger, output_dir=tmp_path / "out", max_concurrent=2)
     report = outcome.report
     assert report.status == "completed" and report.ledger.dataset == "digits_table"
     assert report.trials is not None and len(report.trials) == 2
