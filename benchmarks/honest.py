@@ -313,9 +313,9 @@ def run_search(cell: Cell, work: Path) -> dict[str, Any]:
 
 
 def _dataset_of(workload: str) -> str:
-    from trials import DECLARED_SIZES
+    from tunedp.workloads import resolve_workload
 
-    return DECLARED_SIZES[workload]["dataset"]
+    return resolve_workload(workload).dataset
 
 
 def run_single(cell: Cell) -> dict[str, Any]:
