@@ -197,7 +197,8 @@ def test_release_best_leaves_no_trace_of_k_in_any_file(tmp_path: Path) -> None:
         blob = path.read_bytes().decode("latin-1")
         for text in hidden:
             assert text not in blob, f"{text} (a non-best trial's hyperparameter) is in {path}"
-        assert "trial_count" not in blob and "Checkpoint successfully created" not in blob, path
+        if "code" not in path.parts:  # the MLflow model ships tunedp's source (public code, not data)
+            assert "trial_count" not in blob and "Checkpoint successfully created" not in blob, path
         assert f"_{count - 1:05d}" not in blob, f"a Tune trial id of the K-th trial is in {path}"
     for text in hidden:
         assert text not in console

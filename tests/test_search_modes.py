@@ -133,7 +133,7 @@ def _assert_nothing_of_stage1_leaves(stage1: list[TrialRecord], outcome: SearchO
     assert outcome.best is not None and outcome.best.released_scores == ()  # final_score: none
     written = "\n".join(p.read_text(errors="replace") for p in outcome.output_dir.rglob("*") if p.suffix != ".pt")
     document = outcome.report.to_json()
-    assert document["best"]["released_score"] is None and "trial_count" not in document
+    assert document["best"]["final_score"] is None and "trial_count" not in document
     assert sorted(p.name for p in outcome.output_dir.iterdir()) == ["best_model.pt", "report.json", "report.txt"]
     for record in stage1:
         for value in [*record.point.values(), *record.released_scores]:

@@ -58,9 +58,10 @@ def test_the_wheel_installs_into_a_fresh_venv_and_plans_and_searches_outside_the
     python = env_dir / "bin" / "python"
     purelib = _run([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"]).stdout.strip()
     (Path(purelib) / "project-dependencies.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
-    _run([str(python), "-m", "pip", "install", "--quiet", "--no-deps", "--no-index", str(wheel)])
+    # --ignore-installed: the .pth exposes the project venv, where tunedp is installed (editable) too.
+    _run([str(python), "-m", "pip", "install", "-q", "--no-deps", "--no-index", "--ignore-installed", str(wheel)])
     # The example workload package, installed the same way (no Python path tricks).
-    _run([str(python), "-m", "pip", "install", "--quiet", "--no-deps", "--no-index", str(example)])
+    _run([str(python), "-m", "pip", "install", "-q", "--no-deps", "--no-index", "--ignore-installed", str(example)])
 
     work = tmp_path / "elsewhere"
     work.mkdir()

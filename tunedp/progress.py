@@ -55,12 +55,12 @@ class ConsoleProgress(SearchObserver):
     def on_charged(self, plan: SearchPlan, charge: Charge, ledger: PrivacyLedger) -> None:
         self.started = time.monotonic()
         rule = disclosure_for(plan.shape.mode, plan.shape.release)
-        self.console.print(charge_line(plan, charge, ledger), highlight=False, markup=False)
+        self.console.print(charge_line(plan, charge, ledger), highlight=False, markup=False, soft_wrap=True)
         if not self.console.is_terminal:
             # No live line in a log or a pipe (it would leave blank lines): plain lines only.
             if not rule.shows_trial_count:
                 # A log records: no heartbeat under release: best (see tunedp.progress_lines).
-                self.console.print(SILENT_BEST, highlight=False, markup=False)
+                self.console.print(SILENT_BEST, highlight=False, markup=False, soft_wrap=True)
             return
         if rule.shows_trial_count:
             self._progress = Progress(
