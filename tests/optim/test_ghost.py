@@ -43,11 +43,11 @@ def _assert_same(model, inputs, targets, *, clip_norm, loss=functional.cross_ent
         ghosted.per_example_norms(inputs, targets, loss),
         vmapped.per_example_norms(inputs, targets, loss),
         rtol=1e-4,
-        atol=1e-6,
+        atol=1e-5,  # float32: the two paths sum in different orders
     )
     want = Privatizer.flatten(vmapped.clipped_sum(inputs, targets, loss, clip_norm=clip_norm))
     got = Privatizer.flatten(ghosted.clipped_sum(inputs, targets, loss, clip_norm=clip_norm))
-    torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-6 * clip_norm)
+    torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-5 * clip_norm)
     assert ghosted.method == "ghost"
 
 
