@@ -19,3 +19,8 @@ DIGITS_PUBLIC_VALIDATION = dataclasses.replace(
     sizes=dataclasses.replace(digits.WORKLOAD.sizes, dataset="digits_public_validation"),
     validation_source="public",
 )
+
+DIGITS_CLAIMING_ADULT_ROWS = dataclasses.replace(
+    digits.WORKLOAD, name="digits_claiming_adult_rows", fingerprint_workload="adult"
+)
+"""A workload that says it transforms another's rows while declaring other sizes: its fingerprint is refused."""

@@ -41,7 +41,7 @@ from tunedp.accounting.ledger import Fingerprinter, PrivacyLedger, default_ledge
 from tunedp.errors import DataMismatchError, one_line
 
 if TYPE_CHECKING:
-    from tunedp.workloads import Split, WorkloadReference
+    from tunedp.workloads import Split, Workload, WorkloadReference
 
 __all__ = [
     "FINGERPRINT_SCHEME",
@@ -108,17 +108,45 @@ def protected_splits(workload: WorkloadReference) -> tuple[Split, Split]:
     """The train and validation splits ``workload`` loads: every row its trials may read privately.
 
     The single call site into the workload contract (retarget it here). The
-    test split is left out: it is not charged to the ledger.
+    test split is left out: it is not charged to the ledger. A workload that
+    transforms another's rows (``fingerprint_workload``) is loaded too, so
+    that its own data (a feature cache, say) is built and checked against its
+    declaration here, before any charge, and then identified by its source's
+    rows.
     """
     from tunedp.workloads import resolve_workload
 
     try:
-        splits = resolve_workload(workload).load()
+        declared = resolve_workload(workload)
+        if declared.fingerprint_workload is not None:
+            declared.load()
+        splits = _identity_workload(workload).load()
     except (OSError, ValueError, TypeError) as error:  # missing files, wrong row counts or sizes
         raise DataMismatchError(
             f"data: workload {workload!r} cannot load its protected data ({one_line(error, 240)}); nothing charged"
         ) from None
     return splits.train, splits.validation
+
+
+def _identity_workload(workload: WorkloadReference) -> Workload:
+    """The workload whose rows identify ``workload``'s data: itself, or the one it declares it transforms.
+
+    A transform workload must declare the same dataset and sizes as its
+    source, or it is refused: the fingerprint would then vouch for rows it
+    does not describe.
+    """
+    from tunedp.workloads import resolve_workload
+
+    declared = resolve_workload(workload)
+    if declared.fingerprint_workload is None:
+        return declared
+    source = resolve_workload(declared.fingerprint_workload)
+    if source.fingerprint_workload is not None or source.sizes != declared.sizes:
+        raise DataMismatchError(
+            f"workload {workload!r}: fingerprint_workload {declared.fingerprint_workload!r} must declare the same "
+            "dataset and sizes and be fingerprinted by its own rows; fix the workload declaration"
+        )
+    return source
 
 
 def _canonical_chunks(splits: Iterable[tuple[str, Split]]) -> Iterable[bytes]:

@@ -57,3 +57,18 @@ def test_missing_files_are_a_one_line_error(tmp_path, monkeypatch) -> None:
     message = str(error.value)
     assert "\n" not in message
     assert "apt-get install dataset-fashion-mnist" in message and "TUNEDP_FASHION_MNIST_DIR" in message
+
+
+def test_tempered_sigmoid_family() -> None:
+    """s·sigmoid(T·x) − o: (2, 2, 1) is tanh; the cnn_tempered variant's (2, 1, 1) is tanh(x/2)."""
+    x = torch.linspace(-6, 6, 101)
+    tanh_member = _fashion_mnist.TemperedSigmoid(scale=2.0, inverse_temperature=2.0, offset=1.0)
+    torch.testing.assert_close(tanh_member(x), torch.tanh(x))
+    model = fashion_mnist.WORKLOAD.build_model("cnn_tempered")
+    activations = [m for m in model.modules() if isinstance(m, _fashion_mnist.TemperedSigmoid)]
+    assert len(activations) == 3 and not any(isinstance(m, torch.nn.Tanh) for m in model.modules())
+    torch.testing.assert_close(activations[0](x), torch.tanh(x / 2))
+    plain = fashion_mnist.WORKLOAD.build_model("cnn")
+    assert sum(p.numel() for p in model.parameters()) == sum(p.numel() for p in plain.parameters()) == 26010
+    with pytest.raises(ValueError, match="must be > 0"):
+        _fashion_mnist.TemperedSigmoid(scale=0.0, inverse_temperature=1.0, offset=0.0)

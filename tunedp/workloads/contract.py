@@ -170,7 +170,8 @@ class Workload:
     use. ``validation_source``/``test_source`` say whether those splits are
     carved from the protected data (the default, and the conservative
     answer) or come from a separate public source; only a public validation
-    source admits ``validation: {policy: public}``.
+    source admits ``validation: {policy: public}``. ``fingerprint_workload``
+    names the workload whose rows identify this one's data (see the field).
     """
 
     name: str
@@ -185,6 +186,15 @@ class Workload:
     correct_fn: Callable[[torch.Tensor, torch.Tensor], int] | str = "tunedp.workloads.metrics:correct_count"
     validation_source: SplitSource = "protected"
     test_source: SplitSource = "public"
+    fingerprint_workload: str | None = None
+    """Name of a workload whose protected rows this one's are a fixed per-row function of, or ``None``.
+
+    The ledger fingerprints the data a budget protects. A workload that
+    trains on a deterministic, data-independent transform of another's rows
+    (ScatterNet features of the Fashion-MNIST images) is fingerprinted by
+    *that* workload's rows, so both charge one ledger bound to the same
+    fingerprint. It must declare the same dataset and sizes (checked when
+    fingerprinting)."""
 
     def __post_init__(self) -> None:
         if not self.name:

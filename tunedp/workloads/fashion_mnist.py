@@ -30,7 +30,7 @@ WORKLOAD = Workload(
     name="fashion_mnist",
     sizes=DatasetSizes(dataset="fashion_mnist", train=55000, validation=5000, test=10000, classes=10),
     input_shape=(1, 28, 28),
-    variants=("cnn",),
+    variants=("cnn", "cnn_tempered"),
     loader="tunedp.workloads._fashion_mnist:load",
     model_factory="tunedp.workloads._fashion_mnist:build_model",
     validation_source="protected",
