@@ -176,6 +176,29 @@ def _cells() -> dict[str, Cell]:
                 config="search_spaces/fashion_mnist_scatternet.yaml",
             ),
             Cell(
+                name=f"fmnist-two-stage-{tag}",
+                workload="fashion_mnist",
+                epsilon=epsilon,
+                kind="search",
+                config="search_spaces/fashion_mnist_two_stage.yaml",
+            ),
+            Cell(
+                name=f"fmnist-public-proxy-{tag}",
+                workload="fashion_mnist",
+                epsilon=epsilon,
+                kind="search",
+                config="search_spaces/fashion_mnist_public_proxy.yaml",
+            ),
+            Cell(
+                name=f"fmnist-scatternet-two-stage-{tag}",
+                workload="fashion_mnist_scatternet",
+                epsilon=epsilon,
+                kind="search",
+                config="search_spaces/fashion_mnist_scatternet_two_stage.yaml",
+                # At ε = 1 stage 1's share (0.3) cannot pay for 8 expected trials' scores at σ_score = 20.
+                overrides={} if epsilon > 1 else {"validation.score_noise_multiplier": 40.0},
+            ),
+            Cell(
                 name=f"fmnist-single-{tag}",
                 workload="fashion_mnist",
                 epsilon=epsilon,
