@@ -199,6 +199,13 @@ def _cells() -> dict[str, Cell]:
                 overrides={} if epsilon > 1 else {"validation.score_noise_multiplier": 40.0},
             ),
             Cell(
+                name=f"fmnist-scatternet-public-proxy-{tag}",
+                workload="fashion_mnist_scatternet",
+                epsilon=epsilon,
+                kind="search",
+                config="search_spaces/fashion_mnist_scatternet_public_proxy.yaml",
+            ),
+            Cell(
                 name=f"fmnist-single-{tag}",
                 workload="fashion_mnist",
                 epsilon=epsilon,

