@@ -255,3 +255,33 @@ def test_tunedp_plan_shows_both_stages_and_the_split(tmp_path: Path) -> None:
     for row in ("stage 1 (selection)", "30% share", "stage 2 (final run)", "charged ε (composition)", "η₂ = η₁ ×"):
         assert row in shown
     assert not any((tmp_path / "home").rglob("*.sqlite"))  # plan charges nothing (no ledger is created)
+
+
+SHIPPED_STAGED = {  # config → the budgets and overrides benchmarks/honest.py runs it at
+    "fashion_mnist_two_stage.yaml": [(3.0, {}), (1.0, {"score_noise_multiplier": 40.0})],
+    "fashion_mnist_public_proxy.yaml": [(3.0, {}), (1.0, {})],
+    "fashion_mnist_scatternet_two_stage.yaml": [(3.0, {}), (1.0, {"score_noise_multiplier": 40.0})],
+    "fashion_mnist_scatternet_public_proxy.yaml": [(3.0, {}), (1.0, {})],
+    "adult_two_stage.yaml": [(1.0, {}), (0.5, {"score_noise_multiplier": 60.0, "stage1_budget_share": 0.3})],
+}
+
+
+@pytest.mark.parametrize(
+    ("config_name", "epsilon", "overrides"),
+    [(name, eps, over) for name, cells in SHIPPED_STAGED.items() for eps, over in cells],
+)
+def test_every_shipped_staged_config_charges_what_its_plan_json_recomputes_to(
+    config_name: str, epsilon: float, overrides: dict[str, float]
+) -> None:
+    """The configs the honest benchmark runs, at its budgets: the charge from the plan's JSON alone."""
+    data = yaml.safe_load((REPO / "search_spaces" / config_name).read_text())
+    data["budget"]["epsilon"] = epsilon
+    for key, value in overrides.items():
+        (data["validation"] if key == "score_noise_multiplier" else data["search"])[key] = value
+    plan = plan_search(parse_config(data, source=config_name))
+    assert isinstance(plan, StagedPlan)
+    document = json.loads(json.dumps(plan.to_json()))
+    total, stage1 = recompute(document, list(RDP_ORDERS))
+    assert document["search_epsilon"] == pytest.approx(total, rel=1e-9)
+    assert 0.99 * epsilon <= total <= epsilon
+    assert (stage1 is None) == (data["search"]["mode"] == "public_proxy")
