@@ -469,7 +469,7 @@ def budget_show(
 # ---------------------------------------------------------------------------- search
 
 
-STARTERS = ("digits", "adult", "fashion_mnist", "csv")
+STARTERS = ("digits", "adult", "fashion_mnist", "fashion_mnist_scatternet", "csv")
 
 
 @app.command("init")
