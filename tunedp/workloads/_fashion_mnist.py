@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from functools import lru_cache
 
 import numpy as np
@@ -15,7 +16,7 @@ from tunedp.workloads.contract import Split, Splits, require_rows
 from tunedp.workloads.fashion_mnist import MEAN, SPLIT_SEED, STD, WORKLOAD
 from tunedp.workloads.splits import carve
 
-__all__ = ["TemperedSigmoid", "TramerBonehCnn", "build_model", "load", "split_indices"]
+__all__ = ["RawRows", "TemperedSigmoid", "TramerBonehCnn", "build_model", "load", "read_rows", "split_indices"]
 
 
 class TemperedSigmoid(nn.Module):
@@ -95,15 +96,38 @@ def split_indices() -> dict[str, npt.NDArray[np.int64]]:
     return carve({"train": sizes.train, "validation": sizes.validation}, SPLIT_SEED)
 
 
+@dataclass(frozen=True)
+class RawRows:
+    """The four idx files as arrays, row counts checked against the declared sizes."""
+
+    train_images: npt.NDArray[np.generic]
+    train_labels: npt.NDArray[np.generic]
+    test_images: npt.NDArray[np.generic]
+    test_labels: npt.NDArray[np.generic]
+
+
+def read_rows() -> RawRows:
+    """Read the idx files (uint8) and refuse a release whose row counts differ from the declaration."""
+    files = fashion_mnist_files()
+    rows = RawRows(
+        train_images=read_idx(files.train_images),
+        train_labels=read_idx(files.train_labels),
+        test_images=read_idx(files.test_images),
+        test_labels=read_idx(files.test_labels),
+    )
+    sizes = WORKLOAD.sizes
+    require_rows(WORKLOAD.name, str(files.train_labels), rows.train_labels.shape[0], sizes.train + sizes.validation)
+    require_rows(WORKLOAD.name, str(files.test_labels), rows.test_labels.shape[0], sizes.test)
+    return rows
+
+
 @lru_cache(maxsize=1)
 def load() -> Splits:
     """Read the idx files once per process and carve the fixed train/validation split."""
-    files = fashion_mnist_files()
-    train_images, train_labels = read_idx(files.train_images), read_idx(files.train_labels)
-    test_images, test_labels = read_idx(files.test_images), read_idx(files.test_labels)
-    sizes = WORKLOAD.sizes
-    require_rows(WORKLOAD.name, str(files.train_labels), train_labels.shape[0], sizes.train + sizes.validation)
-    require_rows(WORKLOAD.name, str(files.test_labels), test_labels.shape[0], sizes.test)
+    raw = read_rows()
+    train_images, train_labels, test_images, test_labels = (
+        raw.train_images, raw.train_labels, raw.test_images, raw.test_labels,
+    )  # fmt: skip
     blocks = split_indices()
     return Splits(
         train=Split(_images(train_images[blocks["train"]]), _labels(train_labels[blocks["train"]])),

@@ -19,10 +19,10 @@ import numpy.typing as npt
 import torch
 from torch import nn
 
-from tunedp.datasets import fashion_mnist_files, read_idx
-from tunedp.workloads._fashion_mnist import split_indices
+from tunedp.datasets import fashion_mnist_files
+from tunedp.workloads._fashion_mnist import read_rows, split_indices
 from tunedp.workloads._scattering import Scattering2d
-from tunedp.workloads.contract import Split, Splits, require_rows
+from tunedp.workloads.contract import Split, Splits
 from tunedp.workloads.fashion_mnist import SPLIT_SEED
 from tunedp.workloads.fashion_mnist_scatternet import CHANNELS, GROUPS, ORIENTATIONS, SCALES, SIDE, WORKLOAD
 
@@ -127,14 +127,13 @@ def features(path: Path, ordered_images: npt.NDArray[np.uint8]) -> npt.NDArray[n
 @lru_cache(maxsize=1)
 def load() -> Splits:
     """Scattering features of the fixed train/validation carve and of the t10k test split."""
-    files = fashion_mnist_files()
-    train_images, train_labels = read_idx(files.train_images), read_idx(files.train_labels)
-    test_images, test_labels = read_idx(files.test_images), read_idx(files.test_labels)
+    raw = read_rows()
+    train_labels, test_labels = raw.train_labels, raw.test_labels
     sizes = WORKLOAD.sizes
-    require_rows(WORKLOAD.name, str(files.train_labels), train_labels.shape[0], sizes.train + sizes.validation)
-    require_rows(WORKLOAD.name, str(files.test_labels), test_labels.shape[0], sizes.test)
     blocks = split_indices()
-    ordered = np.concatenate([train_images[blocks["train"]], train_images[blocks["validation"]], test_images])
+    ordered = np.concatenate(
+        [raw.train_images[blocks["train"]], raw.train_images[blocks["validation"]], raw.test_images]
+    )
     table = torch.from_numpy(features(feature_cache_path(), ordered))
     n_train, n_validation = sizes.train, sizes.validation
 

