@@ -336,3 +336,95 @@ def test_an_old_ledger_is_refused_until_bound_and_keeps_its_charges(tmp_path: Pa
     verify_search_data(bound, "digits")
     with pytest.raises(LedgerError, match="already bound"):
         bind_ledger(PrivacyLedger.open_for_binding(path))
+
+
+# ----------------------------------------------------------------------------- budget init --config
+
+
+def _csv_config(folder: Path) -> Path:
+    """A search config over scikit-learn's real digits written as a CSV table (relative path)."""
+    import csv
+
+    from sklearn.datasets import load_digits
+
+    folder.mkdir(parents=True, exist_ok=True)
+    bunch = load_digits()
+    with (folder / "digits.csv").open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow([*(f"p{i}" for i in range(64)), "digit"])
+        writer.writerows(
+            [*(int(v) for v in row), int(label)] for row, label in zip(bunch.data, bunch.target, strict=True)
+        )
+    data = yaml.safe_load(EXAMPLE.read_text())
+    data["workload"] = {
+        "kind": "csv",
+        "dataset": "digits_table",
+        "path": "digits.csv",
+        "label": "digit",
+        "classes": [str(k) for k in range(10)],
+        "columns": {f"p{i}": {"type": "numeric", "range": [0, 16]} for i in range(64)},
+        "split": {"validation": 297, "test": 300, "seed": 3},
+    }
+    data["model"] = "logreg"
+    config = folder / "table.yaml"
+    config.write_text(yaml.safe_dump(data))
+    return config
+
+
+def test_budget_init_from_a_csv_config_binds_the_tables_rows(tmp_path: Path) -> None:
+    """No --dataset, no --size: the config's workload declares both; the ledger is bound to the table."""
+    home = tmp_path / "home"
+    config = _csv_config(tmp_path / "project")
+    done = _cli(["budget", "init", "--config", str(config), "--epsilon", "4", "--delta", "1e-4"], home, tmp_path)
+    assert done.returncode == 0, done.stdout + done.stderr
+    path = home / "ledgers" / "digits_table.sqlite"
+    assert "data fingerprint: hmac-sha256/v1:" in done.stdout and str(path) in done.stdout.replace("\n", "")
+    # What a search runs before charging, in a fresh process as each search is: it passes on the
+    # table as bound, and refuses once two rows are swapped.
+    verify = (
+        "import sys; from tunedp.accounting.ledger import PrivacyLedger; from tunedp.config import load_config; "
+        "from tunedp.fingerprint import verify_search_data; "
+        "verify_search_data(PrivacyLedger.open(sys.argv[1]), load_config(sys.argv[2]).workload)"
+    )
+    check = [sys.executable, "-c", verify, str(path), str(config)]
+    assert subprocess.run(check, capture_output=True, text=True, check=False).returncode == 0
+    table = tmp_path / "project" / "digits.csv"
+    rows = table.read_text().splitlines()
+    table.write_text("\n".join([rows[0], *rows[2:], rows[1]]) + "\n")  # the first row moved to the end
+    refused = subprocess.run(check, capture_output=True, text=True, check=False)
+    assert refused.returncode != 0 and "DataMismatchError" in refused.stderr
+    # A second init cannot reset the budget; δ is checked against the workload's declared n (1497).
+    again = _cli(["budget", "init", "-c", str(config), "--epsilon", "9", "--delta", "1e-4"], home, tmp_path)
+    _refused(again, "already exists")
+
+
+def test_budget_init_from_an_import_path_config_needs_no_size(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    data = yaml.safe_load(EXAMPLE.read_text())
+    data["workload"] = "workload_fixtures:DIGITS_PUBLIC_VALIDATION"
+    config = tmp_path / "custom.yaml"
+    config.write_text(yaml.safe_dump(data))
+    tests = str(Path(__file__).resolve().parent)
+    args = ["budget", "init", "-c", str(config), "--epsilon", "2", "--delta", "1e-4"]
+    done = _cli(args, home, tmp_path, PYTHONPATH=tests)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert PrivacyLedger.open(home / "ledgers" / "digits_public_validation.sqlite").fingerprint.startswith("hmac")
+
+
+@pytest.mark.parametrize(
+    ("extra", "names"),
+    [
+        (["--size", "1497"], ["--size", "declares its sizes"]),
+        (["--dataset", "adult"], ["--dataset", "'digits_table'", "no aliases"]),
+        (["--delta", "0.01"], ["--delta", "1/n"]),
+    ],
+)
+def test_budget_init_from_a_config_refuses_bad_flags_and_writes_nothing(
+    tmp_path: Path, extra: list[str], names: list[str]
+) -> None:
+    home = tmp_path / "home"
+    config = _csv_config(tmp_path / "project")
+    args = ["budget", "init", "--config", str(config), "--epsilon", "4"]
+    args += extra if "--delta" in extra else [*extra, "--delta", "1e-4"]
+    _refused(_cli(args, home, tmp_path), *names)
+    assert not home.exists() or not any(home.rglob("*.sqlite"))

@@ -77,8 +77,9 @@ def test_the_wheel_installs_into_a_fresh_venv_and_plans_and_searches_outside_the
 
     config = yaml.safe_load((REPO / "examples" / "breast_cancer" / "config.yaml").read_text())
     (work / "breast_cancer.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
-    _run([tunedp, "budget", "init", "--dataset", "breast_cancer", "--epsilon", "8", "--delta", "1e-3",
-          "--size", "469"], cwd=work, env=env)  # fmt: skip
+    # The config's workload declares the dataset and its sizes: no --dataset, no --size.
+    _run([tunedp, "budget", "init", "--config", "breast_cancer.yaml", "--epsilon", "8", "--delta", "1e-3"],
+         cwd=work, env=env)  # fmt: skip
     _run([tunedp, "search", "--config", "breast_cancer.yaml", "--output", "out", "--max-concurrent", "2"],
          cwd=work, env=env)  # fmt: skip
     report = json.loads((work / "out" / "report.json").read_text())

@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     from tunedp.observers import SearchObserver, SearchOutcome
     from tunedp.plan import PlanFigures
     from tunedp.preflight import PreflightResult
+    from tunedp.workloads import WorkloadReference
 
 __all__ = ["app", "main"]
 
@@ -324,9 +325,22 @@ def _ledger_row(ledger_path: Path, verdict: LedgerVerdict | None) -> tuple[str, 
 
 @budget_app.command("init")
 def budget_init(
-    dataset: Annotated[str, typer.Option("--dataset", help="Protected dataset name.", show_default=False)],
     epsilon: Annotated[float, typer.Option("--epsilon", help="Global ε.", show_default=False)],
     delta: Annotated[float, typer.Option("--delta", help="Global δ.", show_default=False)],
+    dataset: Annotated[
+        str | None, typer.Option("--dataset", help="Protected dataset name.", show_default=False)
+    ] = None,
+    config: Annotated[
+        Path | None,
+        typer.Option(
+            "--config",
+            "-c",
+            help="A search config: its workload (built-in, import path, entry point or csv) names the dataset, "
+            "its sizes and the rows to bind.",
+            dir_okay=False,
+            show_default=False,
+        ),
+    ] = None,
     size: Annotated[
         int | None,
         typer.Option("--size", help="Examples in the dataset (required for a dataset tunedp does not know)."),
@@ -337,21 +351,62 @@ def budget_init(
     from tunedp.fingerprint import create_ledger, workloads_of
 
     _positive("--epsilon", epsilon)  # before --size: the first thing a user types is checked first
-    _check_delta_against_dataset(dataset, delta, size)
+    workload, dataset = _budget_target(dataset, config, size)
+    if workload is not None:
+        _check_delta_against_workload(workload, delta)
+    else:
+        _check_delta_against_dataset(dataset, delta, size)
     path = resolve_ledger_path(dataset, ledger)
-    readers = workloads_of(dataset)
-    if readers and not path.exists():
+    if path.exists():
+        raise UserError(f"--ledger: ledger {path} already exists; a global budget cannot be reset")
+    readers = [_workload_label(workload)] if workload is not None else workloads_of(dataset)
+    if readers:
         console.print(f"loading the data of workload {readers[0]!r} to fingerprint it …", highlight=False)
-    created = create_ledger(path, dataset=dataset, epsilon=epsilon, delta=delta)
+    created = create_ledger(path, dataset=dataset, epsilon=epsilon, delta=delta, workload=workload)
     console.print(f"created ledger for {dataset!r}: ε = {created.epsilon:g}, δ = {created.delta:g} at {path}")
     if created.bound:
         console.print(f"data fingerprint: {created.fingerprint} (key id {created.key_id})", highlight=False)
     else:
         console.print(
             f"no workload reads {dataset!r}: the ledger is unbound and no search can charge it until "
-            "`tunedp budget bind` binds it to a workload's data",
+            "`tunedp budget bind` binds it to a workload's data (or use `budget init --config`)",
             highlight=False,
         )
+
+
+def _workload_label(workload: WorkloadReference) -> str:
+    from tunedp.workloads import reference_label
+
+    return reference_label(workload)
+
+
+def _budget_target(dataset: str | None, config: Path | None, size: int | None) -> tuple[WorkloadReference | None, str]:
+    """(the config's workload or None, the dataset) for ``budget init``/``bind``: a dataset, or a config naming one.
+
+    With ``--config`` the workload declares the dataset and its sizes, so
+    ``--size`` is refused and a ``--dataset`` must agree (no aliases).
+    """
+    from tunedp.fingerprint import require_dataset
+
+    if config is None:
+        if dataset is None:
+            raise UserError(
+                "--dataset: give the dataset name, or --config with a search config that names its workload"
+            )
+        return None, dataset
+    if size is not None:
+        raise UserError("--size: the config's workload declares its sizes; drop --size")
+    workload = load_config(config).workload
+    return workload, require_dataset(workload, dataset, "--dataset")
+
+
+def _check_delta_against_workload(workload: WorkloadReference, delta: float) -> None:
+    """δ ≤ 1/n with n the protected examples the config's workload declares."""
+    from tunedp.workloads import resolve_workload
+
+    if not (math.isfinite(delta) and 0 < delta < 1):
+        raise UserError(f"--delta: {delta} must be in (0, 1)")
+    resolve_workload(workload).sizes.check_delta(delta, field="--delta")
 
 
 @budget_app.command("bind")
@@ -359,19 +414,26 @@ def budget_bind(
     dataset: Annotated[
         str | None, typer.Option("--dataset", help="Protected dataset name.", show_default=False)
     ] = None,
+    config: Annotated[
+        Path | None,
+        typer.Option(
+            "--config", "-c", help="A search config whose workload's rows to bind.", dir_okay=False, show_default=False
+        ),
+    ] = None,
     ledger: LedgerOption = None,
 ) -> None:
     """Bind a ledger made before data fingerprints (or unbound) to the data its workload loads now; keeps charges."""
     from tunedp.accounting.ledger import PrivacyLedger
     from tunedp.fingerprint import bind_ledger
 
-    if dataset is None and ledger is None:
-        raise UserError("--dataset: give the dataset name (or --ledger PATH)")
-    path = resolve_ledger_path(dataset or "", ledger) if ledger is None else ledger
-    opened = PrivacyLedger.open_for_binding(path, dataset=dataset)
-    workload = bind_ledger(opened)
+    if dataset is None and config is None and ledger is None:
+        raise UserError("--dataset: give the dataset name (or --config, or --ledger PATH)")
+    workload, named = _budget_target(dataset, config, None) if (dataset or config) else (None, None)
+    path = resolve_ledger_path(named or "", ledger) if ledger is None else ledger
+    opened = PrivacyLedger.open_for_binding(path, dataset=named)
+    bound = bind_ledger(opened, workload)
     console.print(
-        f"bound ledger {path} to the data of workload {workload!r}: fingerprint {opened.fingerprint} "
+        f"bound ledger {path} to the data of workload {_workload_label(bound)!r}: fingerprint {opened.fingerprint} "
         f"(key id {opened.key_id}); every search now verifies it before charging",
         highlight=False,
     )
