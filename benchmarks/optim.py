@@ -18,12 +18,19 @@ at each batch size (256 and 2048 by default), ``torch.set_num_threads(2)``,
   training split) for the vmap and the ghost path, interleaved; a fixed number
   of steps is timed and extrapolated to the whole trial (said so in the output).
 
+``--device cuda`` (or ``auto``: CUDA where available) puts the model, the batches
+and the noise generator on the GPU and synchronises after every step so the
+timings are of finished work; memory is then the peak CUDA allocation of the
+child process instead of its RSS. ``--device cuda`` where CUDA is absent is a
+one-line error (exit 2).
+
 Opacus variants are skipped with a message when it is not installed
 (``pip install --no-deps opacus==1.6.0``). Results: benchmarks/README.md.
 
     .venv/bin/python benchmarks/optim.py                       # both batch sizes (several minutes)
     .venv/bin/python benchmarks/optim.py --batch-sizes 256 --rounds 4
     .venv/bin/python benchmarks/optim.py --trial --trial-steps 40
+    .venv/bin/python benchmarks/optim.py --device cuda --batch-sizes 2048,8192
 """
 
 from __future__ import annotations
@@ -37,12 +44,15 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
+from typing import NoReturn
 
 import torch
 from torch import nn
 from torch.nn import functional
 
 DATASET_SIZE = 60_000
+DEVICE = torch.device("cpu")
+"""Where models, batches and noise live (``--device``)."""
 OPACUS_VARIANTS = ("opacus hooks", "opacus ghost")
 
 
@@ -121,7 +131,7 @@ def _step_function(variant: str, model: nn.Module, inputs: torch.Tensor, targets
             dataset_size=DATASET_SIZE,
             noise_multiplier=1.0,
             steps=1_000_000,
-            generator=make_generator(seed=0),
+            generator=make_generator(seed=0, device=DEVICE),
             chunk_size=chunk,
             clipping=words[1],
         )
@@ -134,7 +144,23 @@ def _step_function(variant: str, model: nn.Module, inputs: torch.Tensor, targets
 def _batch(batch_size: int) -> tuple[torch.Tensor, torch.Tensor]:
     generator = torch.Generator().manual_seed(0)
     inputs = torch.randn(batch_size, 1, 28, 28, generator=generator)
-    return inputs, torch.randint(0, 10, (batch_size,), generator=generator)
+    return inputs.to(DEVICE), torch.randint(0, 10, (batch_size,), generator=generator).to(DEVICE)
+
+
+def _model() -> nn.Module:
+    return tramer_boneh_cnn().to(DEVICE)
+
+
+def _finished(step: Callable[[], None]) -> Callable[[], None]:
+    """``step`` that returns only once its work is done (CUDA kernels run asynchronously)."""
+    if DEVICE.type != "cuda":
+        return step
+
+    def synchronised() -> None:
+        step()
+        torch.cuda.synchronize(DEVICE)
+
+    return synchronised
 
 
 def time_interleaved(
@@ -150,7 +176,7 @@ def time_interleaved(
     steps = {}
     for variant in variants:
         torch.manual_seed(0)
-        steps[variant] = _step_function(variant, tramer_boneh_cnn(), inputs, targets)
+        steps[variant] = _finished(_step_function(variant, _model(), inputs, targets))
         for _ in range(warmup):
             steps[variant]()
     times: dict[str, list[float]] = {variant: [] for variant in variants}
@@ -183,7 +209,14 @@ def measure_memory(variant: str, *, batch_size: int, steps: int) -> dict[str, fl
     """
     torch.manual_seed(0)
     inputs, targets = _batch(batch_size)
-    step = _step_function(variant, tramer_boneh_cnn(), inputs, targets)
+    step = _finished(_step_function(variant, _model(), inputs, targets))
+    if DEVICE.type == "cuda":  # the GPU's memory, not the host's
+        torch.cuda.reset_peak_memory_stats(DEVICE)
+        setup = torch.cuda.memory_allocated(DEVICE) / 2**20
+        for _ in range(steps):
+            step()
+        peak = torch.cuda.max_memory_allocated(DEVICE) / 2**20
+        return {"peak_rss_mib": peak, "step_rss_mib": peak - setup}
     with open("/proc/self/clear_refs", "w") as clear:
         clear.write("5")
     setup = _status_mib("VmRSS")
@@ -201,7 +234,8 @@ def time_trial(*, steps: int, block: int, threads: int) -> None:
     from tunedp.workloads.metrics import cross_entropy_per_example
 
     workload = resolve_workload("fashion_mnist")
-    train = workload.load().train
+    loaded = workload.load().train
+    inputs, targets = loaded.inputs.to(DEVICE), loaded.targets.to(DEVICE)
     size = workload.sizes.train
     rate = 2048 / size
     total_steps = round(20 / rate)
@@ -209,14 +243,14 @@ def time_trial(*, steps: int, block: int, threads: int) -> None:
     for clipping in ("vmap", "ghost"):
         torch.manual_seed(0)
         trainers[clipping] = make_private(
-            workload.build_model("cnn"),
+            workload.build_model("cnn").to(DEVICE),
             optimizer="dp_sgd",
             hyperparameters={"lr": 4.0, "clip_norm": 0.1, "momentum": 0.9},
             sampling_rate=rate,
             dataset_size=size,
             noise_multiplier=1.0,
             steps=total_steps,
-            generator=make_generator(seed=1),
+            generator=make_generator(seed=1, device=DEVICE),
             clipping=clipping,
         )
         samplers[clipping] = torch.Generator().manual_seed(2)
@@ -227,15 +261,15 @@ def time_trial(*, steps: int, block: int, threads: int) -> None:
         for clipping, trainer in trainers.items():
             for _ in range(block):
                 start, start_cpu = time.perf_counter(), time.process_time()
-                rows = poisson_indices(size, rate, generator=samplers[clipping])
-                trainer.step(
-                    train.inputs.index_select(0, rows), train.targets.index_select(0, rows), cross_entropy_per_example
-                )
+                rows = poisson_indices(size, rate, generator=samplers[clipping]).to(DEVICE)
+                trainer.step(inputs.index_select(0, rows), targets.index_select(0, rows), cross_entropy_per_example)
+                if DEVICE.type == "cuda":
+                    torch.cuda.synchronize(DEVICE)
                 if index > 0:  # the first turn is warm-up
                     times[clipping].append(time.perf_counter() - start)
                     cpu[clipping].append(time.process_time() - start_cpu)
     print(
-        f"Fashion-MNIST trial (20 epochs, expected batch 2048, {total_steps} steps, {threads} threads): "
+        f"Fashion-MNIST trial (20 epochs, expected batch 2048, {total_steps} steps, {threads} threads, {DEVICE}): "
         f"{len(times['vmap'])} steps timed per method and extrapolated; load {load_before} → {_load()}"
     )
     print("| method | mean s/step | extrapolated trial training s | mean CPU s/step | extrapolated trial CPU s |")
@@ -250,11 +284,31 @@ def time_trial(*, steps: int, block: int, threads: int) -> None:
 
 
 def _memory_of(variant: str, batch_size: int, steps: int, threads: int) -> dict[str, float]:
-    command = [sys.executable, __file__, "--variant", variant, f"--threads={threads}"]
+    command = [sys.executable, __file__, "--variant", variant, f"--threads={threads}", f"--device={DEVICE}"]
     command += [f"--batch-sizes={batch_size}", f"--memory-steps={steps}"]
     child = subprocess.run(command, check=True, capture_output=True, text=True)
     result: dict[str, float] = json.loads(child.stdout)
     return result
+
+
+def _refuse(message: str) -> NoReturn:
+    print(f"error: {message}", file=sys.stderr)
+    sys.exit(2)
+
+
+def _device(name: str) -> torch.device:
+    """The ``--device`` asked for; CUDA where it is absent is a one-line error (exit 2)."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        _refuse(f"--device: {name!r} is not a device; use cpu, cuda, cuda:N or auto")
+    if device.type == "cuda" and not torch.cuda.is_available():
+        _refuse(f"--device: {name} asked for, but this torch sees no CUDA device; use --device cpu")
+    if device.type not in ("cpu", "cuda"):
+        _refuse(f"--device: {name!r} is not supported; use cpu, cuda, cuda:N or auto")
+    return device
 
 
 def main() -> None:
@@ -269,8 +323,13 @@ def main() -> None:
     parser.add_argument("--no-memory", action="store_true", help="skip the peak-RSS subprocesses")
     parser.add_argument("--trial", action="store_true", help="time the Fashion-MNIST trial loop instead")
     parser.add_argument("--trial-steps", type=int, default=30)
+    parser.add_argument(
+        "--device", default="cpu", help="cpu, cuda, cuda:N, or auto (CUDA where available); default cpu"
+    )
     parser.add_argument("--variant", help=argparse.SUPPRESS)  # child mode (memory)
     args = parser.parse_args()
+    global DEVICE
+    DEVICE = _device(args.device)
     torch.set_num_threads(args.threads)
     from tunedp.optim import keep_freed_memory
 
@@ -303,7 +362,7 @@ def main() -> None:
         opacus = [medians[v] for v in OPACUS_VARIANTS if v in medians]
         print(
             f"\nbatch {batch_size}: {args.rounds} rounds × {args.block} steps per variant, "
-            f"{args.threads} threads, load average {load_before} → {load_after}"
+            f"{args.threads} threads, {DEVICE}, load average {load_before} → {load_after}"
         )
         cpu_base = cpu_medians["nonprivate"]
         cpu_opacus = [cpu_medians[v] for v in OPACUS_VARIANTS if v in cpu_medians]
