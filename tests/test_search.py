@@ -25,6 +25,7 @@ import numpy as np
 import pytest
 import yaml
 from search_helpers import REPO, adaptive, grid, random_all, random_best
+from workload_fixtures import NODE_COPY_ENV
 
 import tunedp.driver as driver_module
 from tunedp.accounting.epsilon import rdp_epsilon
@@ -297,7 +298,9 @@ def _free_port() -> int:
 def test_two_node_ray_cluster_runs_trials_on_both_nodes(tmp_path: Path) -> None:
     ray_bin = str(Path(sys.executable).with_name("ray"))
     port = _free_port()
+    tests = str(Path(__file__).resolve().parent)  # workload_fixtures, importable on both nodes
     env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0", "RAY_AUTH_MODE": "disabled", "TUNEDP_TRACKING": "0"}
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [tests, env.get("PYTHONPATH")]))
     common = ["--num-cpus", "1", "--block", "--disable-usage-stats"]
     head = subprocess.Popen(
         [ray_bin, "start", "--head", "--node-ip-address", "127.0.0.1", "--port", str(port),
@@ -310,7 +313,9 @@ def test_two_node_ray_cluster_runs_trials_on_both_nodes(tmp_path: Path) -> None:
         worker = subprocess.Popen(
             [ray_bin, "start", "--address", f"127.0.0.1:{port}", "--node-ip-address", "127.0.0.1",
              "--object-store-memory", str(128 * 1024 * 1024), *common],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env, start_new_session=True,
+            # This node's copy of the DIGITS_NODE_COPY data differs in one row (workload_fixtures).
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env={**env, NODE_COPY_ENV: "modified"},
+            start_new_session=True,
         )  # fmt: skip
         time.sleep(8)
         config_path = _write_config(tmp_path, grid(momenta=[0.5, 0.9], step_sizes=[1.0, 2.0]))
@@ -325,6 +330,7 @@ def test_two_node_ray_cluster_runs_trials_on_both_nodes(tmp_path: Path) -> None:
         report = json.loads((tmp_path / "cluster" / "report.json").read_text())
         assert report["trial_count"] == 4
         assert len(report["ray_nodes"]) == 2, report["ray_nodes"]
+        _a_node_with_another_copy_of_the_data_is_refused(tmp_path / "copy", port, env)
         _worker_node_dies_mid_search(tmp_path / "dead", port, env, worker)
     finally:
         for process in (worker, head):
@@ -336,6 +342,25 @@ def test_two_node_ray_cluster_runs_trials_on_both_nodes(tmp_path: Path) -> None:
                     process.wait(timeout=30)
                 except subprocess.TimeoutExpired:
                     os.killpg(process.pid, signal.SIGKILL)
+
+
+def _a_node_with_another_copy_of_the_data_is_refused(folder: Path, port: int, env: dict[str, str]) -> None:
+    """The driver's copy matches the ledger, the worker node's differs in one row: refused, nothing charged."""
+    folder.mkdir()
+    config = grid(momenta=[0.5, 0.9]).model_copy(update={"workload": "workload_fixtures:DIGITS_NODE_COPY"})
+    config_path = _write_config(folder, config)
+    ledger_path = folder / "ledger.sqlite"
+    create_ledger(ledger_path, dataset="digits_node_copy", epsilon=100.0, delta=1e-5, workload=config.workload)
+    before = ledger_path.read_bytes()
+    done = subprocess.run(
+        [TUNEDP, "search", "--config", str(config_path), "--ledger", str(ledger_path),
+         "--ray-address", f"127.0.0.1:{port}", "--output", str(folder / "out")],
+        capture_output=True, text=True, timeout=300, env=env,
+    )  # fmt: skip
+    assert done.returncode == 2, done.stdout + done.stderr
+    (line,) = [text for text in done.stderr.splitlines() if text.startswith("error:")]
+    assert "Ray node " in line and "reads different rows" in line and "nothing charged" in line
+    assert ledger_path.read_bytes() == before and PrivacyLedger.open(ledger_path).charges() == []
 
 
 def _worker_node_dies_mid_search(folder: Path, port: int, env: dict[str, str], worker: subprocess.Popen[bytes]) -> None:

@@ -10,8 +10,9 @@ ledger of its own name so it never touches the digits ledger.
 from __future__ import annotations
 
 import dataclasses
+import os
 
-from tunedp.workloads import digits
+from tunedp.workloads import Split, Splits, digits
 
 DIGITS_PUBLIC_VALIDATION = dataclasses.replace(
     digits.WORKLOAD,
@@ -24,3 +25,27 @@ DIGITS_CLAIMING_ADULT_ROWS = dataclasses.replace(
     digits.WORKLOAD, name="digits_claiming_adult_rows", fingerprint_workload="adult"
 )
 """A workload that says it transforms another's rows while declaring other sizes: its fingerprint is refused."""
+
+NODE_COPY_ENV = "TUNEDP_TEST_NODE_COPY"
+"""Set to ``modified`` in a Ray node's environment: that node's copy of the data differs in one row."""
+
+
+def load_node_copy() -> Splits:
+    """The real digits splits; on a node whose environment says ``modified``, one training row is changed."""
+    from tunedp.workloads import _digits
+
+    splits = _digits.load()
+    if os.environ.get(NODE_COPY_ENV) != "modified":
+        return splits
+    inputs = splits.train.inputs.clone()
+    inputs[0] = -inputs[0]
+    return Splits(train=Split(inputs, splits.train.targets), validation=splits.validation, test=splits.test)
+
+
+DIGITS_NODE_COPY = dataclasses.replace(
+    digits.WORKLOAD,
+    name="digits_node_copy",
+    sizes=dataclasses.replace(digits.WORKLOAD.sizes, dataset="digits_node_copy"),
+    loader="workload_fixtures:load_node_copy",
+)
+"""Digits read from each node's own copy (``load_node_copy``): for the per-node data check on a cluster."""

@@ -34,7 +34,7 @@ from tunedp.config import SearchConfig
 from tunedp.disclosure import Disclosure, disclosure_for
 from tunedp.errors import one_line
 from tunedp.failures import failure_reasons
-from tunedp.fingerprint import open_search_ledger, verify_search_data
+from tunedp.fingerprint import open_search_ledger, verify_cluster_copies, verify_search_data
 from tunedp.observers import SearchObserver, SearchOutcome, notify
 from tunedp.plan import SearchPlan
 from tunedp.planning import plan_search
@@ -151,6 +151,10 @@ def _charge_and_run(
     # The data about to be read must be the data this ledger protects (keyed
     # fingerprint); otherwise refuse here, before anything is charged.
     verify_search_data(ledger, config.workload)
+    if ray_address is not None:  # an external cluster: every node reads its own copy; check each one
+        from tunedp.ray_backend import node_fingerprints
+
+        verify_cluster_copies(config.workload, lambda nonce: node_fingerprints(config.workload, nonce))
     spent_before = ledger.spent_epsilon()
     if ray_address is not None and not disclosure.shows_trial_count:
         log.warning(

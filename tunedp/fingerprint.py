@@ -31,7 +31,8 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-from collections.abc import Iterable
+import secrets
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -53,6 +54,7 @@ __all__ = [
     "protected_fingerprint",
     "protected_splits",
     "require_dataset",
+    "verify_cluster_copies",
     "verify_search_data",
     "workload_is_known",
     "workloads_of",
@@ -244,3 +246,37 @@ def verify_search_data(ledger: PrivacyLedger, workload: WorkloadReference) -> No
             f"reads {dataset!r}; use that dataset's ledger"
         )
     ledger.verify_data(fingerprinter(workload))
+
+
+NodeFingerprints = Callable[[bytes], list[tuple[str, str | BaseException]]]
+"""nonce → (node, its keyed fingerprint of the protected rows, or the error loading them) per node."""
+
+
+def verify_cluster_copies(workload: WorkloadReference, node_fingerprints: NodeFingerprints) -> None:
+    """Refuse, before anything is charged, unless every node of the cluster reads the driver's rows.
+
+    Each node of an external cluster reads its own copy of the data, and a
+    trial may run on any of them. The driver draws a fresh random nonce,
+    fingerprints its rows under it (HMAC-SHA256, the ledger's byte form), and
+    compares with the fingerprint each node computes of its own copy under
+    the same nonce. The nonce is never stored, so the digests are useless
+    once the search ends, and only the verdict is shown. (The ledger's key
+    is not sent: a node needs only to prove its copy equals the driver's,
+    which :func:`verify_search_data` has already tied to the ledger.)
+    """
+    from tunedp.workloads import reference_label
+
+    nonce = secrets.token_bytes(32)
+    expected = protected_fingerprint(workload, nonce)
+    label = reference_label(workload)
+    for node, found in node_fingerprints(nonce):
+        if isinstance(found, BaseException):
+            raise DataMismatchError(
+                f"data: Ray node {node} cannot load workload {label!r} ({one_line(found, 200)}); install the "
+                "workload and its data on every node; nothing charged"
+            )
+        if not hmac.compare_digest(found, expected):
+            raise DataMismatchError(
+                f"data: Ray node {node} reads different rows for workload {label!r} than the driver; every node "
+                "must hold an identical copy of the data; nothing charged"
+            )

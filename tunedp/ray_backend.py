@@ -56,6 +56,7 @@ from tunedp.plan import SearchPlan, grid_points
 from tunedp.records import TrialRecord, TrialStatus
 from tunedp.scoped import environment, logger_levels
 from tunedp.space import optimizer_hyperparameters
+from tunedp.workloads import WorkloadReference
 
 __all__ = ["TrialsRun", "check_resources", "ensure_ray", "run_trials", "stop_ray"]
 
@@ -189,6 +190,41 @@ def _node_id() -> str:
         return str(ray.get_runtime_context().get_node_id())
     except Exception:  # informational only
         return "unknown"
+
+
+def _node_fingerprint(workload: WorkloadReference, nonce: bytes) -> str:
+    """Runs ON a node: the keyed fingerprint of the workload's protected rows as that node loads them."""
+    from tunedp.fingerprint import protected_fingerprint
+
+    return protected_fingerprint(workload, nonce)
+
+
+def node_fingerprints(workload: WorkloadReference, nonce: bytes) -> list[tuple[str, str | BaseException]]:
+    """(node, fingerprint or the error it raised) for every alive node of the connected cluster.
+
+    One zero-CPU task pinned to each node (hard node affinity), so every copy
+    of the data a trial could read is checked, not just the driver's. The
+    nonce and the fingerprints travel as task arguments and results through
+    Ray's object store only; nothing here logs them.
+    """
+    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+    task = ray.remote(num_cpus=0, max_retries=0)(_node_fingerprint)
+    pending = []
+    for node in ray.nodes():  # type: ignore[no-untyped-call]
+        if not node.get("Alive"):
+            continue
+        strategy = NodeAffinitySchedulingStrategy(node_id=node["NodeID"], soft=False)
+        name = f"{node['NodeManagerAddress']} (node {str(node['NodeID'])[:12]})"
+        pending.append((name, task.options(scheduling_strategy=strategy).remote(workload, nonce)))
+    found: list[tuple[str, str | BaseException]] = []
+    for name, ref in pending:
+        try:
+            found.append((name, str(ray.get(ref))))
+        except Exception as error:  # a node that cannot import or load the workload
+            cause = getattr(error, "cause", None)
+            found.append((name, cause if isinstance(cause, BaseException) else error))
+    return found
 
 
 def _tune_domain(param: Any) -> Any:
