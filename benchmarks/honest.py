@@ -201,6 +201,17 @@ def _cells() -> dict[str, Cell]:
                 overrides={} if epsilon > 1 else {"validation.score_noise_multiplier": 40.0},
             ),
             Cell(
+                name=f"fmnist-two-stage-e40-{tag}",
+                workload="fashion_mnist",
+                epsilon=epsilon,
+                kind="search",
+                config="search_spaces/fashion_mnist_two_stage.yaml",
+                # The final run at Tramèr–Boneh's 40 epochs (stage-1 trials of 10).
+                overrides={"training.epochs": 40}
+                if epsilon > 1
+                else {"training.epochs": 40, "validation.score_noise_multiplier": 40.0},
+            ),
+            Cell(
                 name=f"fmnist-public-proxy-{tag}",
                 workload="fashion_mnist",
                 epsilon=epsilon,

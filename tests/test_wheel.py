@@ -15,13 +15,17 @@ stays inactive: ``tunedp`` is imported from the wheel, which the test checks.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import signal
 import subprocess
 import sys
 import sysconfig
+import time
 import venv
 import zipfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -88,3 +92,87 @@ def test_the_wheel_installs_into_a_fresh_venv_and_plans_and_searches_outside_the
     # What this test proves is installability; utility is the benchmarks' job (a private run varies).
     assert 0.0 <= report["best"]["test_metric"] <= 1.0 and report["best"]["hyperparameters"]
     assert report["best"]["test_label"] == "exact, outside the ε guarantee"
+
+    # The same package and a CSV table on a two-node Ray cluster started from the fresh venv, so
+    # every worker on both nodes imports tunedp and the example from the installed wheels.
+    _write_csv_search(work)
+    _run([tunedp, "budget", "init", "--config", "table.yaml", "--epsilon", "8", "--delta", "1e-4"], cwd=work, env=env)
+    with _two_node_cluster(python, env) as address:
+        for config_name, output in (("breast_cancer.yaml", "on_cluster"), ("table.yaml", "table_on_cluster")):
+            _run([tunedp, "search", "--config", config_name, "--output", output, "--ray-address", address,
+                  "--max-concurrent", "2"], cwd=work, env=env)  # fmt: skip
+            report = json.loads((work / output / "report.json").read_text())
+            assert report["status"] == "completed" and len(report["trials"]) == 2
+            assert len(report["ray_nodes"]) == 2, report["ray_nodes"]  # one trial on each node
+    spent = {
+        name: _run([tunedp, "budget", "show", "--dataset", name, "--json"], cwd=work, env=env).stdout
+        for name in ("breast_cancer", "digits_table")
+    }
+    assert json.loads(spent["breast_cancer"])["spent_epsilon"] == pytest.approx(8.0, rel=1e-3)  # two searches of 4
+    assert 0 < json.loads(spent["digits_table"])["spent_epsilon"] <= 8.0
+
+
+def _write_csv_search(folder: Path) -> None:
+    """scikit-learn's real digits as a CSV table and a two-point grid search over it (``table.yaml``)."""
+    import csv
+
+    from sklearn.datasets import load_digits
+
+    bunch = load_digits()
+    with (folder / "digits.csv").open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow([*(f"p{i}" for i in range(64)), "digit"])
+        pairs = zip(bunch.data, bunch.target, strict=True)
+        writer.writerows([*(int(v) for v in row), int(label)] for row, label in pairs)
+    data = yaml.safe_load((REPO / "search_spaces" / "example.yaml").read_text())
+    data["workload"] = {
+        "kind": "csv",
+        "dataset": "digits_table",
+        "path": "digits.csv",
+        "label": "digit",
+        "classes": [str(k) for k in range(10)],
+        "columns": {f"p{i}": {"type": "numeric", "range": [0, 16]} for i in range(64)},
+        "split": {"validation": 297, "test": 300, "seed": 3},
+    }
+    data["model"] = "logreg"
+    data["budget"] = {"epsilon": 4.0, "delta": 1e-4}
+    data["search"] = {"mode": "grid"}
+    data["training"] = {"epochs": 5, "expected_batch_size": 120, "evaluations": 1}
+    data["space"] = {
+        "coupling": "lr_clip",
+        "params": {
+            "step_size": {"distribution": "choice", "values": [1.0, 3.0]},
+            "clip_norm": {"distribution": "fixed", "value": 1.0},
+        },
+    }
+    (folder / "table.yaml").write_text(yaml.safe_dump(data))
+
+
+@contextlib.contextmanager
+def _two_node_cluster(python: Path, env: dict[str, str]) -> Iterator[str]:
+    """A head and a worker node on 127.0.0.1, one CPU each, run by ``python`` (the fresh venv's)."""
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = int(sock.getsockname()[1])
+    ray = [str(python), "-m", "ray.scripts.scripts", "start", "--node-ip-address", "127.0.0.1", "--num-cpus", "1",
+           "--block", "--disable-usage-stats", "--object-store-memory", str(128 * 1024 * 1024)]  # fmt: skip
+    env = {**env, "RAY_AUTH_MODE": "disabled"}
+    started: list[subprocess.Popen[bytes]] = []
+    try:
+        for extra in (["--head", "--port", str(port), "--include-dashboard", "false"],
+                      ["--address", f"127.0.0.1:{port}"]):  # fmt: skip
+            quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
+            started.append(subprocess.Popen([*ray, *extra], env=env, start_new_session=True, **quiet))
+            time.sleep(8)
+        yield f"127.0.0.1:{port}"
+    finally:
+        for process in reversed(started):
+            if process.poll() is None:
+                os.killpg(process.pid, signal.SIGTERM)
+        for process in reversed(started):
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
