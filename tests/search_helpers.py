@@ -95,3 +95,34 @@ def public_proxy(stage1: dict[str, Any] | None = None) -> SearchConfig:
             "transfer": "linear_radius",
         },
     )
+
+
+def digits_table_search(folder: Path) -> dict[str, Any]:
+    """scikit-learn's real digits written as ``folder/digits.csv`` and the example search over it as a csv workload.
+
+    The table has 64 pixel columns (declared range 0..16) and a label; the
+    config names it by a path relative to a config written into ``folder``.
+    """
+    import csv
+
+    from sklearn.datasets import load_digits
+
+    folder.mkdir(parents=True, exist_ok=True)
+    bunch = load_digits()
+    with (folder / "digits.csv").open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow([*(f"p{i}" for i in range(64)), "digit"])
+        pairs = zip(bunch.data, bunch.target, strict=True)
+        writer.writerows([*(int(v) for v in row), int(label)] for row, label in pairs)
+    data = example_dict()
+    data["workload"] = {
+        "kind": "csv",
+        "dataset": "digits_table",
+        "path": "digits.csv",
+        "label": "digit",
+        "classes": [str(k) for k in range(10)],
+        "columns": {f"p{i}": {"type": "numeric", "range": [0, 16]} for i in range(64)},
+        "split": {"validation": 297, "test": 300, "seed": 3},
+    }
+    data["model"] = "logreg"
+    return data

@@ -23,6 +23,7 @@ from pathlib import Path
 import pytest
 import yaml
 from dp_accounting import dp_event
+from search_helpers import digits_table_search
 
 from tunedp.accounting.ledger import (
     DataMismatchError,
@@ -343,31 +344,8 @@ def test_an_old_ledger_is_refused_until_bound_and_keeps_its_charges(tmp_path: Pa
 
 def _csv_config(folder: Path) -> Path:
     """A search config over scikit-learn's real digits written as a CSV table (relative path)."""
-    import csv
-
-    from sklearn.datasets import load_digits
-
-    folder.mkdir(parents=True, exist_ok=True)
-    bunch = load_digits()
-    with (folder / "digits.csv").open("w", newline="") as handle:
-        writer = csv.writer(handle)
-        writer.writerow([*(f"p{i}" for i in range(64)), "digit"])
-        writer.writerows(
-            [*(int(v) for v in row), int(label)] for row, label in zip(bunch.data, bunch.target, strict=True)
-        )
-    data = yaml.safe_load(EXAMPLE.read_text())
-    data["workload"] = {
-        "kind": "csv",
-        "dataset": "digits_table",
-        "path": "digits.csv",
-        "label": "digit",
-        "classes": [str(k) for k in range(10)],
-        "columns": {f"p{i}": {"type": "numeric", "range": [0, 16]} for i in range(64)},
-        "split": {"validation": 297, "test": 300, "seed": 3},
-    }
-    data["model"] = "logreg"
     config = folder / "table.yaml"
-    config.write_text(yaml.safe_dump(data))
+    config.write_text(yaml.safe_dump(digits_table_search(folder)))
     return config
 
 

@@ -30,6 +30,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from search_helpers import digits_table_search
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -97,6 +98,7 @@ def test_the_wheel_installs_into_a_fresh_venv_and_plans_and_searches_outside_the
     # every worker on both nodes imports tunedp and the example from the installed wheels.
     _write_csv_search(work)
     _run([tunedp, "budget", "init", "--config", "table.yaml", "--epsilon", "8", "--delta", "1e-4"], cwd=work, env=env)
+    charged = {"breast_cancer": report["privacy"]["charged_epsilon"], "digits_table": 0.0}
     with _two_node_cluster(python, env) as address:
         for config_name, output in (("breast_cancer.yaml", "on_cluster"), ("table.yaml", "table_on_cluster")):
             _run([tunedp, "search", "--config", config_name, "--output", output, "--ray-address", address,
@@ -104,37 +106,15 @@ def test_the_wheel_installs_into_a_fresh_venv_and_plans_and_searches_outside_the
             report = json.loads((work / output / "report.json").read_text())
             assert report["status"] == "completed" and len(report["trials"]) == 2
             assert len(report["ray_nodes"]) == 2, report["ray_nodes"]  # one trial on each node
-    spent = {
-        name: _run([tunedp, "budget", "show", "--dataset", name, "--json"], cwd=work, env=env).stdout
-        for name in ("breast_cancer", "digits_table")
-    }
-    assert json.loads(spent["breast_cancer"])["spent_epsilon"] == pytest.approx(8.0, rel=1e-3)  # two searches of 4
-    assert 0 < json.loads(spent["digits_table"])["spent_epsilon"] <= 8.0
+            charged[report["ledger"]["dataset"]] += report["privacy"]["charged_epsilon"]
+    for dataset, total in charged.items():  # every search charged its own dataset's ledger, and only that
+        shown = json.loads(_run([tunedp, "budget", "show", "--dataset", dataset, "--json"], cwd=work, env=env).stdout)
+        assert shown["spent_epsilon"] == pytest.approx(total, rel=1e-9) and 0 < total <= 8.0
 
 
 def _write_csv_search(folder: Path) -> None:
     """scikit-learn's real digits as a CSV table and a two-point grid search over it (``table.yaml``)."""
-    import csv
-
-    from sklearn.datasets import load_digits
-
-    bunch = load_digits()
-    with (folder / "digits.csv").open("w", newline="") as handle:
-        writer = csv.writer(handle)
-        writer.writerow([*(f"p{i}" for i in range(64)), "digit"])
-        pairs = zip(bunch.data, bunch.target, strict=True)
-        writer.writerows([*(int(v) for v in row), int(label)] for row, label in pairs)
-    data = yaml.safe_load((REPO / "search_spaces" / "example.yaml").read_text())
-    data["workload"] = {
-        "kind": "csv",
-        "dataset": "digits_table",
-        "path": "digits.csv",
-        "label": "digit",
-        "classes": [str(k) for k in range(10)],
-        "columns": {f"p{i}": {"type": "numeric", "range": [0, 16]} for i in range(64)},
-        "split": {"validation": 297, "test": 300, "seed": 3},
-    }
-    data["model"] = "logreg"
+    data = digits_table_search(folder)
     data["budget"] = {"epsilon": 4.0, "delta": 1e-4}
     data["search"] = {"mode": "grid"}
     data["training"] = {"epochs": 5, "expected_batch_size": 120, "evaluations": 1}

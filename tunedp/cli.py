@@ -124,6 +124,17 @@ LedgerOption = Annotated[
         show_default=False,
     ),
 ]
+WorkloadConfigOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--config",
+        "-c",
+        help="A search config: its workload (built-in, import path, entry point or csv) names the dataset, "
+        "its sizes and the rows to bind.",
+        dir_okay=False,
+        show_default=False,
+    ),
+]
 # metavar="": typer would otherwise show a flag as taking a "<bool>" value.
 JsonOption = Annotated[bool, typer.Option("--json", help="Machine-readable output.", metavar="")]
 MaxConcurrentOption = Annotated[
@@ -330,17 +341,7 @@ def budget_init(
     dataset: Annotated[
         str | None, typer.Option("--dataset", help="Protected dataset name.", show_default=False)
     ] = None,
-    config: Annotated[
-        Path | None,
-        typer.Option(
-            "--config",
-            "-c",
-            help="A search config: its workload (built-in, import path, entry point or csv) names the dataset, "
-            "its sizes and the rows to bind.",
-            dir_okay=False,
-            show_default=False,
-        ),
-    ] = None,
+    config: WorkloadConfigOption = None,
     size: Annotated[
         int | None,
         typer.Option("--size", help="Examples in the dataset (required for a dataset tunedp does not know)."),
@@ -414,12 +415,7 @@ def budget_bind(
     dataset: Annotated[
         str | None, typer.Option("--dataset", help="Protected dataset name.", show_default=False)
     ] = None,
-    config: Annotated[
-        Path | None,
-        typer.Option(
-            "--config", "-c", help="A search config whose workload's rows to bind.", dir_okay=False, show_default=False
-        ),
-    ] = None,
+    config: WorkloadConfigOption = None,
     ledger: LedgerOption = None,
 ) -> None:
     """Bind a ledger made before data fingerprints (or unbound) to the data its workload loads now; keeps charges."""

@@ -111,12 +111,10 @@ def run_search(
     charge (:mod:`tunedp.preflight`): a mistake there costs nothing. Ray is
     connected before the charge too, and that connection runs the trials.
     """
-    from tunedp.preflight import check_admissible, connect_ray, run_preflight
+    from tunedp.preflight import check_admissible, prepared_cluster
 
     check_admissible(plan, ledger)  # first: a refused budget starts neither torch nor Ray
-    run_preflight(plan, max_concurrent=max_concurrent, output=output_dir, force=force)
-    ray_temp = connect_ray(ray_address, resources=plan.config.resources)
-    try:
+    with prepared_cluster(plan, ray_address, max_concurrent=max_concurrent, output=output_dir, force=force):
         return _charge_and_run(
             plan,
             ledger=ledger,
@@ -126,11 +124,6 @@ def run_search(
             output_dir=output_dir,
             observers=[*observers, LineProgress(progress)],
         )
-    finally:
-        if ray_temp is not None:
-            from tunedp.ray_backend import stop_ray
-
-            stop_ray(ray_temp)
 
 
 def _charge_and_run(
@@ -417,7 +410,7 @@ def resume_search(
     why this keeps the guarantee).
     """
     from tunedp.config import GridSearch
-    from tunedp.preflight import connect_ray, run_preflight
+    from tunedp.preflight import prepared_cluster
     from tunedp.resume import ResumeError, check_unlocked, read_state
 
     output = Path(output_dir)
@@ -432,9 +425,7 @@ def resume_search(
         raise ResumeError(
             f"--resume: grid searches cannot be resumed yet; abandon it with `tunedp search --abandon {output}`"
         )
-    run_preflight(plan, max_concurrent=max_concurrent)
-    ray_temp = connect_ray(ray_address, resources=plan.config.resources)
-    try:
+    with prepared_cluster(plan, ray_address, max_concurrent=max_concurrent):
         return _charge_and_run(
             plan,
             ledger=ledger,
@@ -445,8 +436,3 @@ def resume_search(
             observers=[*observers, LineProgress(progress)],
             resume=state,
         )
-    finally:
-        if ray_temp is not None:
-            from tunedp.ray_backend import stop_ray
-
-            stop_ray(ray_temp)

@@ -447,6 +447,31 @@ def _keep_sigterm() -> Iterator[None]:
             signal.signal(signal.SIGTERM, previous)
 
 
+@contextmanager
+def prepared_cluster(
+    plan: SearchPlan,
+    ray_address: str | None,
+    *,
+    max_concurrent: int | None = None,
+    output: Path | None = None,
+    force: bool = False,
+) -> Iterator[None]:
+    """Pre-flight ``plan``, then connect Ray (or start a local one) for its trials; stop what was started.
+
+    Everything here happens before the charge and reads no private data, so
+    a failure costs nothing; the charge and the trials run inside the block.
+    """
+    run_preflight(plan, max_concurrent=max_concurrent, output=output, force=force)
+    ray_temp = connect_ray(ray_address, resources=plan.config.resources)
+    try:
+        yield
+    finally:
+        if ray_temp is not None:
+            from tunedp.ray_backend import stop_ray
+
+            stop_ray(ray_temp)
+
+
 def connect_ray(
     address: str | None, *, resources: Resources | None = None, timeout_s: float = RAY_CONNECT_TIMEOUT_S
 ) -> Path | None:
