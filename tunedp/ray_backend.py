@@ -271,8 +271,11 @@ def ensure_ray(ray_address: str | None) -> Path | None:
         if ray_address is not None:
             ray.init(address=ray_address, log_to_driver=False, logging_level=logging.WARNING)
             return None
-        # Short and under /tmp: Ray's unix sockets live in it (107-byte path limit).
-        temp_dir = Path(tempfile.mkdtemp(prefix="tdp-ray-", dir="/tmp" if Path("/tmp").is_dir() else None))
+        # Short and under /tmp: Ray's unix sockets live in it (107-byte path limit). The driver's
+        # pid in the name tells whose folder it is (checked gone after a search by the tests).
+        temp_dir = Path(
+            tempfile.mkdtemp(prefix=f"tdp-ray-{os.getpid()}-", dir="/tmp" if Path("/tmp").is_dir() else None)
+        )
         # address="local": start our own instance even if `ray start` left a
         # cluster file behind on this machine (ray.init would try to join it).
         ray.init(
