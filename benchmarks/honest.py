@@ -161,8 +161,7 @@ def _cells() -> dict[str, Cell]:
             epsilon=0.5,
             kind="search",
             config="search_spaces/adult_two_stage.yaml",
-            # At ε = 0.5 a 20 % share cannot pay for stage 1's scores at σ_score = 40.
-            overrides={"validation.score_noise_multiplier": 60.0, "search.stage1_budget_share": 0.3},
+
         ),
         Cell(name="adult-single-1", workload="adult", epsilon=1.0, kind="single", single="adult_logreg"),
         Cell(name="adult-single-0.5", workload="adult", epsilon=0.5, kind="single", single="adult_logreg"),

@@ -262,7 +262,7 @@ SHIPPED_STAGED = {  # config → the budgets and overrides benchmarks/honest.py 
     "fashion_mnist_public_proxy.yaml": [(3.0, {}), (1.0, {})],
     "fashion_mnist_scatternet_two_stage.yaml": [(3.0, {}), (1.0, {"score_noise_multiplier": 40.0})],
     "fashion_mnist_scatternet_public_proxy.yaml": [(3.0, {}), (1.0, {})],
-    "adult_two_stage.yaml": [(1.0, {}), (0.5, {"score_noise_multiplier": 60.0, "stage1_budget_share": 0.3})],
+    "adult_two_stage.yaml": [(1.0, {}), (0.5, {})],
 }
 
 
