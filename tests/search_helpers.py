@@ -97,6 +97,14 @@ def public_proxy(stage1: dict[str, Any] | None = None) -> SearchConfig:
     )
 
 
+def with_searched_variants(config: SearchConfig, variants: list[str]) -> SearchConfig:
+    """``config`` with its model variant searched (``space.model``) instead of fixed."""
+    data = config.model_dump(mode="json", exclude_none=True)
+    data.pop("model", None)
+    data["space"]["model"] = {"distribution": "choice", "values": variants}
+    return parse_config(data, source="test")
+
+
 def digits_table_search(folder: Path) -> dict[str, Any]:
     """scikit-learn's real digits written as ``folder/digits.csv`` and the example search over it as a csv workload.
 

@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 import pytest
 from rich.console import Console
-from search_helpers import adaptive, grid, public_proxy, random_all, random_best, two_stage
+from search_helpers import adaptive, grid, public_proxy, random_all, random_best, two_stage, with_searched_variants
 
 import tunedp.driver as driver_module
 from tunedp.accounting.ledger import Charge, PrivacyLedger
@@ -43,6 +43,8 @@ MODES = {
     "random/all": lambda: random_all(expected_trials=2.0, max_trials=3),
     "adaptive": lambda: adaptive(max_trials=3, evaluations=2),
     "grid": lambda: grid(momenta=[0.5, 0.9]),
+    # The model variant searched like a hyperparameter: one momentum × two variants = two trials.
+    "grid/model": lambda: with_searched_variants(grid(momenta=[0.9]), ["mlp", "cnn"]),
     "two_stage": lambda: two_stage(),
     "public_proxy": lambda: public_proxy(),
 }

@@ -44,6 +44,7 @@ __all__ = [
     "FixedParam",
     "GridSearch",
     "LogUniformParam",
+    "ModelChoice",
     "PrivateValidation",
     "PublicProxySearch",
     "PublicValidation",
@@ -291,6 +292,29 @@ class FixedParam(BaseModel):
 Param = Annotated[LogUniformParam | UniformParam | ChoiceParam | FixedParam, Field(discriminator="distribution")]
 
 
+class ModelChoice(BaseModel):
+    """The model variants a search chooses among: names the workload declares (checked before the charge).
+
+    A variant is a hyperparameter like any other: it changes nothing in the
+    accounting (every trial has the same steps, σ, q and score releases), and
+    under ``release: best`` only the released trial's variant leaves the driver.
+    """
+
+    model_config = _STRICT
+    distribution: Literal["choice"] = "choice"
+    values: tuple[str, ...] = Field(min_length=1)
+
+    @field_validator("values")
+    @classmethod
+    def _distinct_names(cls, values: tuple[str, ...]) -> tuple[str, ...]:
+        if any(not value for value in values):
+            raise ValueError("a model variant name must not be empty")
+        repeated = sorted({v for v in values if values.count(v) > 1})
+        if repeated:
+            raise ValueError(f"{repeated[0]!r} is listed more than once; list each variant once")
+        return values
+
+
 class SearchSpace(BaseModel):
     """The hyperparameters searched, with the lr–clip coupling made explicit.
 
@@ -307,6 +331,9 @@ class SearchSpace(BaseModel):
     model_config = _STRICT
     coupling: Literal["lr_clip", "fixed_clip", "none"]
     params: dict[str, Param] = Field(min_length=1)
+    #: The model variants searched (``{distribution: choice, values: [...]}``), or ``None``: the
+    #: config's ``model:`` (or the workload's default) for every trial.
+    model: ModelChoice | None = None
 
     @field_validator("params")
     @classmethod
@@ -415,6 +442,17 @@ class SearchConfig(BaseModel):
     optimizer: Literal["dp_sgd", "dp_adam", "dp_adamwosm", "dp2_rmsprop"]
     space: SearchSpace
     resources: Resources = Field(default_factory=Resources)
+
+    @property
+    def variants(self) -> tuple[str | None, ...]:
+        """The model variants the trials use: the searched ones, or the one ``model:`` names (None: default)."""
+        return self.space.model.values if self.space.model is not None else (self.model,)
+
+    @model_validator(mode="after")
+    def _one_way_to_name_the_model(self) -> SearchConfig:
+        if self.model is not None and self.space.model is not None:
+            raise ValueError("model: fixes one variant while space.model searches several; keep one of them")
+        return self
 
     @model_validator(mode="after")
     def _coupling_matches_optimizer(self) -> SearchConfig:

@@ -318,10 +318,10 @@ def _release_model(
     model = output / "best_model.pt"
     shutil.copyfile(Path(best.checkpoint_path) / "model.pt", model)
     shutil.rmtree(best.checkpoint_path, ignore_errors=True)
-    return replace(best, test_metric=_test_metric(config, model), checkpoint_path=None), model
+    return replace(best, test_metric=_test_metric(config, model, best.model), checkpoint_path=None), model
 
 
-def _test_metric(config: SearchConfig, model_file: Path) -> float | None:
+def _test_metric(config: SearchConfig, model_file: Path, variant: str | None) -> float | None:
     """The selected model's exact test accuracy (never used for selection; labelled by the workload's test source)."""
     import torch
 
@@ -329,7 +329,7 @@ def _test_metric(config: SearchConfig, model_file: Path) -> float | None:
 
     try:
         state = torch.load(model_file, map_location="cpu", weights_only=True)
-        return test_metric_of(config.workload, config.model, state)
+        return test_metric_of(config.workload, variant, state)
     except Exception as error:  # a missing dataset must not lose the search's results
         log.warning("test metric of the best model failed: %s", one_line(error))
         return None

@@ -91,7 +91,7 @@ def _search_shape(config: SearchConfig) -> SearchShape:
     if isinstance(mode, AdaptiveSearch):
         return SearchShape(mode="adaptive", release="all", expected_trials=mode.max_trials, max_trials=mode.max_trials)
     assert isinstance(mode, GridSearch)
-    count = len(grid_points(config))
+    count = len(grid_points(config)) * len(config.variants)  # Tune runs every point with every variant
     return SearchShape(mode="grid", release="all", expected_trials=count, max_trials=count)
 
 

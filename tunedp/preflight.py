@@ -282,12 +282,13 @@ def check_model_and_optimizer(
             f"workload: {config.workload!r} declares no input_shape in trials/; declare it to run the pre-flight "
             "(or pass --no-preflight to tunedp plan)"
         )
-    variant = config.model
-    if variant is not None and variant not in workload.variants:
-        raise PreflightError(
-            f"model: workload {config.workload!r} has no model variant {variant!r}; "
-            f"known: {', '.join(workload.variants)}"
-        )
+    field = "space.model.values" if config.space.model is not None else "model"
+    for variant in config.variants:
+        if variant is not None and variant not in workload.variants:
+            raise PreflightError(
+                f"{field}: workload {config.workload!r} has no model variant {variant!r}; "
+                f"known: {', '.join(workload.variants)}"
+            )
     settings = _rules_at_corners(config)
     generator = torch.Generator().manual_seed(0)  # synthetic, not private: a fixed seed is fine
     classes = workload.sizes.classes
@@ -297,7 +298,8 @@ def check_model_and_optimizer(
         inputs = torch.randn((rows, *shape), generator=generator)
         return inputs, torch.randint(0, classes, (rows,), generator=generator)
 
-    for hyper in settings:
+    # Every searched variant at every corner: a variant that cannot train fails here, not after the charge.
+    for variant, hyper in itertools.product(config.variants, settings):
         model = _build(workload, variant)
         inputs, targets = batch(CORNER_BATCH)
         try:
@@ -324,8 +326,9 @@ def check_model_and_optimizer(
                 f"model: one private step of {config.optimizer} on variant {variant or workload.default_variant!r} "
                 f"failed on a synthetic batch: {one_line(error, 200)}"
             ) from None
+    variant = config.variants[0]
     seconds = _time_step(plan, workload, variant, settings[0], batch, concurrency) if time_it else None
-    return len(settings), seconds
+    return len(settings) * len(config.variants), seconds
 
 
 def _build(workload: Any, variant: str | None) -> Any:

@@ -123,11 +123,12 @@ def _trainable(point: dict[str, Any], static: _TrialStatic) -> None:
     # mapped removes ~15 ms of page faults per private step (benchmarks/optim).
     keep_freed_memory()
     config = SearchConfig.model_validate_json(static.config_json)
-    hyper = optimizer_hyperparameters(point, config)
+    variant, numeric = split_variant(point, config)
+    hyper = optimizer_hyperparameters(numeric, config)
     device = _device()
     settings = TrialSettings(
         workload=config.workload,
-        model=config.model,
+        model=variant,
         optimizer=config.optimizer,
         hyperparameters=hyper,
         plan=static.plan,
@@ -238,10 +239,28 @@ def _tune_domain(param: Any) -> Any:
     return param.value
 
 
+MODEL_KEY = "model"
+"""The key of the searched model variant in a Tune trial's config (hyperparameter names never clash with it)."""
+
+
+def split_variant(point: Mapping[str, Any], config: SearchConfig) -> tuple[str | None, dict[str, float]]:
+    """(the trial's model variant, its numeric hyperparameters) from a Tune trial config."""
+    variant = point.get(MODEL_KEY, config.model) if config.space.model is not None else config.model
+    numeric = {k: float(v) for k, v in point.items() if k in config.space.params}
+    return (str(variant) if variant is not None else None), numeric
+
+
 def _param_space(config: SearchConfig) -> dict[str, Any]:
+    variants = list(config.space.model.values) if config.space.model is not None else None
     if isinstance(config.search, GridSearch):
-        return {name: tune.grid_search(values) for name, values in _grid_axes(config).items()}
-    return {name: _tune_domain(p) for name, p in config.space.params.items()}
+        space = {name: tune.grid_search(values) for name, values in _grid_axes(config).items()}
+        if variants is not None:
+            space[MODEL_KEY] = tune.grid_search(variants)
+        return space
+    space = {name: _tune_domain(p) for name, p in config.space.params.items()}
+    if variants is not None:
+        space[MODEL_KEY] = tune.choice(variants)
+    return space
 
 
 def _grid_axes(config: SearchConfig) -> dict[str, list[float]]:
@@ -456,8 +475,7 @@ def trial_record(
     checkpoint_path: str | None = None,
 ) -> TrialRecord:
     """What the driver knows about one trial, from its Tune config and its last reported metrics."""
-    searched = set(config.space.params)
-    point = {k: float(v) for k, v in (trial_config or {}).items() if k in searched}
+    variant, point = split_variant(trial_config or {}, config)
     metrics = metrics or {}
     try:
         hyper = optimizer_hyperparameters(point, config)
@@ -476,6 +494,7 @@ def trial_record(
     reason = describe_failure(error) if error is not None else None
     return TrialRecord(
         point=point,
+        model=variant,
         hyperparameters=hyper,
         status=status,
         released_scores=() if failed else tuple(scores),

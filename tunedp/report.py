@@ -85,6 +85,8 @@ class BestRelease:
     #: What ``test_metric`` is: "public test split", or "exact, outside the ε guarantee"
     #: when the workload carves its test split from the protected data.
     test_label: str = "public test split"
+    #: The model variant of the released model (``None``: the workload's default).
+    variant: str | None = None
 
     @classmethod
     def of(cls, best: TrialRecord, model: Path | None, *, test_label: str = "public test split") -> BestRelease:
@@ -96,6 +98,7 @@ class BestRelease:
             test_metric=best.test_metric,
             model=str(model) if model is not None else None,
             test_label=test_label,
+            variant=best.model,
         )
 
 
@@ -204,7 +207,8 @@ def human_summary(report: SearchReport) -> str:
     if best is not None:
         hyper = ", ".join(f"{k}={v:.4g}" for k, v in sorted(best.hyperparameters.items()))
         score = "no validation score released" if best.final_score is None else f"released score {best.final_score:.4f}"
-        lines.append(f"best: {score}; {hyper}")
+        variant = f"model variant {best.variant}; " if best.variant is not None else ""
+        lines.append(f"best: {score}; {variant}{hyper}")
         if best.test_metric is not None:
             lines.append(f"best model test metric ({best.test_label}): {best.test_metric:.4f}")
         if best.model is not None:

@@ -94,14 +94,16 @@ class StagedPlan(SearchPlan):
         naive = naive_event(self.stage1.trial.dp_event(), self.stage1.shape)
         return rdp_epsilon(staged_event(naive, self.trial.dp_event()), self.delta)
 
-    def final_plan(self, point: dict[str, float]) -> SearchPlan:
-        """The stage-2 run at the transferred ``point``: a one-point grid with the planned trial.
+    def final_plan(self, point: dict[str, float], variant: str | None = None) -> SearchPlan:
+        """The stage-2 run at the transferred ``point`` (and stage 1's model ``variant``): a one-point grid.
 
         Fails closed if its event is not exactly the stage-2 event that was
         priced into the charge.
         """
         data = self.config.model_dump(mode="python")
         data["search"] = {"mode": "grid"}
+        if self.config.space.model is not None:  # the variant stage 1 selected, fixed for the final run
+            data["model"] = variant
         data["space"] = {
             "coupling": self.config.space.coupling,
             "params": {name: {"distribution": "fixed", "value": float(value)} for name, value in point.items()},
@@ -217,6 +219,18 @@ def _stage1_config(config: SearchConfig, sizes: DatasetSizes, geometry: TrialGeo
                 f"search.public_workload: the final run's expected batch size {batch:g} exceeds the "
                 f"{public.train} training examples of {mode.public_workload!r}; lower training.expected_batch_size"
             )
+        if config.space.model is not None:
+            # The variant stage 1 selects is the one the private run trains: the public workload
+            # must offer each searched variant, under the same name.
+            if mode.public_model is not None:
+                raise ConfigError("search.public_model: space.model searches the variants; drop public_model")
+            offered = resolve_workload(mode.public_workload).variants
+            missing = [v for v in config.space.model.values if v not in offered]
+            if missing:
+                raise ConfigError(
+                    f"space.model.values: public workload {mode.public_workload!r} has no variant {missing[0]!r} "
+                    f"(it offers {', '.join(offered)}); search only variants both workloads declare"
+                )
         # Same expected batch and noise segments as the final run: the same noise per update.
         training.update(expected_batch_size=batch, sampling_rate=None, segment_steps=geometry.segment_steps)
         data.update(

@@ -462,7 +462,9 @@ class MlflowTracker(SearchObserver):
         from tunedp.released_model import load_released_model
 
         config = outcome.plan.config
-        released = load_released_model(config.workload, config.model, outcome.output_dir / "best_model.pt")
+        best = outcome.report.best
+        variant = best.variant if best is not None and best.variant is not None else config.model
+        released = load_released_model(config.workload, variant, outcome.output_dir / "best_model.pt")
         signature = infer_signature(released.input_example, released.output_example)
         # The LoggedModel is created here, in the search's experiment and linked to the parent
         # run: left to itself the fluent API files it under the default experiment.
