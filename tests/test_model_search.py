@@ -67,7 +67,7 @@ def test_a_grid_over_variants_trains_each_and_releases_the_best_with_its_variant
     ledger = tmp_path / "digits.sqlite"
     create_ledger(ledger, dataset="digits", epsilon=100.0, delta=1e-5)
     outcome = search(config, ledger_path=ledger, output_dir=tmp_path / "out", seed=3)
-    assert sorted(str(t.model) for t in outcome.disclosed_trials) == ["cnn", "mlp"]  # grid releases all
+    assert sorted(str(t.variant) for t in outcome.disclosed_trials) == ["cnn", "mlp"]  # grid releases all
     best = outcome.report.best
     assert best is not None and best.variant in ("mlp", "cnn") and best.test_metric is not None
     # The released file is the selected variant's network: it loads into that variant only.
@@ -80,7 +80,7 @@ def test_a_grid_over_variants_trains_each_and_releases_the_best_with_its_variant
         resolve_workload("digits").build_model(other).load_state_dict(state)
     report = json.loads((tmp_path / "out" / "report.json").read_text())
     assert report["best"]["variant"] == best.variant
-    assert {t["model"] for t in report["trials"]} == {"mlp", "cnn"}
+    assert {t["variant"] for t in report["trials"]} == {"mlp", "cnn"}
     (charge,) = PrivacyLedger.open(ledger).charges()
     assert charge.epsilon == pytest.approx(plan_search(config).search_epsilon, rel=1e-12)
 

@@ -318,7 +318,7 @@ def _release_model(
     model = output / "best_model.pt"
     shutil.copyfile(Path(best.checkpoint_path) / "model.pt", model)
     shutil.rmtree(best.checkpoint_path, ignore_errors=True)
-    return replace(best, test_metric=_test_metric(config, model, best.model), checkpoint_path=None), model
+    return replace(best, test_metric=_test_metric(config, model, best.variant), checkpoint_path=None), model
 
 
 def _test_metric(config: SearchConfig, model_file: Path, variant: str | None) -> float | None:

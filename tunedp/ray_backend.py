@@ -494,7 +494,7 @@ def trial_record(
     reason = describe_failure(error) if error is not None else None
     return TrialRecord(
         point=point,
-        model=variant,
+        variant=variant,
         hyperparameters=hyper,
         status=status,
         released_scores=() if failed else tuple(scores),

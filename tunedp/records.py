@@ -25,7 +25,7 @@ class TrialRecord:
     hyperparameters: dict[str, float]
     status: TrialStatus
     #: The model variant it trained (``None``: the workload's default).
-    model: str | None = None
+    variant: str | None = None
     released_scores: tuple[float, ...] = ()
     test_metric: float | None = None
     #: Why it failed, as it may be shown (see :mod:`tunedp.failures`): ``Type: message``
@@ -53,7 +53,7 @@ class TrialRecord:
         """Every field that may be shown once this record is disclosable (the report's names)."""
         return {
             "point": self.point,
-            **({"model": self.model} if self.model is not None else {}),
+            **({"variant": self.variant} if self.variant is not None else {}),
             "hyperparameters": self.hyperparameters,
             "status": self.status,
             "released_scores": list(self.released_scores),

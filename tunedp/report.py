@@ -98,7 +98,7 @@ class BestRelease:
             test_metric=best.test_metric,
             model=str(model) if model is not None else None,
             test_label=test_label,
-            variant=best.model,
+            variant=best.variant,
         )
 
 

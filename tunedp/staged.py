@@ -78,7 +78,7 @@ def run_stages(
         return TrialsRun(records=(), best=None, nodes=())
     if chosen.checkpoint_path is not None:  # the stage-1 model is never released
         shutil.rmtree(chosen.checkpoint_path, ignore_errors=True)
-    final_plan = plan.final_plan(transfer_point(chosen.point, plan.transfer_factor), chosen.model)
+    final_plan = plan.final_plan(transfer_point(chosen.point, plan.transfer_factor), chosen.variant)
     run = run_trials(
         final_plan,
         trial_count=1,
