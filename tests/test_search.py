@@ -361,6 +361,11 @@ def _a_node_with_another_copy_of_the_data_is_refused(folder: Path, port: int, en
     (line,) = [text for text in done.stderr.splitlines() if text.startswith("error:")]
     assert "Ray node " in line and "reads different rows" in line and "nothing charged" in line
     assert ledger_path.read_bytes() == before and PrivacyLedger.open(ledger_path).charges() == []
+    # Only the verdict leaves the driver: no per-search digest (a function of the private rows) is
+    # printed or written anywhere in the search's folder (the ledger holds its own, bound fingerprint).
+    assert "hmac-sha256" not in done.stdout + done.stderr
+    written = [path for path in folder.rglob("*") if path.is_file() and not path.name.startswith(ledger_path.name)]
+    assert not [path for path in written if b"hmac-sha256" in path.read_bytes()], written
 
 
 def _worker_node_dies_mid_search(folder: Path, port: int, env: dict[str, str], worker: subprocess.Popen[bytes]) -> None:
