@@ -406,3 +406,25 @@ def test_budget_init_from_a_config_refuses_bad_flags_and_writes_nothing(
     args += extra if "--delta" in extra else [*extra, "--delta", "1e-4"]
     _refused(_cli(args, home, tmp_path), *names)
     assert not home.exists() or not any(home.rglob("*.sqlite"))
+
+
+@pytest.mark.parametrize(
+    ("workload", "names"),
+    [
+        ("nowhere_pkg.workloads:WORKLOAD", ["workload:", "cannot import 'nowhere_pkg.workloads'", "PYTHONPATH"]),
+        ("no-such-workload", ["workload:", "unknown workload 'no-such-workload'"]),
+    ],
+)
+def test_budget_init_from_a_config_whose_workload_cannot_load_writes_nothing(
+    tmp_path: Path, workload: str, names: list[str]
+) -> None:
+    """A workload that does not resolve: one line naming the field (not prefixed twice), no ledger, no key."""
+    home = tmp_path / "home"
+    data = yaml.safe_load(EXAMPLE.read_text())
+    data["workload"] = workload
+    config = tmp_path / "custom.yaml"
+    config.write_text(yaml.safe_dump(data))
+    done = _cli(["budget", "init", "-c", str(config), "--epsilon", "2", "--delta", "1e-4"], home, tmp_path)
+    _refused(done, *names)
+    assert "ConfigError" not in done.stderr and done.stderr.count("workload:") == 1, done.stderr
+    assert not home.exists() or not any(path.is_file() for path in home.rglob("*"))

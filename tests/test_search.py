@@ -345,12 +345,21 @@ def test_two_node_ray_cluster_runs_trials_on_both_nodes(tmp_path: Path) -> None:
 
 
 def _a_node_with_another_copy_of_the_data_is_refused(folder: Path, port: int, env: dict[str, str]) -> None:
-    """The driver's copy matches the ledger, the worker node's differs in one row: refused, nothing charged."""
+    """The driver's copy matches the ledger, the worker node's differs in one row or is missing: refused."""
+    _refused_for_the_worker_nodes_copy(folder, port, env, "DIGITS_NODE_COPY", "reads different rows")
+    _refused_for_the_worker_nodes_copy(
+        folder.with_name("missing"), port, env, "DIGITS_NODE_MISSING", "cannot load workload"
+    )
+
+
+def _refused_for_the_worker_nodes_copy(folder: Path, port: int, env: dict[str, str], name: str, why: str) -> None:
+    """A search of ``workload_fixtures:name`` on the cluster: one line naming the node and ``why``, nothing charged."""
     folder.mkdir()
-    config = grid(momenta=[0.5, 0.9]).model_copy(update={"workload": "workload_fixtures:DIGITS_NODE_COPY"})
+    config = grid(momenta=[0.5, 0.9]).model_copy(update={"workload": f"workload_fixtures:{name}"})
     config_path = _write_config(folder, config)
     ledger_path = folder / "ledger.sqlite"
-    create_ledger(ledger_path, dataset="digits_node_copy", epsilon=100.0, delta=1e-5, workload=config.workload)
+    dataset = name.lower()
+    create_ledger(ledger_path, dataset=dataset, epsilon=100.0, delta=1e-5, workload=config.workload)
     before = ledger_path.read_bytes()
     done = subprocess.run(
         [TUNEDP, "search", "--config", str(config_path), "--ledger", str(ledger_path),
@@ -359,8 +368,13 @@ def _a_node_with_another_copy_of_the_data_is_refused(folder: Path, port: int, en
     )  # fmt: skip
     assert done.returncode == 2, done.stdout + done.stderr
     (line,) = [text for text in done.stderr.splitlines() if text.startswith("error:")]
-    assert "Ray node " in line and "reads different rows" in line and "nothing charged" in line
+    assert "Ray node " in line and "(node " in line and why in line and "nothing charged" in line
     assert ledger_path.read_bytes() == before and PrivacyLedger.open(ledger_path).charges() == []
+    # Only the verdict leaves the driver: no per-search digest (a function of the private rows) is
+    # printed or written anywhere in the search's folder (the ledger holds its own, bound fingerprint).
+    assert "hmac-sha256" not in done.stdout + done.stderr
+    written = [path for path in folder.rglob("*") if path.is_file() and not path.name.startswith(ledger_path.name)]
+    assert not [path for path in written if b"hmac-sha256" in path.read_bytes()], written
 
 
 def _worker_node_dies_mid_search(folder: Path, port: int, env: dict[str, str], worker: subprocess.Popen[bytes]) -> None:

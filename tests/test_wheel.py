@@ -101,11 +101,14 @@ def test_the_wheel_installs_into_a_fresh_venv_and_plans_and_searches_outside_the
     charged: dict[str, list[float]] = {"breast_cancer": [report["privacy"]["charged_epsilon"]], "digits_table": []}
     with _two_node_cluster(python, env) as address:
         for config_name, output in (("breast_cancer.yaml", "on_cluster"), ("table.yaml", "table_on_cluster")):
+            planned = json.loads(_run([tunedp, "plan", "--config", config_name, "--json"], cwd=work, env=env).stdout)
             _run([tunedp, "search", "--config", config_name, "--output", output, "--ray-address", address,
                   "--max-concurrent", "2"], cwd=work, env=env)  # fmt: skip
             report = json.loads((work / output / "report.json").read_text())
             assert report["status"] == "completed" and len(report["trials"]) == 2
             assert len(report["ray_nodes"]) == 2, report["ray_nodes"]  # one trial on each node
+            # A grid's charge is fixed in advance: the ε `tunedp plan` showed before the search is what it charged.
+            assert report["privacy"]["charged_epsilon"] == pytest.approx(planned["search_epsilon"], rel=1e-9)
             charged[report["ledger"]["dataset"]].append(report["privacy"]["charged_epsilon"])
     # Every search charged its own dataset's ledger, and only that; the ledger composes its charges
     # under RDP, so two searches cost more than either and at most their sum.

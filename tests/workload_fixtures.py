@@ -42,6 +42,15 @@ def load_node_copy() -> Splits:
     return Splits(train=Split(inputs, splits.train.targets), validation=splits.validation, test=splits.test)
 
 
+def load_on_unmodified_nodes() -> Splits:
+    """The real digits splits; a node whose environment says ``modified`` has no copy of the data."""
+    from tunedp.workloads import _digits
+
+    if os.environ.get(NODE_COPY_ENV) == "modified":
+        raise FileNotFoundError("this node holds no copy of the digits data")
+    return _digits.load()
+
+
 DIGITS_NODE_COPY = dataclasses.replace(
     digits.WORKLOAD,
     name="digits_node_copy",
@@ -49,3 +58,12 @@ DIGITS_NODE_COPY = dataclasses.replace(
     loader="workload_fixtures:load_node_copy",
 )
 """Digits read from each node's own copy (``load_node_copy``): for the per-node data check on a cluster."""
+
+
+DIGITS_NODE_MISSING = dataclasses.replace(
+    digits.WORKLOAD,
+    name="digits_node_missing",
+    sizes=dataclasses.replace(digits.WORKLOAD.sizes, dataset="digits_node_missing"),
+    loader="workload_fixtures:load_on_unmodified_nodes",
+)
+"""Digits that a ``modified`` node cannot load: the per-node check's other refusal."""

@@ -74,7 +74,9 @@ def protected_dataset(workload: WorkloadReference) -> str:
     try:
         return resolve_workload(workload).dataset
     except ConfigError as error:
-        raise DataMismatchError(f"workload: {one_line(error, 240)}; it has no protected dataset") from None
+        # The ConfigError already names the field (``workload: …``); keep it one line, not prefixed twice.
+        message = one_line(str(error), 240).removeprefix("workload: ")
+        raise DataMismatchError(f"workload: {message}; it has no protected dataset") from None
 
 
 def workload_is_known(workload: WorkloadReference) -> bool:
