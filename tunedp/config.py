@@ -31,6 +31,7 @@ from pydantic import (
 
 from tunedp.accounting.schedule import ConstantSchedule, NoiseSchedule
 from tunedp.errors import ConfigError
+from tunedp.lr_schedule import ConstantLr, LrSchedule
 from tunedp.optimizers import CLIP_INVARIANT_OPTIMIZERS, OPTIMIZER_NAMES
 from tunedp.workloads.table import CsvWorkloadSpec
 
@@ -362,6 +363,9 @@ class Training(BaseModel):
     sampling_rate: float | None = Field(default=None, gt=0, le=1, allow_inf_nan=False)
     clip_norm: float | None = Field(default=None, gt=0, allow_inf_nan=False)
     noise_schedule: NoiseSchedule = Field(default_factory=ConstantSchedule)
+    #: Multiplies every learning rate by a public function of the step (post-processing: no
+    #: change to any DpEvent); each trial, and a staged search's final run, decays over its own length.
+    lr_schedule: LrSchedule = Field(default_factory=ConstantLr)
     segment_steps: int | None = Field(default=None, ge=1)
     evaluations: int = Field(default=1, ge=1, le=1000)
 

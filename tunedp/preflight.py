@@ -317,6 +317,7 @@ def check_model_and_optimizer(
                 dataset_size=plan.trial.dataset_size,
                 segments=plan.trial.segments,
                 generator=generator,
+                lr_schedule=config.training.lr_schedule,
             )
             trainer.step(inputs, targets, workload.per_example_loss)
         except PreflightError:

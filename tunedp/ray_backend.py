@@ -134,6 +134,7 @@ def _trainable(point: dict[str, Any], static: _TrialStatic) -> None:
         plan=static.plan,
         seed=trial_seed(static.base_seed, _trial_index()) if static.base_seed is not None else None,
         device=device,
+        lr_schedule=config.training.lr_schedule,
     )
     node_id = _node_id()
     released: list[float] = []

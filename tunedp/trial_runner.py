@@ -30,6 +30,7 @@ from dp_accounting import dp_event
 
 from tunedp.accounting.trial_event import TrialPlan, with_score_releases
 from tunedp.errors import UserFacingError
+from tunedp.lr_schedule import LrScheduleShape
 from tunedp.workloads.registry import WorkloadReference, resolve_workload
 
 __all__ = ["EvaluationReport", "TrainingSetHook", "TrialError", "TrialResult", "TrialSettings", "run_trial"]
@@ -60,6 +61,8 @@ class TrialSettings:
     seed: int | None = None
     #: Where to train: "cpu" or a CUDA device ("cuda", "cuda:0"); model, batches and noise live there.
     device: str = "cpu"
+    #: The config's ``training.lr_schedule``, over this trial's planned steps (``None``: constant).
+    lr_schedule: LrScheduleShape | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -163,6 +166,7 @@ def run_trial(
         dataset_size=plan.dataset_size,
         segments=plan.segments,
         generator=noise,
+        lr_schedule=settings.lr_schedule,
     )
     train_x, train_y = splits.train.inputs, splits.train.targets
     if training_set_hook is not None:

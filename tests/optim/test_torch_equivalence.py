@@ -10,7 +10,7 @@ import pytest
 import torch
 from torch.nn import functional
 
-from tunedp.optim import make_private
+from tunedp.optim import CosineLr, LinearLr, make_private
 
 BATCH, DATASET, RATE, STEPS = 8, 32, 0.25, 6
 
@@ -59,3 +59,52 @@ def test_reproduces_torch_optim(mlp, batch, name, hyperparameters, reference):
         optimizer.step()
     for mine, theirs in zip(private_model.parameters(), plain_model.parameters(), strict=True):
         torch.testing.assert_close(mine, theirs, rtol=0, atol=1e-6)
+
+
+@pytest.mark.parametrize(
+    ("name", "hyperparameters", "schedule", "reference", "scheduler"),
+    [
+        (
+            "dp_sgd",
+            {"lr": 0.2, "momentum": 0.9},
+            CosineLr(final_fraction=0.1),
+            lambda p: torch.optim.SGD(p, lr=0.2, momentum=0.9),
+            lambda o: torch.optim.lr_scheduler.CosineAnnealingLR(o, T_max=STEPS, eta_min=0.02),
+        ),
+        (
+            "dp_adam",
+            {"lr": 0.01, "weight_decay": 0.1},
+            LinearLr(final_fraction=0.25),
+            lambda p: torch.optim.AdamW(p, lr=0.01, weight_decay=0.1),
+            lambda o: torch.optim.lr_scheduler.LinearLR(o, start_factor=1.0, end_factor=0.25, total_iters=STEPS),
+        ),
+    ],
+)
+def test_lr_schedule_reproduces_torch_schedulers(mlp, batch, name, hyperparameters, schedule, reference, scheduler):
+    """``lr_schedule`` is torch's scheduler of the same shape: lr (and decoupled decay) scaled per step."""
+    private_model, plain_model = mlp(), mlp()
+    trainer = make_private(
+        private_model,
+        optimizer=name,
+        hyperparameters={**hyperparameters, "clip_norm": 1e6},
+        sampling_rate=RATE,
+        dataset_size=DATASET,
+        noise_multiplier=0.0,
+        steps=STEPS,
+        lr_schedule=schedule,
+    )
+    optimizer = reference(plain_model.parameters())
+    decay = scheduler(optimizer)
+    for inputs, targets in _batches(batch):
+        trainer.step(inputs, targets, functional.cross_entropy)
+        optimizer.zero_grad()
+        functional.cross_entropy(plain_model(inputs), targets).backward()
+        optimizer.step()
+        decay.step()
+    moved = False
+    for mine, theirs, start in zip(
+        private_model.parameters(), plain_model.parameters(), mlp().parameters(), strict=True
+    ):
+        torch.testing.assert_close(mine, theirs, rtol=0, atol=1e-6)
+        moved = moved or not torch.allclose(mine, start)
+    assert moved

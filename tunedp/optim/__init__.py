@@ -9,6 +9,7 @@ This package knows nothing of Ray or MLflow; its DpEvents come from
 
 from __future__ import annotations
 
+from tunedp.lr_schedule import ConstantLr, CosineLr, LinearLr
 from tunedp.optim.adam import DpAdam
 from tunedp.optim.adamwosm import DpAdamWosm
 from tunedp.optim.clipping import clip_factors, clipped_sum, per_example_norms
@@ -28,10 +29,13 @@ __all__ = [
     "HYPERPARAMETER_RANGES",
     "UPDATE_RULES",
     "Clipping",
+    "ConstantLr",
+    "CosineLr",
     "Dp2RmsProp",
     "DpAdam",
     "DpAdamWosm",
     "DpSgd",
+    "LinearLr",
     "LossFn",
     "PerExampleHook",
     "PrivateTrainer",

@@ -51,11 +51,12 @@ class DpAdam(UpdateRule):
     def _adam_step(self, params: Sequence[Tensor], gradients: Sequence[Tensor], context: StepContext) -> None:
         self._moments(params, second=True)
         t = context.step + 1
-        step_size = self.lr / (1 - self.beta1**t)
+        lr = self.lr * context.lr_scale
+        step_size = lr / (1 - self.beta1**t)
         root_correction = math.sqrt(1 - self.beta2**t)
         with torch.no_grad():
             for param, gradient, first, second in zip(params, gradients, self._first, self._second, strict=True):
-                param.mul_(1 - self.lr * self.weight_decay)
+                param.mul_(1 - lr * self.weight_decay)
                 first.lerp_(gradient, 1 - self.beta1)
                 second.mul_(self.beta2).addcmul_(gradient, gradient, value=1 - self.beta2)
                 denominator = (second.sqrt() / root_correction).add_(self.eps)

@@ -59,9 +59,10 @@ class DpAdamWosm(DpAdam):
             raise ValueError(self._undefined(context.step, context.noise_multiplier))
         self._moments(params, second=False)
         self._second = []  # the limit replaces v from here on
-        step_size = self.lr / ((1 - self.beta1 ** (context.step + 1)) * limit)
+        lr = self.lr * context.lr_scale
+        step_size = lr / ((1 - self.beta1 ** (context.step + 1)) * limit)
         with torch.no_grad():
             for param, gradient, first in zip(params, gradients, self._first, strict=True):
-                param.mul_(1 - self.lr * self.weight_decay)
+                param.mul_(1 - lr * self.weight_decay)
                 first.lerp_(gradient, 1 - self.beta1)
                 param.add_(first, alpha=-step_size)

@@ -60,10 +60,10 @@ class Dp2RmsProp(UpdateRule):
         with torch.no_grad():
             if self.preconditioned(context.step):
                 for param, gradient in zip(params, gradients, strict=True):
-                    param.add_(gradient, alpha=-self.lr_2)
+                    param.add_(gradient, alpha=-self.lr_2 * context.lr_scale)
                 return
             for param, gradient, summed in zip(params, gradients, self._gradient_sum, strict=True):
-                param.add_(gradient, alpha=-self.lr)
+                param.add_(gradient, alpha=-self.lr * context.lr_scale)
                 summed.add_(gradient)
             self._summed_steps += 1
             if context.step % self.delay == self.delay - 1:

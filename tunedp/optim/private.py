@@ -22,6 +22,7 @@ from torch import Tensor, nn
 
 from tunedp.accounting.schedule import NoiseSegment, noise_multiplier_at
 from tunedp.accounting.trial_event import steps_event
+from tunedp.lr_schedule import LrScheduleShape, lr_factor
 from tunedp.optim.noise import make_generator
 from tunedp.optim.per_sample import LossFn
 from tunedp.optim.privatizer import Privatizer
@@ -71,6 +72,7 @@ class PrivateTrainer:
         sampling_rate: float,
         dataset_size: int,
         segments: tuple[NoiseSegment, ...],
+        lr_schedule: LrScheduleShape | None = None,
     ) -> None:
         self.model = model
         self.rule = rule
@@ -79,6 +81,7 @@ class PrivateTrainer:
         self.dataset_size = dataset_size
         self.segments = segments
         self.planned_steps = sum(segment.steps for segment in segments)
+        self.lr_schedule = lr_schedule
         self.steps_taken = 0
 
     @property
@@ -115,6 +118,7 @@ class PrivateTrainer:
             noise_multiplier=sigma,
             clip_norm=clipping.clip_norm,
             expected_batch_size=self.expected_batch_size,
+            lr_scale=lr_factor(self.lr_schedule, step, self.planned_steps),
         )
         self.rule.update(self.privatizer.parameters, gradients, context)
         self.steps_taken += 1
@@ -138,6 +142,7 @@ def make_private(
     secure: bool | None = None,
     chunk_size: int | None = None,
     clipping: str = "auto",
+    lr_schedule: LrScheduleShape | None = None,
 ) -> PrivateTrainer:
     """A :class:`PrivateTrainer` for ``model`` with update rule ``optimizer`` (see ``UPDATE_RULES``).
 
@@ -154,6 +159,9 @@ def make_private(
     ``"ghost"`` (book-keeping ghost clipping, one batched backward), ``"vmap"``
     (materialised per-example gradients) or ``"auto"``, ghost where the model
     allows it; the result and the privacy guarantee are the same.
+    ``lr_schedule`` (:mod:`tunedp.lr_schedule`, e.g. ``CosineLr()``) multiplies
+    every learning rate of the rule at each step over the planned length; it is
+    a public function of the step, so the DpEvent does not change.
     """
     if isinstance(sampling_rate, bool) or not (isinstance(sampling_rate, numbers.Real) and 0 < sampling_rate <= 1):
         raise ValueError(f"Expected sampling_rate={sampling_rate!r} in (0, 1]")
@@ -192,4 +200,5 @@ def make_private(
         sampling_rate=float(sampling_rate),
         dataset_size=int(dataset_size),
         segments=segments,
+        lr_schedule=lr_schedule,
     )

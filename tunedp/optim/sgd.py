@@ -35,7 +35,7 @@ class DpSgd(UpdateRule):
         return Clipping(clip_norm=self.clip_norm)
 
     def update(self, params: Sequence[Tensor], gradients: Sequence[Tensor], context: StepContext) -> None:
-        del context
+        lr = self.lr * context.lr_scale
         with torch.no_grad():
             for index, (param, gradient) in enumerate(zip(params, gradients, strict=True)):
                 direction = gradient if self.weight_decay == 0 else gradient.add(param, alpha=self.weight_decay)
@@ -45,7 +45,7 @@ class DpSgd(UpdateRule):
                     else:
                         self._buffers[index].mul_(self.momentum).add_(direction)
                     direction = self._buffers[index]
-                param.add_(direction, alpha=-self.lr)
+                param.add_(direction, alpha=-lr)
 
     def state(self) -> dict[str, list[Tensor]]:
         return {"momentum_buffer": list(self._buffers)} if self._buffers else {}

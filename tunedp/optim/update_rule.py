@@ -34,12 +34,18 @@ class Clipping:
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class StepContext:
-    """What a rule may know about the step it applies: its 0-based index and its privacy numbers."""
+    """What a rule may know about the step it applies: its 0-based index and its privacy numbers.
+
+    ``lr_scale`` is the learning-rate schedule's multiplier at this step
+    (:mod:`tunedp.lr_schedule`); every rule multiplies each of its learning
+    rates (and so its decoupled weight decay) by it.
+    """
 
     step: int
     noise_multiplier: float
     clip_norm: float
     expected_batch_size: float
+    lr_scale: float = 1.0
 
     @property
     def noise_std(self) -> float:
