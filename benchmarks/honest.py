@@ -211,6 +211,17 @@ def _cells() -> dict[str, Cell]:
                 else {"training.epochs": 40, "validation.score_noise_multiplier": 40.0},
             ),
             Cell(
+                name=f"fmnist-two-stage-cosine-{tag}",
+                workload="fashion_mnist",
+                epsilon=epsilon,
+                kind="search",
+                config="search_spaces/fashion_mnist_two_stage_cosine.yaml",
+                # At ε = 1 a 0.2 share cannot pay for Poisson(6) trials' scores at σ_score = 20.
+                overrides={}
+                if epsilon > 1
+                else {"validation.score_noise_multiplier": 40.0, "search.stage1_budget_share": 0.3},
+            ),
+            Cell(
                 name=f"fmnist-public-proxy-{tag}",
                 workload="fashion_mnist",
                 epsilon=epsilon,
