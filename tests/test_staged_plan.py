@@ -259,6 +259,10 @@ def test_tunedp_plan_shows_both_stages_and_the_split(tmp_path: Path) -> None:
 
 SHIPPED_STAGED = {  # config → the budgets and overrides benchmarks/honest.py runs it at
     "fashion_mnist_two_stage.yaml": [(3.0, {}), (1.0, {"score_noise_multiplier": 40.0})],
+    "fashion_mnist_two_stage_cosine.yaml": [
+        (3.0, {}),
+        (1.0, {"score_noise_multiplier": 40.0, "stage1_budget_share": 0.3}),
+    ],
     "fashion_mnist_public_proxy.yaml": [(3.0, {}), (1.0, {})],
     "fashion_mnist_scatternet_two_stage.yaml": [(3.0, {}), (1.0, {"score_noise_multiplier": 40.0})],
     "fashion_mnist_scatternet_public_proxy.yaml": [(3.0, {}), (1.0, {})],
