@@ -222,6 +222,21 @@ def _cells() -> dict[str, Cell]:
                 else {"validation.score_noise_multiplier": 40.0, "search.stage1_budget_share": 0.3},
             ),
             Cell(
+                name=f"fmnist-two-stage-cosine-notransfer-{tag}",
+                workload="fashion_mnist",
+                epsilon=epsilon,
+                kind="search",
+                config="search_spaces/fashion_mnist_two_stage_cosine.yaml",
+                # The selected η·C as it is (no linear-radius rescaling; see benchmarks/README.md).
+                overrides={"search.transfer": "none"}
+                if epsilon > 1
+                else {
+                    "search.transfer": "none",
+                    "validation.score_noise_multiplier": 40.0,
+                    "search.stage1_budget_share": 0.3,
+                },
+            ),
+            Cell(
                 name=f"fmnist-public-proxy-{tag}",
                 workload="fashion_mnist",
                 epsilon=epsilon,
