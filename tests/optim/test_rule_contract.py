@@ -119,6 +119,41 @@ class TestUpdateRuleContract:
             trainer.step(*batch(size=2), functional.cross_entropy)
         assert trainer.steps_taken == 7
 
+    def test_the_lr_schedule_scales_every_learning_rate_in_every_phase(self, name, mlp, batch):
+        """A schedule factor of ½ at every step trains exactly as halving each learning rate.
+
+        ½ is exact in binary, so the two runs agree bit for bit through every phase
+        (DP-Adam warm-up of AdamWOSM, both phases of DP²).
+        """
+        halved = {k: v / 2 if k in {"lr", "lr_2"} else v for k, v in SETTINGS[name].items()}
+        scheduled, reference = mlp(), mlp()
+        trainer = self._trainer(scheduled, name, seed=3)
+        trainer.lr_schedule = _Half()
+        self._run(trainer, batch, 7)
+        plain = make_private(
+            reference,
+            optimizer=name,
+            hyperparameters=halved,
+            sampling_rate=RATE,
+            dataset_size=SIZE,
+            segments=SEGMENTS,
+            generator=make_generator(seed=3),
+        )
+        self._run(plain, batch, 7)
+        for a, b in zip(scheduled.parameters(), reference.parameters(), strict=True):
+            assert torch.equal(a, b)
+        unscheduled = mlp()
+        self._run(self._trainer(unscheduled, name, seed=3), batch, 7)
+        assert not torch.equal(unscheduled[0].weight, scheduled[0].weight)
+
+
+class _Half:
+    """A schedule shape whose factor is ½ at every step."""
+
+    def factor(self, step: int, steps: int) -> float:
+        del step, steps
+        return 0.5
+
 
 @pytest.mark.parametrize(
     ("name", "key", "value", "message"),

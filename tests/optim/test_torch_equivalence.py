@@ -41,6 +41,11 @@ def _batches(batch):
     ],
 )
 def test_reproduces_torch_optim(mlp, batch, name, hyperparameters, reference):
+    _assert_same_training(mlp, batch, name, hyperparameters, reference)
+
+
+def _assert_same_training(mlp, batch, name, hyperparameters, reference, schedule=None, scheduler=None):
+    """Train both on the same batches and compare every parameter (torch's scheduler steps after its step)."""
     private_model, plain_model = mlp(), mlp()
     trainer = make_private(
         private_model,
@@ -50,15 +55,23 @@ def test_reproduces_torch_optim(mlp, batch, name, hyperparameters, reference):
         dataset_size=DATASET,
         noise_multiplier=0.0,
         steps=STEPS,
+        lr_schedule=schedule,
     )
     optimizer = reference(plain_model.parameters())
+    decay = scheduler(optimizer) if scheduler is not None else None
     for inputs, targets in _batches(batch):
         trainer.step(inputs, targets, functional.cross_entropy)
         optimizer.zero_grad()
         functional.cross_entropy(plain_model(inputs), targets).backward()
         optimizer.step()
-    for mine, theirs in zip(private_model.parameters(), plain_model.parameters(), strict=True):
+        if decay is not None:
+            decay.step()
+    pairs = zip(private_model.parameters(), plain_model.parameters(), mlp().parameters(), strict=True)
+    moved = False
+    for mine, theirs, start in pairs:
         torch.testing.assert_close(mine, theirs, rtol=0, atol=1e-6)
+        moved = moved or not torch.allclose(mine, start)
+    assert moved
 
 
 @pytest.mark.parametrize(
@@ -82,29 +95,4 @@ def test_reproduces_torch_optim(mlp, batch, name, hyperparameters, reference):
 )
 def test_lr_schedule_reproduces_torch_schedulers(mlp, batch, name, hyperparameters, schedule, reference, scheduler):
     """``lr_schedule`` is torch's scheduler of the same shape: lr (and decoupled decay) scaled per step."""
-    private_model, plain_model = mlp(), mlp()
-    trainer = make_private(
-        private_model,
-        optimizer=name,
-        hyperparameters={**hyperparameters, "clip_norm": 1e6},
-        sampling_rate=RATE,
-        dataset_size=DATASET,
-        noise_multiplier=0.0,
-        steps=STEPS,
-        lr_schedule=schedule,
-    )
-    optimizer = reference(plain_model.parameters())
-    decay = scheduler(optimizer)
-    for inputs, targets in _batches(batch):
-        trainer.step(inputs, targets, functional.cross_entropy)
-        optimizer.zero_grad()
-        functional.cross_entropy(plain_model(inputs), targets).backward()
-        optimizer.step()
-        decay.step()
-    moved = False
-    for mine, theirs, start in zip(
-        private_model.parameters(), plain_model.parameters(), mlp().parameters(), strict=True
-    ):
-        torch.testing.assert_close(mine, theirs, rtol=0, atol=1e-6)
-        moved = moved or not torch.allclose(mine, start)
-    assert moved
+    _assert_same_training(mlp, batch, name, hyperparameters, reference, schedule, scheduler)
