@@ -42,6 +42,14 @@ so a proxy with ``stage1_training_fraction: 1`` transfers η unchanged. All four
 known when the plan is made, so the factor is a plan figure, fixed before any
 data is read. It is a utility heuristic: it never changes what is charged.
 
+A measured caveat (``benchmarks/README.md``, "Learning-rate schedule"): the
+line through the origin ignores the intercept Panda et al. fit from two cheap
+points, so when ε₂/ε₁ is large it can move η the wrong way. On the
+Fashion-MNIST CNN a 5-epoch stage-1 trial at σ₁ = 6.3 is best at η·C ≈ 0.6–1.0
+and the 40-epoch final run at η·C ≈ 0.6, while the rule multiplies by 1.29.
+``transfer: none`` keeps the selected η; which is better depends on the
+workload, which is why it is a config field and both are benchmarked.
+
 This module imports neither torch nor Ray.
 """
 
