@@ -122,6 +122,10 @@ SINGLE_RUNS: dict[str, dict[str, Any]] = {
 _ADULT_HALF = {"validation.score_noise_multiplier": 30.0}
 
 
+# At ε = 1 the cosine two-stage config's 0.2 share cannot pay for Poisson(6) trials' scores at σ_score = 20.
+_COSINE_AT_1 = {"validation.score_noise_multiplier": 40.0, "search.stage1_budget_share": 0.3}
+
+
 def _cells() -> dict[str, Cell]:
     cells = [
         Cell(name="adult-adaptive-1", workload="adult", epsilon=1.0, kind="search", config="search_spaces/adult.yaml"),
@@ -217,24 +221,18 @@ def _cells() -> dict[str, Cell]:
                 kind="search",
                 config="search_spaces/fashion_mnist_two_stage_cosine.yaml",
                 # At ε = 1 a 0.2 share cannot pay for Poisson(6) trials' scores at σ_score = 20.
-                overrides={}
-                if epsilon > 1
-                else {"validation.score_noise_multiplier": 40.0, "search.stage1_budget_share": 0.3},
+                overrides={} if epsilon > 1 else _COSINE_AT_1,
             ),
             Cell(
-                name=f"fmnist-two-stage-cosine-notransfer-{tag}",
+                name=f"fmnist-two-stage-cosine-radius-{tag}",
                 workload="fashion_mnist",
                 epsilon=epsilon,
                 kind="search",
                 config="search_spaces/fashion_mnist_two_stage_cosine.yaml",
-                # The selected η·C as it is (no linear-radius rescaling; see benchmarks/README.md).
-                overrides={"search.transfer": "none"}
+                # The same with Panda et al.'s one-point linear radius transfer (× 1.29 at ε = 3).
+                overrides={"search.transfer": "linear_radius"}
                 if epsilon > 1
-                else {
-                    "search.transfer": "none",
-                    "validation.score_noise_multiplier": 40.0,
-                    "search.stage1_budget_share": 0.3,
-                },
+                else {"search.transfer": "linear_radius", **_COSINE_AT_1},
             ),
             Cell(
                 name=f"fmnist-public-proxy-{tag}",
