@@ -257,6 +257,23 @@ def test_tunedp_plan_shows_both_stages_and_the_split(tmp_path: Path) -> None:
     assert not any((tmp_path / "home").rglob("*.sqlite"))  # plan charges nothing (no ledger is created)
 
 
+def test_plan_shows_the_chance_that_a_poisson_stage_one_draws_no_trial(tmp_path: Path) -> None:
+    """Poisson K is not truncated: e^(−6) = 0.25 % of the shipped cosine searches run nothing and keep the charge."""
+    env = {"TUNEDP_HOME": str(tmp_path / "home"), "PATH": "/usr/bin:/bin", "PYTHONPATH": str(REPO), "COLUMNS": "250"}
+
+    def plan(name: str, *extra: str) -> str:
+        command = [sys.executable, "-m", "tunedp.cli", "plan", "-c", str(REPO / "search_spaces" / name), *extra]
+        return subprocess.run(command, capture_output=True, text=True, env=env, check=True).stdout
+
+    assert "P(K = 0) = 0.25%: then no trial runs, nothing is released and the charge stays" in plan(
+        "fashion_mnist_two_stage_cosine.yaml"
+    )
+    document = json.loads(plan("fashion_mnist_two_stage_cosine.yaml", "--json"))
+    assert document["stage1"]["no_trial_probability"] == pytest.approx(math.exp(-6.0), rel=1e-12)
+    assert "P(K = 0)" not in plan("fashion_mnist_two_stage.yaml")  # geometric K ≥ 1
+    assert json.loads(plan("fashion_mnist_two_stage.yaml", "--json"))["stage1"]["no_trial_probability"] == 0.0
+
+
 SHIPPED_STAGED = {  # config → the budgets and overrides benchmarks/honest.py runs it at
     "fashion_mnist_two_stage.yaml": [(3.0, {}), (1.0, {"score_noise_multiplier": 40.0})],
     "fashion_mnist_two_stage_cosine.yaml": [

@@ -256,6 +256,7 @@ def print_plan(
     preflight: PreflightResult | None = None,
     score_std: float | None = None,
 ) -> None:
+    from tunedp.plan import no_trial_note
     from tunedp.staged_plan import StagedPlanFigures, staged_plan_rows
 
     table = Table(title=f"Plan: {figures.mode} search on {figures.workload}", show_header=False)
@@ -271,7 +272,7 @@ def print_plan(
         f"{figures.expected_trials:g} expected (unbounded; K stays secret)"
         if figures.max_trials is None
         else f"{figures.max_trials} (charged as their composition)"
-    )
+    ) + no_trial_note(figures.no_trial_probability)
     rows = [
         ("budget", f"ε = {figures.budget_epsilon:g}, δ = {figures.delta:g}"),
         ("release", figures.release),

@@ -38,7 +38,7 @@ from tunedp.config import (
 from tunedp.workloads.contract import DatasetSizes, Workload
 from tunedp.workloads.registry import resolve_workload
 
-__all__ = ["PlanFigures", "SearchPlan", "grid_points", "plan_search"]
+__all__ = ["PlanFigures", "SearchPlan", "grid_points", "no_trial_note", "plan_search"]
 
 #: More grid points than this is almost certainly a mistake (and a huge charge).
 MAX_GRID_POINTS = 10_000
@@ -239,6 +239,7 @@ class SearchPlan:
             score_noise_multiplier=trial.score_noise_multiplier,
             score_releases=trial.score_releases,
             evaluation_steps=tuple(trial.evaluation_steps),
+            no_trial_probability=self.shape.no_trial_probability,
         )
 
     def to_json(self) -> dict[str, Any]:
@@ -285,6 +286,8 @@ class PlanFigures:
     score_noise_multiplier: float | None
     score_releases: int
     evaluation_steps: tuple[int, ...]
+    #: P(K = 0): a Poisson K can draw no trial; the search then releases nothing and keeps its charge.
+    no_trial_probability: float = 0.0
     accountant: str = "rdp"
 
     def to_json(self) -> dict[str, Any]:
@@ -294,6 +297,13 @@ class PlanFigures:
         document["schedule"] = [{"noise_multiplier": sigma, "steps": steps} for sigma, steps in self.schedule]
         document["evaluation_steps"] = list(self.evaluation_steps)
         return document
+
+
+def no_trial_note(probability: float) -> str:
+    """What a plan row adds when K can be 0 (Poisson K): the user sees the risk before paying."""
+    if probability <= 0:
+        return ""
+    return f"; P(K = 0) = {probability:.2%}: then no trial runs, nothing is released and the charge stays"
 
 
 def _json_shape(shape: float | None) -> float | str | None:

@@ -191,3 +191,24 @@ def test_repeat_and_select_with_two_expected_geometric_trials_costs_more_than_co
     trial = _fashion_mnist_trial(4.0)
     shape = _random_best(2.0, 1.0)
     assert rdp_epsilon(search_event(trial, shape), DELTA) > rdp_epsilon(naive_event(trial, shape), DELTA)
+
+
+@pytest.mark.parametrize(("eta", "mean"), [(math.inf, 6.0), (math.inf, 2.0), (1.0, 6.0), (2.0, 3.0), (0.0, 4.0)])
+def test_only_a_poisson_k_can_be_zero_and_the_plan_says_how_often(eta: float, mean: float) -> None:
+    """P(K = 0) is e^(−mean) for Poisson K (not truncated) and 0 for every truncated shape; checked by drawing."""
+    import numpy as np
+
+    from tunedp.accounting.search_event import draw_trial_count
+
+    shape = SearchShape(mode="random", release="best", expected_trials=mean, max_trials=None, count_shape=eta)
+    rng = np.random.default_rng(20261201)
+    draws = np.array([draw_trial_count(shape, rng) for _ in range(20_000)])
+    frequency = float(np.mean(draws == 0))
+    if math.isinf(eta):
+        expected = math.exp(-mean)
+        assert shape.no_trial_probability == pytest.approx(expected, rel=1e-12)
+        # Binomial(20000, p): within 5 standard deviations.
+        assert abs(frequency - expected) <= 5 * math.sqrt(expected * (1 - expected) / draws.size) + 1e-12
+    else:
+        assert shape.no_trial_probability == 0.0
+        assert frequency == 0.0

@@ -60,6 +60,19 @@ class SearchShape:
         return self.mode == "random" and self.release == "best"
 
     @property
+    def no_trial_probability(self) -> float:
+        """P(K = 0): only Poisson K (η = ∞) can draw no trial at all.
+
+        Papernot & Steinke's Poisson variant is *not* truncated — its guarantee
+        covers the empty output — so with probability e^(−mean) a search runs
+        no trial, releases nothing and keeps its charge. Every other shape draws
+        K ≥ 1. The plan shows this figure so a user can choose before paying.
+        """
+        if self.mode == "random" and self.count_shape is not None and math.isinf(self.count_shape):
+            return math.exp(-self.expected_trials)
+        return 0.0
+
+    @property
     def composed_trials(self) -> int:
         """How many trials a naive composition of this search would charge."""
         if self.max_trials is not None:
