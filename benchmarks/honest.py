@@ -126,6 +126,18 @@ _ADULT_HALF = {"validation.score_noise_multiplier": 30.0}
 _COSINE_AT_1 = {"validation.score_noise_multiplier": 40.0, "search.stage1_budget_share": 0.3}
 
 
+def _cosine_cell(variant: str, epsilon: float, overrides: dict[str, Any]) -> Cell:
+    """``fmnist-two-stage-cosine{variant}-{ε}``: the cosine config with ``overrides`` (plus its ε = 1 settings)."""
+    return Cell(
+        name=f"fmnist-two-stage-cosine{variant}-{epsilon:g}",
+        workload="fashion_mnist",
+        epsilon=epsilon,
+        kind="search",
+        config="search_spaces/fashion_mnist_two_stage_cosine.yaml",
+        overrides=overrides if epsilon > 1 else {**overrides, **_COSINE_AT_1},
+    )
+
+
 def _cells() -> dict[str, Cell]:
     cells = [
         Cell(name="adult-adaptive-1", workload="adult", epsilon=1.0, kind="search", config="search_spaces/adult.yaml"),
@@ -214,37 +226,12 @@ def _cells() -> dict[str, Cell]:
                 if epsilon > 1
                 else {"training.epochs": 40, "validation.score_noise_multiplier": 40.0},
             ),
-            Cell(
-                name=f"fmnist-two-stage-cosine-{tag}",
-                workload="fashion_mnist",
-                epsilon=epsilon,
-                kind="search",
-                config="search_spaces/fashion_mnist_two_stage_cosine.yaml",
-                # At ε = 1 a 0.2 share cannot pay for Poisson(6) trials' scores at σ_score = 20.
-                overrides={} if epsilon > 1 else _COSINE_AT_1,
-            ),
-            Cell(
-                name=f"fmnist-two-stage-cosine-f25-{tag}",
-                workload="fashion_mnist",
-                epsilon=epsilon,
-                kind="search",
-                config="search_spaces/fashion_mnist_two_stage_cosine.yaml",
-                # Stage-1 trials of 10 epochs (σ₁ 8.8 at ε = 3): a sharper landscape than 5 epochs at 6.3.
-                overrides={"search.stage1_training_fraction": 0.25}
-                if epsilon > 1
-                else {"search.stage1_training_fraction": 0.25, **_COSINE_AT_1},
-            ),
-            Cell(
-                name=f"fmnist-two-stage-cosine-radius-{tag}",
-                workload="fashion_mnist",
-                epsilon=epsilon,
-                kind="search",
-                config="search_spaces/fashion_mnist_two_stage_cosine.yaml",
-                # The same with Panda et al.'s one-point linear radius transfer (× 1.29 at ε = 3).
-                overrides={"search.transfer": "linear_radius"}
-                if epsilon > 1
-                else {"search.transfer": "linear_radius", **_COSINE_AT_1},
-            ),
+            # The cosine two-stage config as shipped, and two variants of it.
+            _cosine_cell("", epsilon, {}),
+            # Stage-1 trials of 10 epochs (σ₁ 8.8 at ε = 3): a sharper landscape than 5 epochs at 6.3.
+            _cosine_cell("-f25", epsilon, {"search.stage1_training_fraction": 0.25}),
+            # Panda et al.'s one-point linear radius transfer (× 1.29 at ε = 3).
+            _cosine_cell("-radius", epsilon, {"search.transfer": "linear_radius"}),
             Cell(
                 name=f"fmnist-public-proxy-{tag}",
                 workload="fashion_mnist",

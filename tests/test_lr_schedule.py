@@ -11,7 +11,8 @@ from search_helpers import small_config
 
 from tunedp.accounting.epsilon import rdp_epsilon
 from tunedp.config import ConfigError, parse_config
-from tunedp.lr_schedule import ConstantLr, CosineLr, LinearLr, lr_factor
+from tunedp.lr_schedule import ConstantLr, CosineLr, LinearLr
+from tunedp.optim import make_private
 from tunedp.plan import plan_search
 from tunedp.space import optimizer_hyperparameters
 from tunedp.trial_runner import TrialSettings, run_trial
@@ -39,9 +40,18 @@ def test_linear_decay_and_warmup_closed_form() -> None:
     assert max(factors) == 1.0 and min(factors) > 0.1
 
 
-def test_constant_and_none_are_one() -> None:
+def test_constant_is_one_and_the_default() -> None:
     assert [ConstantLr().factor(s, 5) for s in range(5)] == [1.0] * 5
-    assert lr_factor(None, 3, 5) == 1.0
+    trainer = make_private(
+        torch.nn.Linear(2, 2),
+        optimizer="dp_sgd",
+        hyperparameters={},
+        sampling_rate=0.5,
+        dataset_size=4,
+        noise_multiplier=1.0,
+        steps=5,
+    )
+    assert trainer.lr_schedule == ConstantLr()
 
 
 def test_a_step_outside_the_run_is_an_error() -> None:

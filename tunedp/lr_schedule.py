@@ -22,7 +22,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-__all__ = ["ConstantLr", "CosineLr", "LinearLr", "LrSchedule", "LrScheduleShape", "lr_factor"]
+__all__ = ["CONSTANT_LR", "ConstantLr", "CosineLr", "LinearLr", "LrSchedule", "LrScheduleShape"]
 
 _FROZEN = ConfigDict(frozen=True, extra="forbid", strict=True)
 
@@ -83,12 +83,10 @@ class LinearLr(_Decay):
         return 1.0 - progress
 
 
+#: The default of every trainer: the learning rate as configured (frozen, so one instance serves all).
+CONSTANT_LR = ConstantLr()
+
 #: Any one schedule (what code that holds one is typed with).
 LrScheduleShape = ConstantLr | CosineLr | LinearLr
 #: The config field: a schedule chosen by its ``kind``.
 LrSchedule = Annotated[LrScheduleShape, Field(discriminator="kind")]
-
-
-def lr_factor(schedule: LrScheduleShape | None, step: int, steps: int) -> float:
-    """``schedule.factor(step, steps)``, 1 when there is no schedule."""
-    return 1.0 if schedule is None else schedule.factor(step, steps)

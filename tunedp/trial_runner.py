@@ -30,7 +30,7 @@ from dp_accounting import dp_event
 
 from tunedp.accounting.trial_event import TrialPlan, with_score_releases
 from tunedp.errors import UserFacingError
-from tunedp.lr_schedule import LrScheduleShape
+from tunedp.lr_schedule import CONSTANT_LR, LrScheduleShape
 from tunedp.workloads.registry import WorkloadReference, resolve_workload
 
 __all__ = ["EvaluationReport", "TrainingSetHook", "TrialError", "TrialResult", "TrialSettings", "run_trial"]
@@ -61,8 +61,8 @@ class TrialSettings:
     seed: int | None = None
     #: Where to train: "cpu" or a CUDA device ("cuda", "cuda:0"); model, batches and noise live there.
     device: str = "cpu"
-    #: The config's ``training.lr_schedule``, over this trial's planned steps (``None``: constant).
-    lr_schedule: LrScheduleShape | None = None
+    #: The config's ``training.lr_schedule``, over this trial's planned steps.
+    lr_schedule: LrScheduleShape = CONSTANT_LR
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -10,6 +10,7 @@ import pytest
 import torch
 from torch.nn import functional
 
+from tunedp.lr_schedule import CONSTANT_LR
 from tunedp.optim import CosineLr, LinearLr, make_private
 
 BATCH, DATASET, RATE, STEPS = 8, 32, 0.25, 6
@@ -44,7 +45,7 @@ def test_reproduces_torch_optim(mlp, batch, name, hyperparameters, reference):
     _assert_same_training(mlp, batch, name, hyperparameters, reference)
 
 
-def _assert_same_training(mlp, batch, name, hyperparameters, reference, schedule=None, scheduler=None):
+def _assert_same_training(mlp, batch, name, hyperparameters, reference, schedule=CONSTANT_LR, scheduler=None):
     """Train both on the same batches and compare every parameter (torch's scheduler steps after its step)."""
     private_model, plain_model = mlp(), mlp()
     trainer = make_private(

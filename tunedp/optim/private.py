@@ -22,7 +22,7 @@ from torch import Tensor, nn
 
 from tunedp.accounting.schedule import NoiseSegment, noise_multiplier_at
 from tunedp.accounting.trial_event import steps_event
-from tunedp.lr_schedule import LrScheduleShape, lr_factor
+from tunedp.lr_schedule import CONSTANT_LR, LrScheduleShape
 from tunedp.optim.noise import make_generator
 from tunedp.optim.per_sample import LossFn
 from tunedp.optim.privatizer import Privatizer
@@ -72,7 +72,7 @@ class PrivateTrainer:
         sampling_rate: float,
         dataset_size: int,
         segments: tuple[NoiseSegment, ...],
-        lr_schedule: LrScheduleShape | None = None,
+        lr_schedule: LrScheduleShape = CONSTANT_LR,
     ) -> None:
         self.model = model
         self.rule = rule
@@ -118,7 +118,7 @@ class PrivateTrainer:
             noise_multiplier=sigma,
             clip_norm=clipping.clip_norm,
             expected_batch_size=self.expected_batch_size,
-            lr_scale=lr_factor(self.lr_schedule, step, self.planned_steps),
+            lr_scale=self.lr_schedule.factor(step, self.planned_steps),
         )
         self.rule.update(self.privatizer.parameters, gradients, context)
         self.steps_taken += 1
@@ -142,7 +142,7 @@ def make_private(
     secure: bool | None = None,
     chunk_size: int | None = None,
     clipping: str = "auto",
-    lr_schedule: LrScheduleShape | None = None,
+    lr_schedule: LrScheduleShape = CONSTANT_LR,
 ) -> PrivateTrainer:
     """A :class:`PrivateTrainer` for ``model`` with update rule ``optimizer`` (see ``UPDATE_RULES``).
 
