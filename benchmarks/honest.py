@@ -228,8 +228,10 @@ def _cells() -> dict[str, Cell]:
             ),
             # The cosine two-stage config as shipped, and two variants of it.
             _cosine_cell("", epsilon, {}),
+            # The selected η·C as it is (what the config shipped before transfer: horizon).
+            _cosine_cell("-none", epsilon, {"search.transfer": "none"}),
             # Stage-1 trials of 10 epochs (σ₁ 8.8 at ε = 3): a sharper landscape than 5 epochs at 6.3.
-            _cosine_cell("-f25", epsilon, {"search.stage1_training_fraction": 0.25}),
+            _cosine_cell("-f25", epsilon, {"search.stage1_training_fraction": 0.25, "search.transfer": "none"}),
             # Panda et al.'s one-point linear radius transfer (× 1.29 at ε = 3).
             _cosine_cell("-radius", epsilon, {"search.transfer": "linear_radius"}),
             Cell(

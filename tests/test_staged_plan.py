@@ -244,7 +244,7 @@ def test_the_shipped_public_and_protected_workloads_read_different_files(proxy: 
 def test_tunedp_plan_shows_both_stages_and_the_split(tmp_path: Path) -> None:
     config = tmp_path / "two_stage.yaml"
     config.write_text(yaml.safe_dump(yaml.safe_load((REPO / "search_spaces" / "digits_two_stage.yaml").read_text())))
-    env = {"TUNEDP_HOME": str(tmp_path / "home"), "PATH": "/usr/bin:/bin", "PYTHONPATH": str(REPO)}
+    env = {"TUNEDP_HOME": str(tmp_path / "home"), "PATH": "/usr/bin:/bin", "PYTHONPATH": str(REPO), "COLUMNS": "250"}
     shown = subprocess.run(
         [sys.executable, "-m", "tunedp.cli", "plan", "-c", str(config)],
         capture_output=True,

@@ -189,6 +189,19 @@ def _stage_one_release(stage1: RandomSearch | AdaptiveSearch) -> None:
         )
 
 
+#: How a staged search carries the selected learning rate from a stage-1 trial to the final run.
+TransferRule = Literal["linear_radius", "horizon", "none"]
+
+
+def _transfer_exponent_used(mode: TwoStageSearch | PublicProxySearch) -> None:
+    """A ``transfer_exponent`` that no rule reads is a mistake in the config: say so before anything is charged."""
+    if "transfer_exponent" in mode.model_fields_set and mode.transfer != "horizon":
+        raise ValueError(
+            f"search.transfer_exponent is read only by transfer: horizon (transfer is {mode.transfer}); "
+            "drop it or set transfer: horizon"
+        )
+
+
 class TwoStageSearch(BaseModel):
     """Stage 1: a private search of short trials at ``stage1_budget_share`` of the budget;
     stage 2: ONE full-length run with the selected, transferred hyperparameters.
@@ -197,7 +210,8 @@ class TwoStageSearch(BaseModel):
     Only the final model and its hyperparameters leave the driver (stage-1
     trials, their number and scores stay inside, as under ``release: best``).
     ``transfer: linear_radius`` rescales the learning rate by Panda et al.'s
-    linear scaling rule (see :mod:`tunedp.accounting.staged_event`).
+    linear scaling rule, ``transfer: horizon`` by (T₁/T₂)^``transfer_exponent``
+    (longer runs want smaller steps); see :mod:`tunedp.accounting.staged_event`.
     ``final_score: released`` adds one charged validation release to stage 2.
     """
 
@@ -206,12 +220,14 @@ class TwoStageSearch(BaseModel):
     stage1: StageOneMode
     stage1_budget_share: float = Field(default=0.3, gt=0, lt=1, allow_inf_nan=False)
     stage1_training_fraction: float = Field(default=0.25, gt=0, le=1, allow_inf_nan=False)
-    transfer: Literal["linear_radius", "none"] = "linear_radius"
+    transfer: TransferRule = "linear_radius"
+    transfer_exponent: float = Field(default=0.25, ge=0, le=1, allow_inf_nan=False)
     final_score: Literal["none", "released"] = "none"
 
     @model_validator(mode="after")
     def _check(self) -> TwoStageSearch:
         _stage_one_release(self.stage1)
+        _transfer_exponent_used(self)
         return self
 
 
@@ -230,12 +246,14 @@ class PublicProxySearch(BaseModel):
     public_model: str | None = None
     stage1: StageOneMode
     stage1_training_fraction: float = Field(default=1.0, gt=0, le=1, allow_inf_nan=False)
-    transfer: Literal["linear_radius", "none"] = "linear_radius"
+    transfer: TransferRule = "linear_radius"
+    transfer_exponent: float = Field(default=0.25, ge=0, le=1, allow_inf_nan=False)
     final_score: Literal["none", "released"] = "none"
 
     @model_validator(mode="after")
     def _check(self) -> PublicProxySearch:
         _stage_one_release(self.stage1)
+        _transfer_exponent_used(self)
         return self
 
 

@@ -28,7 +28,13 @@ from tunedp.accounting.calibration import Calibration
 from tunedp.accounting.epsilon import rdp_epsilon
 from tunedp.accounting.search_event import SearchShape, naive_event, search_event
 from tunedp.accounting.serialization import event_to_json
-from tunedp.accounting.staged_event import StagedCalibration, calibrate_stages, linear_radius_factor, staged_event
+from tunedp.accounting.staged_event import (
+    StagedCalibration,
+    calibrate_stages,
+    horizon_factor,
+    linear_radius_factor,
+    staged_event,
+)
 from tunedp.accounting.trial_event import steps_event
 from tunedp.config import (
     ConfigError,
@@ -160,6 +166,7 @@ class StagedPlan(SearchPlan):
         transfer = {
             "rule": mode.transfer,
             "factor": self.transfer_factor,
+            "exponent": mode.transfer_exponent if mode.transfer == "horizon" else None,
             "stage1_steps": self.stage1.trial.steps,
             "stage2_steps": trial.steps,
             "stage1_steps_epsilon": _steps_epsilon(self.stage1, self.delta) if self.charges_stage1 else None,
@@ -293,6 +300,8 @@ def plan_staged(config: SearchConfig) -> StagedPlan:
         factor = linear_radius_factor(
             steps1=geometry1.steps, steps2=geometry.steps, epsilon1=epsilon1, epsilon2=epsilon2
         )
+    elif mode.transfer == "horizon":
+        factor = horizon_factor(steps1=geometry1.steps, steps2=geometry.steps, exponent=mode.transfer_exponent)
     return StagedPlan(
         config=config,
         sizes=sizes,
@@ -325,7 +334,11 @@ def staged_plan_rows(figures: StagedPlanFigures) -> list[tuple[str, str]]:
         if stage2["score_releases"]
         else "no private validation score released"
     )
-    factor = f"× {transfer['factor']:.4g}" if transfer["rule"] == "linear_radius" else "none (× 1)"
+    factor = "none (× 1)"
+    if transfer["rule"] == "linear_radius":
+        factor = f"× {transfer['factor']:.4g} = (T₁/T₂)·(ε₂/ε₁)"
+    elif transfer["rule"] == "horizon":
+        factor = f"× {transfer['factor']:.4g} = (T₁/T₂)^{transfer['exponent']:g}"
     return [
         ("budget", f"ε = {figures.budget_epsilon:g}, δ = {figures.delta:g}"),
         ("stage 1 (selection)", where),
