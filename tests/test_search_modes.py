@@ -28,6 +28,7 @@ import tunedp.driver as driver_module
 from tunedp.accounting.ledger import Charge, PrivacyLedger
 from tunedp.accounting.search_event import SearchShape, draw_trial_count
 from tunedp.accounting.serialization import event_to_json
+from tunedp.accounting.staged_event import transfer_point
 from tunedp.config import SearchConfig
 from tunedp.disclosure import disclosure_for
 from tunedp.fingerprint import create_ledger
@@ -46,7 +47,8 @@ MODES = {
     # The model variant searched like a hyperparameter: one momentum × two variants = two trials.
     "grid/model": lambda: with_searched_variants(grid(momenta=[0.9]), ["mlp", "cnn"]),
     "two_stage": lambda: two_stage(),
-    "public_proxy": lambda: public_proxy(),
+    # Horizon transfer here (linear radius in two_stage): the contract checks the factor either way.
+    "public_proxy": lambda: public_proxy(transfer="horizon"),
 }
 
 
@@ -128,6 +130,10 @@ def test_search_mode_contract(mode: str, ray_session: str, tmp_path: Path, monke
                 assert f"{record.final_score:.4f}" not in shown or record.final_score == outcome.best.final_score
     if isinstance(plan, StagedPlan):
         _assert_nothing_of_stage1_leaves(records, outcome, shown=text.getvalue())
+        # 4. The final run trained at the selected point with its learning rate times the plan's factor.
+        chosen = original(records)
+        assert chosen is not None and plan.transfer_factor != 1.0
+        assert outcome.best.point == pytest.approx(transfer_point(chosen.point, plan.transfer_factor), rel=1e-12)
 
 
 def _assert_nothing_of_stage1_leaves(stage1: list[TrialRecord], outcome: SearchOutcome, *, shown: str) -> None:

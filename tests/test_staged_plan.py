@@ -165,6 +165,31 @@ def test_the_transfer_factor_is_the_linear_scaling_rule_on_the_plan_figures(
     assert transfer["factor"] == pytest.approx(expected, rel=1e-9)
 
 
+@pytest.mark.parametrize(
+    ("config_name", "search", "exponent"),
+    [
+        ("fashion_mnist_two_stage_cosine.yaml", {}, 0.25),  # as shipped: the default exponent
+        ("fashion_mnist_two_stage_cosine.yaml", {"transfer_exponent": 0.5}, 0.5),
+        ("fashion_mnist_two_stage_cosine.yaml", {"transfer_exponent": 0.0}, 0.0),
+        ("fashion_mnist_public_proxy.yaml", {"transfer": "horizon"}, 0.25),
+    ],
+)
+def test_the_horizon_transfer_is_the_step_ratio_to_the_exponent(
+    config_name: str, search: dict[str, Any], exponent: float
+) -> None:
+    """η₂/η₁ = (T₁/T₂)^α with T from the plan JSON and α from the config; α = 0 keeps η (like ``none``)."""
+    data = yaml.safe_load((REPO / "search_spaces" / config_name).read_text())
+    data["search"].update(search)
+    document = json.loads(json.dumps(plan_search(parse_config(data, source=config_name)).to_json()))
+    transfer, steps1, steps2 = document["transfer"], document["stage1"]["steps"], document["stage2"]["steps"]
+    assert (transfer["rule"], transfer["exponent"]) == ("horizon", exponent)
+    assert (transfer["stage1_steps"], transfer["stage2_steps"]) == (steps1, steps2) and steps1 < steps2
+    assert transfer["factor"] == pytest.approx((steps1 / steps2) ** exponent, rel=1e-12)
+    if config_name == "fashion_mnist_two_stage_cosine.yaml" and not search:
+        # 5 of 40 epochs at the same sampling rate: 135 of 1080 steps, 8^(-1/4) = 0.5946.
+        assert (steps1, steps2) == (135, 1080) and transfer["factor"] == pytest.approx(8**-0.25, rel=1e-12)
+
+
 def test_transfer_scales_the_learning_rate_and_keeps_the_clipping_norm() -> None:
     point = {"step_size": 0.4, "clip_norm": 0.1, "momentum": 0.9}
     assert transfer_point(point, 2.5) == pytest.approx({"step_size": 1.0, "clip_norm": 0.1, "momentum": 0.9})
@@ -204,6 +229,10 @@ RANDOM_ALL = {"mode": "random", "expected_trials": 2, "release": "all", "max_tri
         ({"mode": "two_stage", "stage1": {"mode": "random", "expected_trials": 2}, "stage1_budget_share": 1.5},
          "search.stage1_budget_share: Input should be less than 1"),
         ({"mode": "two_stage", "stage1": {"mode": "grid"}}, "search.stage1.mode"),
+        ({"transfer": "none", "transfer_exponent": 0.5},
+         "search.transfer_exponent is read only by transfer: horizon (transfer is none)"),
+        ({"transfer": "horizon", "transfer_exponent": 1.5},
+         "search.transfer_exponent: Input should be less than or equal to 1"),
     ],
 )  # fmt: skip
 def test_bad_staged_configs_are_one_line_errors_naming_the_field(search: dict[str, Any], expected: str) -> None:
@@ -265,9 +294,9 @@ def test_plan_shows_the_chance_that_a_poisson_stage_one_draws_no_trial(tmp_path:
         command = [sys.executable, "-m", "tunedp.cli", "plan", "-c", str(REPO / "search_spaces" / name), *extra]
         return subprocess.run(command, capture_output=True, text=True, env=env, check=True).stdout
 
-    assert "P(K = 0) = 0.25%: then no trial runs, nothing is released and the charge stays" in plan(
-        "fashion_mnist_two_stage_cosine.yaml"
-    )
+    shown = plan("fashion_mnist_two_stage_cosine.yaml")
+    assert "P(K = 0) = 0.25%: then no trial runs, nothing is released and the charge stays" in shown
+    assert "horizon: η₂ = η₁ × 0.5946 = (T₁/T₂)^0.25 (T₁/T₂ = 135/1080)" in shown
     document = json.loads(plan("fashion_mnist_two_stage_cosine.yaml", "--json"))
     assert document["stage1"]["no_trial_probability"] == pytest.approx(math.exp(-6.0), rel=1e-12)
     assert "P(K = 0)" not in plan("fashion_mnist_two_stage.yaml")  # geometric K ≥ 1
