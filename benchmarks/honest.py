@@ -20,6 +20,11 @@ the table (every run, mean, spread, wall time) to
 ``benchmarks/results/honest.md`` and the privacy-against-accuracy plot to
 ``benchmarks/results/honest.png``.
 
+A charged search that releases nothing (a Poisson K = 0, or every trial
+failed: ``tunedp search`` exits 1 with its report written) is recorded too,
+with ``released: false`` and no test accuracy; the table shows it as
+"nothing" and leaves it out of the mean.
+
 Wall time is the subprocess's wall time. For ``release: best`` it grows with
 the secret number of trials K, which is why tunedp itself never records it;
 this benchmark is run by the operator on public benchmark data, and the
@@ -374,13 +379,18 @@ def run_search(cell: Cell, work: Path) -> dict[str, Any]:
         text=True,
     )
     wall = time.perf_counter() - started
-    if process.returncode != 0:
+    written = output / "report.json"
+    if process.returncode != 0 and not (process.returncode == 1 and written.is_file()):
         tail = (process.stderr or process.stdout).strip().splitlines()[-3:]
         raise RuntimeError(f"{cell.name}: tunedp search exited {process.returncode}: {' | '.join(tail)}")
-    report = json.loads((output / "report.json").read_text())
+    # Exit 1 with a report: the search was charged and released nothing (a Poisson K = 0,
+    # or every trial failed). That is a run the user paid for, so it is recorded too.
+    report = json.loads(written.read_text())
     best = report["best"] or {}
     privacy = report["privacy"]
     return {
+        "released": report["best"] is not None,
+        "failure_reasons": report.get("failure_reasons") or [],
         "test_accuracy": best.get("test_metric"),
         "released_validation_score": best.get("released_score"),
         "hyperparameters": best.get("hyperparameters"),
@@ -499,7 +509,10 @@ def summarise(results: list[dict[str, Any]]) -> str:
         first = lines[0]
         mean = statistics.fmean(accs) if accs else math.nan
         spread = f"{_fmt_pct(min(accs))}–{_fmt_pct(max(accs))}" if accs else "—"
-        every = ", ".join(_fmt_pct(a) for a in accs)
+        # A charged search that released nothing shows as "nothing" (it is not in the mean).
+        every = ", ".join(
+            _fmt_pct(line["test_accuracy"]) if line.get("test_accuracy") is not None else "nothing" for line in lines
+        )
         charged = max(line["charged_epsilon"] for line in lines)
         rows.append(
             f"| {name} | {first['kind']} | {first['workload']} | {first['total_epsilon']:g} | {len(lines)} | "
@@ -594,6 +607,7 @@ def main(argv: list[str] | None = None) -> int:
                 continue
             print(
                 f"{time.strftime('%H:%M:%S')} done {name}: test acc {_fmt_pct(line['test_accuracy'])}% "
+                f"{'' if line.get('released', True) else '(released nothing) '}"
                 f"charged ε {line['charged_epsilon']:.4f} wall {line['wall_s'] / 60:.1f} min",
                 flush=True,
             )
