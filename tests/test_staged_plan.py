@@ -190,6 +190,18 @@ def test_the_horizon_transfer_is_the_step_ratio_to_the_exponent(
         assert (steps1, steps2) == (135, 1080) and transfer["factor"] == pytest.approx(8**-0.25, rel=1e-12)
 
 
+@pytest.mark.parametrize("search", [{"transfer": "linear_radius"}, {"transfer": "horizon", "transfer_exponent": 0.5}])
+def test_a_staged_config_survives_its_own_dump(search: dict[str, Any]) -> None:
+    """Resume and the search folder re-read a dumped config: the dump must parse to the same config and plan."""
+    data = yaml.safe_load((REPO / "search_spaces" / "fashion_mnist_two_stage_cosine.yaml").read_text())
+    data["search"].update(search)
+    config = parse_config(data, source="test")
+    for dumped in (config.model_dump(mode="json"), config.model_dump(mode="json", exclude_none=True)):
+        again = parse_config(json.loads(json.dumps(dumped)), source="test")
+        assert again == config
+        assert plan_search(again).to_json()["transfer"] == plan_search(config).to_json()["transfer"]
+
+
 def test_transfer_scales_the_learning_rate_and_keeps_the_clipping_norm() -> None:
     point = {"step_size": 0.4, "clip_norm": 0.1, "momentum": 0.9}
     assert transfer_point(point, 2.5) == pytest.approx({"step_size": 1.0, "clip_norm": 0.1, "momentum": 0.9})

@@ -193,9 +193,18 @@ def _stage_one_release(stage1: RandomSearch | AdaptiveSearch) -> None:
 TransferRule = Literal["linear_radius", "horizon", "none"]
 
 
+#: α of ``transfer: horizon`` when the config gives none: η₂ = η₁·(T₁/T₂)^¼ (see tunedp.accounting.staged_event).
+DEFAULT_TRANSFER_EXPONENT = 0.25
+
+
+def horizon_exponent(mode: TwoStageSearch | PublicProxySearch) -> float:
+    """The α that ``transfer: horizon`` uses: the config's, or the default."""
+    return DEFAULT_TRANSFER_EXPONENT if mode.transfer_exponent is None else mode.transfer_exponent
+
+
 def _transfer_exponent_used(mode: TwoStageSearch | PublicProxySearch) -> None:
     """A ``transfer_exponent`` that no rule reads is a mistake in the config: say so before anything is charged."""
-    if "transfer_exponent" in mode.model_fields_set and mode.transfer != "horizon":
+    if mode.transfer_exponent is not None and mode.transfer != "horizon":
         raise ValueError(
             f"search.transfer_exponent is read only by transfer: horizon (transfer is {mode.transfer}); "
             "drop it or set transfer: horizon"
@@ -221,7 +230,8 @@ class TwoStageSearch(BaseModel):
     stage1_budget_share: float = Field(default=0.3, gt=0, lt=1, allow_inf_nan=False)
     stage1_training_fraction: float = Field(default=0.25, gt=0, le=1, allow_inf_nan=False)
     transfer: TransferRule = "linear_radius"
-    transfer_exponent: float = Field(default=0.25, ge=0, le=1, allow_inf_nan=False)
+    #: α of ``transfer: horizon`` (None: :data:`DEFAULT_TRANSFER_EXPONENT`); read by no other rule.
+    transfer_exponent: float | None = Field(default=None, ge=0, le=1, allow_inf_nan=False)
     final_score: Literal["none", "released"] = "none"
 
     @model_validator(mode="after")
@@ -247,7 +257,8 @@ class PublicProxySearch(BaseModel):
     stage1: StageOneMode
     stage1_training_fraction: float = Field(default=1.0, gt=0, le=1, allow_inf_nan=False)
     transfer: TransferRule = "linear_radius"
-    transfer_exponent: float = Field(default=0.25, ge=0, le=1, allow_inf_nan=False)
+    #: α of ``transfer: horizon`` (None: :data:`DEFAULT_TRANSFER_EXPONENT`); read by no other rule.
+    transfer_exponent: float | None = Field(default=None, ge=0, le=1, allow_inf_nan=False)
     final_score: Literal["none", "released"] = "none"
 
     @model_validator(mode="after")
