@@ -30,8 +30,11 @@ $(STAMP): pyproject.toml constraints.txt
 data:
 	bash scripts/install-data.sh
 
+# Two workers on the two cores (pytest-xdist): Ray start-up, servers and subprocesses
+# leave a lone worker idle much of the time. loadgroup keeps the two-node cluster
+# tests (xdist_group "ray_cluster") on one worker, one after the other.
 test: install
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n 2 --dist loadgroup
 
 lint: install
 	$(VENV)/bin/ruff check tunedp trials tests benchmarks

@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 import pytest
 import yaml
+from ray_nodes import wait_for_alive_nodes
 from search_helpers import REPO, adaptive, grid, random_all, random_best
 from workload_fixtures import NODE_COPY_ENV
 
@@ -295,6 +296,7 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+@pytest.mark.xdist_group("ray_cluster")  # never beside the other two-node test (make test runs two workers)
 def test_two_node_ray_cluster_runs_trials_on_both_nodes(tmp_path: Path) -> None:
     ray_bin = str(Path(sys.executable).with_name("ray"))
     port = _free_port()
@@ -309,7 +311,7 @@ def test_two_node_ray_cluster_runs_trials_on_both_nodes(tmp_path: Path) -> None:
     )  # fmt: skip
     worker = None
     try:
-        time.sleep(8)
+        wait_for_alive_nodes(sys.executable, f"127.0.0.1:{port}", 1, env)
         worker = subprocess.Popen(
             [ray_bin, "start", "--address", f"127.0.0.1:{port}", "--node-ip-address", "127.0.0.1",
              "--object-store-memory", str(128 * 1024 * 1024), *common],
@@ -317,7 +319,7 @@ def test_two_node_ray_cluster_runs_trials_on_both_nodes(tmp_path: Path) -> None:
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env={**env, NODE_COPY_ENV: "modified"},
             start_new_session=True,
         )  # fmt: skip
-        time.sleep(8)
+        wait_for_alive_nodes(sys.executable, f"127.0.0.1:{port}", 2, env)
         config_path = _write_config(tmp_path, grid(momenta=[0.5, 0.9], step_sizes=[1.0, 2.0]))
         ledger_path = _ledger(tmp_path)
         done = subprocess.run(

@@ -20,6 +20,7 @@ from dp_accounting import dp_event
 from dp_accounting.rdp import rdp_privacy_accountant
 from search_helpers import REPO, example_dict, public_proxy, two_stage
 
+from tunedp import cli
 from tunedp.accounting.epsilon import RDP_ORDERS
 from tunedp.accounting.staged_event import transfer_point
 from tunedp.config import ConfigError, parse_config
@@ -298,13 +299,17 @@ def test_tunedp_plan_shows_both_stages_and_the_split(tmp_path: Path) -> None:
     assert not any((tmp_path / "home").rglob("*.sqlite"))  # plan charges nothing (no ledger is created)
 
 
-def test_plan_shows_the_chance_that_a_poisson_stage_one_draws_no_trial(tmp_path: Path) -> None:
+def test_plan_shows_the_chance_that_a_poisson_stage_one_draws_no_trial(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Poisson K is not truncated: e^(−6) = 0.25 % of the shipped cosine searches run nothing and keep the charge."""
-    env = {"TUNEDP_HOME": str(tmp_path / "home"), "PATH": "/usr/bin:/bin", "PYTHONPATH": str(REPO), "COLUMNS": "250"}
+    monkeypatch.setattr(cli.console, "width", 250)  # one table row a line
 
     def plan(name: str, *extra: str) -> str:
-        command = [sys.executable, "-m", "tunedp.cli", "plan", "-c", str(REPO / "search_spaces" / name), *extra]
-        return subprocess.run(command, capture_output=True, text=True, env=env, check=True).stdout
+        with pytest.raises(SystemExit) as exited:
+            cli.main(["plan", "-c", str(REPO / "search_spaces" / name), *extra])
+        assert exited.value.code in (0, None)
+        return capsys.readouterr().out
 
     shown = plan("fashion_mnist_two_stage_cosine.yaml")
     assert "P(K = 0) = 0.25%: then no trial runs, nothing is released and the charge stays" in shown

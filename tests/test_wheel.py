@@ -22,7 +22,6 @@ import signal
 import subprocess
 import sys
 import sysconfig
-import time
 import venv
 import zipfile
 from collections.abc import Iterator
@@ -30,6 +29,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from ray_nodes import wait_for_alive_nodes
 from search_helpers import digits_table_search
 
 REPO = Path(__file__).resolve().parents[1]
@@ -42,6 +42,7 @@ def _run(command: list[str], **kwargs) -> subprocess.CompletedProcess[str]:
 
 
 @pytest.mark.slow
+@pytest.mark.xdist_group("ray_cluster")  # never beside the other two-node test (make test runs two workers)
 def test_the_wheel_installs_into_a_fresh_venv_and_plans_and_searches_outside_the_repo(tmp_path: Path) -> None:
     dist = tmp_path / "dist"
     for project in (REPO, REPO / "examples" / "breast_cancer"):  # built with the project venv's setuptools
@@ -150,11 +151,11 @@ def _two_node_cluster(python: Path, env: dict[str, str]) -> Iterator[str]:
     env = {**env, "RAY_AUTH_MODE": "disabled"}
     started: list[subprocess.Popen[bytes]] = []
     try:
-        for extra in (["--head", "--port", str(port), "--include-dashboard", "false"],
-                      ["--address", f"127.0.0.1:{port}"]):  # fmt: skip
+        for nodes, extra in ((1, ["--head", "--port", str(port), "--include-dashboard", "false"]),
+                             (2, ["--address", f"127.0.0.1:{port}"])):  # fmt: skip
             quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
             started.append(subprocess.Popen([*ray, *extra], env=env, start_new_session=True, **quiet))
-            time.sleep(8)
+            wait_for_alive_nodes(str(python), f"127.0.0.1:{port}", nodes, env)
         yield f"127.0.0.1:{port}"
     finally:
         for process in reversed(started):
