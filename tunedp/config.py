@@ -15,7 +15,7 @@ import hashlib
 import json
 import math
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, Self
 
 import yaml
 from pydantic import (
@@ -197,21 +197,32 @@ TransferRule = Literal["linear_radius", "horizon", "none"]
 DEFAULT_TRANSFER_EXPONENT = 0.25
 
 
-def horizon_exponent(mode: TwoStageSearch | PublicProxySearch) -> float:
-    """The α that ``transfer: horizon`` uses: the config's, or the default."""
-    return DEFAULT_TRANSFER_EXPONENT if mode.transfer_exponent is None else mode.transfer_exponent
+class _FinalRun(BaseModel):
+    """What both staged modes say about their one final run: the learning-rate transfer and its score."""
+
+    model_config = _STRICT
+    transfer: TransferRule = "linear_radius"
+    #: α of ``transfer: horizon`` (None: :data:`DEFAULT_TRANSFER_EXPONENT`); read by no other rule.
+    transfer_exponent: float | None = Field(default=None, ge=0, le=1, allow_inf_nan=False)
+    final_score: Literal["none", "released"] = "none"
+
+    @property
+    def horizon_exponent(self) -> float:
+        """The α that ``transfer: horizon`` uses: the config's, or the default."""
+        return DEFAULT_TRANSFER_EXPONENT if self.transfer_exponent is None else self.transfer_exponent
+
+    @model_validator(mode="after")
+    def _transfer_exponent_used(self) -> Self:
+        """A ``transfer_exponent`` that no rule reads is a mistake in the config: say so before anything is charged."""
+        if self.transfer_exponent is not None and self.transfer != "horizon":
+            raise ValueError(
+                f"search.transfer_exponent is read only by transfer: horizon (transfer is {self.transfer}); "
+                "drop it or set transfer: horizon"
+            )
+        return self
 
 
-def _transfer_exponent_used(mode: TwoStageSearch | PublicProxySearch) -> None:
-    """A ``transfer_exponent`` that no rule reads is a mistake in the config: say so before anything is charged."""
-    if mode.transfer_exponent is not None and mode.transfer != "horizon":
-        raise ValueError(
-            f"search.transfer_exponent is read only by transfer: horizon (transfer is {mode.transfer}); "
-            "drop it or set transfer: horizon"
-        )
-
-
-class TwoStageSearch(BaseModel):
+class TwoStageSearch(_FinalRun):
     """Stage 1: a private search of short trials at ``stage1_budget_share`` of the budget;
     stage 2: ONE full-length run with the selected, transferred hyperparameters.
 
@@ -229,19 +240,14 @@ class TwoStageSearch(BaseModel):
     stage1: StageOneMode
     stage1_budget_share: float = Field(default=0.3, gt=0, lt=1, allow_inf_nan=False)
     stage1_training_fraction: float = Field(default=0.25, gt=0, le=1, allow_inf_nan=False)
-    transfer: TransferRule = "linear_radius"
-    #: α of ``transfer: horizon`` (None: :data:`DEFAULT_TRANSFER_EXPONENT`); read by no other rule.
-    transfer_exponent: float | None = Field(default=None, ge=0, le=1, allow_inf_nan=False)
-    final_score: Literal["none", "released"] = "none"
 
     @model_validator(mode="after")
     def _check(self) -> TwoStageSearch:
         _stage_one_release(self.stage1)
-        _transfer_exponent_used(self)
         return self
 
 
-class PublicProxySearch(BaseModel):
+class PublicProxySearch(_FinalRun):
     """Search on a declared PUBLIC workload (charged nothing), then ONE private run on the
     protected workload with the transferred hyperparameters (charged as that one run).
 
@@ -256,15 +262,10 @@ class PublicProxySearch(BaseModel):
     public_model: str | None = None
     stage1: StageOneMode
     stage1_training_fraction: float = Field(default=1.0, gt=0, le=1, allow_inf_nan=False)
-    transfer: TransferRule = "linear_radius"
-    #: α of ``transfer: horizon`` (None: :data:`DEFAULT_TRANSFER_EXPONENT`); read by no other rule.
-    transfer_exponent: float | None = Field(default=None, ge=0, le=1, allow_inf_nan=False)
-    final_score: Literal["none", "released"] = "none"
 
     @model_validator(mode="after")
     def _check(self) -> PublicProxySearch:
         _stage_one_release(self.stage1)
-        _transfer_exponent_used(self)
         return self
 
 

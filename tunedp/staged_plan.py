@@ -43,7 +43,6 @@ from tunedp.config import (
     PublicProxySearch,
     SearchConfig,
     TwoStageSearch,
-    horizon_exponent,
 )
 from tunedp.plan import (
     PlanFigures,
@@ -167,7 +166,7 @@ class StagedPlan(SearchPlan):
         transfer = {
             "rule": mode.transfer,
             "factor": self.transfer_factor,
-            "exponent": horizon_exponent(mode) if mode.transfer == "horizon" else None,
+            "exponent": mode.horizon_exponent if mode.transfer == "horizon" else None,
             "stage1_steps": self.stage1.trial.steps,
             "stage2_steps": trial.steps,
             "stage1_steps_epsilon": _steps_epsilon(self.stage1, self.delta) if self.charges_stage1 else None,
@@ -302,7 +301,7 @@ def plan_staged(config: SearchConfig) -> StagedPlan:
             steps1=geometry1.steps, steps2=geometry.steps, epsilon1=epsilon1, epsilon2=epsilon2
         )
     elif mode.transfer == "horizon":
-        factor = horizon_factor(steps1=geometry1.steps, steps2=geometry.steps, exponent=horizon_exponent(mode))
+        factor = horizon_factor(steps1=geometry1.steps, steps2=geometry.steps, exponent=mode.horizon_exponent)
     return StagedPlan(
         config=config,
         sizes=sizes,
