@@ -246,6 +246,14 @@ def _cells() -> dict[str, Cell]:
                 kind="search",
                 config="search_spaces/fashion_mnist_public_proxy.yaml",
             ),
+            # The cosine CNN tuned on public MNIST: the final run takes the whole ε.
+            Cell(
+                name=f"fmnist-public-proxy-cosine-{tag}",
+                workload="fashion_mnist",
+                epsilon=epsilon,
+                kind="search",
+                config="search_spaces/fashion_mnist_public_proxy_cosine.yaml",
+            ),
             Cell(
                 name=f"fmnist-scatternet-two-stage-{tag}",
                 workload="fashion_mnist_scatternet",
