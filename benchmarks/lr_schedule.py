@@ -39,6 +39,11 @@ BATCH = 2048
 EMA_DECAYS = (0.99, 0.995, 0.998)
 
 
+def build(workload: Any, variant: str) -> Any:
+    """A declared model variant of the workload (``cnn``, ``cnn_tempered``)."""
+    return workload.build_model(variant)
+
+
 def run(args: argparse.Namespace) -> dict[str, Any]:
     import torch
     from utility import calibrate
@@ -52,11 +57,11 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     workload = resolve_workload("fashion_mnist")
     splits = workload.load()
     size = workload.sizes.train
-    rate = BATCH / size
+    rate = args.batch / size
     steps = round(args.epochs / rate)
     sigma = args.noise_multiplier if args.noise_multiplier is not None else calibrate(rate, steps, args.epsilon)
     schedule = {"constant": ConstantLr(), "cosine": CosineLr(), "linear": LinearLr()}[args.schedule]
-    model = workload.build_model(None)
+    model = build(workload, args.model)
     trainer = make_private(
         model,
         optimizer="dp_sgd",
@@ -72,7 +77,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     inputs, targets = splits.train.inputs, splits.train.targets
 
     def accuracy(state: dict[str, Any]) -> float:
-        copy = workload.build_model(None)
+        copy = build(workload, args.model)
         copy.load_state_dict(state)
         return float(workload.evaluate(copy, splits.test))
 
@@ -88,6 +93,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                     tensor.mul_(weight).add_(current[name].detach(), alpha=1 - weight)
     result: dict[str, Any] = {
         "step_size": args.step_size,
+        "model": args.model,
+        "expected_batch_size": args.batch,
         "schedule": args.schedule,
         "noise_multiplier": sigma,
         "epochs": args.epochs,
@@ -108,13 +115,17 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 def summarise() -> str:
     rows = [json.loads(line) for line in RESULTS.read_text().splitlines() if line.strip()]
     lines = [
-        "| η·C | schedule | σ | epochs | last iterate (%) | EMA 0.99 / 0.995 / 0.998 (%) |",
-        "|---:|---|---:|---:|---:|---|",
+        "| model | batch | η·C | schedule | σ | epochs | last iterate (%) | EMA 0.99 / 0.995 / 0.998 (%) |",
+        "|---|---:|---:|---|---:|---:|---:|---|",
     ]
-    for row in sorted(rows, key=lambda r: (r["epochs"], r["noise_multiplier"], r["step_size"], r["schedule"])):
+    for row in sorted(
+        rows,
+        key=lambda r: (r.get("model", "cnn"), r["epochs"], r["noise_multiplier"], r["step_size"], r["schedule"]),
+    ):
         emas = " / ".join(f"{100 * row[f'ema_{d}']:.2f}" for d in EMA_DECAYS)
         lines.append(
-            f"| {row['step_size']:g} | {row['schedule']} | {row['noise_multiplier']:.3f} | {row['epochs']} | "
+            f"| {row.get('model', 'cnn')} | {row.get('expected_batch_size', BATCH)} | {row['step_size']:g} | "
+            f"{row['schedule']} | {row['noise_multiplier']:.3f} | {row['epochs']} | "
             f"{100 * row['test_accuracy']:.2f} | {emas} |"
         )
     return "\n".join(lines)
@@ -131,6 +142,8 @@ def main(argv: list[str] | None = None) -> int:
     noise.add_argument("--epsilon", type=float, help="calibrate σ so this run alone costs ε (δ = 1e-5)")
     one.add_argument("--epochs", type=int, default=40)
     one.add_argument("--threads", type=int, default=1)
+    one.add_argument("--batch", type=int, default=BATCH, help="expected batch size qN")
+    one.add_argument("--model", default="cnn", help="fashion_mnist model variant")
     commands.add_parser("summarise", help="the table of every recorded run")
     args = parser.parse_args(argv)
     if args.command == "run":
