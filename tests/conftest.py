@@ -23,6 +23,30 @@ os.environ.pop("TUNEDP_LEDGER_DIR", None)
 logging.getLogger("absl").setLevel(logging.ERROR)
 
 
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Make ``xdist_group`` marks group again under ``--dist loadgroup`` (what ``make test`` runs).
+
+    pytest-xdist 3.8 groups a test by writing ``item._nodeid = "<id>@<group>"``,
+    but pytest 9 reads a node's id from ``item._id``: the suffix is lost and every
+    grouped test is scheduled on its own, so the two-node cluster tests could run
+    at the same time and every module-scoped fixture ran once per worker. This
+    adds the suffix the way pytest 9 reads it, and does nothing where the id
+    already carries it (older pytest, or an xdist that does it itself).
+    """
+    if not getattr(config.option, "loadgroup", False):
+        return
+    for item in items:
+        names = {
+            str(mark.args[0] if mark.args else mark.kwargs.get("name", "default"))
+            for mark in item.iter_markers("xdist_group")
+        }
+        ident = getattr(item, "_id", None)
+        suffix = "@" + "_".join(sorted(names))
+        if names and ident is not None and not str(ident).endswith(suffix):
+            item._id = type(ident).parse(f"{ident}{suffix}")
+
+
 @pytest.fixture(scope="session")
 def ray_session() -> Iterator[str]:
     """A real local Ray for the whole session; yields its GCS address for ``--ray-address``."""

@@ -35,6 +35,10 @@ from tunedp.accounting.epsilon import RDP_ORDERS
 from tunedp.accounting.ledger import PrivacyLedger
 
 REPO = Path(__file__).resolve().parents[1]
+# One worker runs the whole module (make test runs two, --dist loadgroup), so the module-scoped
+# `invocations` fixture starts its ~25 CLI processes once, not once on each worker.
+pytestmark = pytest.mark.xdist_group("cli_plan_budget")
+
 _script = Path(sys.executable).with_name("tunedp")
 TUNEDP = str(_script) if _script.exists() else shutil.which("tunedp")
 
@@ -216,9 +220,13 @@ def invocations(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Case]:
     """Run every invocation once, concurrently (each is a fresh ~1.3 s Python), each in its own home."""
     everything = {**CATALOGUE, **HAPPY}
 
+    # Made here, one after the other: threads that each create the worker's first temporary
+    # folder race on making its base folder (FileExistsError).
+    for case in everything.values():
+        case.home = tmp_path_factory.mktemp("home")
+
     def run(name: str) -> None:
         case = everything[name]
-        case.home = tmp_path_factory.mktemp("home")
         args = case.setup(case.home)
         case.before = _snapshot(case.home)
         case.result = _run(args, case.home)

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from tracking_fixtures import CHROMIUM, GRID, MlflowServer, shared_mlflow_server, small_config
+from tracking_fixtures import CHROMIUM, GRID, ON_SHARED_SERVER, MlflowServer, shared_mlflow_server, small_config
 
 from tunedp.driver import search
 from tunedp.fingerprint import create_ledger
@@ -26,6 +26,7 @@ from tunedp.tracking import MlflowTracker
 
 pytestmark = [
     pytest.mark.slow,
+    ON_SHARED_SERVER,
     pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed (apt-get install chromium)"),
 ]
 

@@ -30,6 +30,7 @@ import yaml
 from dp_accounting import dp_event
 from tracking_fixtures import (
     ADAPTIVE,
+    ON_SHARED_SERVER,
     RANDOM_BEST,
     MlflowServer,
     Run,
@@ -307,6 +308,7 @@ def _assert_parent(tracked: Tracked, parent: Run, outcome: SearchOutcome) -> dic
 
 
 @pytest.mark.slow
+@ON_SHARED_SERVER
 def test_random_best_search_logs_its_parent_and_only_the_best_trial(tracked: Tracked) -> None:
     outcome = tracked.random_best
     parent, trials = tracked.runs_of(outcome)
@@ -331,6 +333,7 @@ def test_random_best_search_logs_its_parent_and_only_the_best_trial(tracked: Tra
 
 
 @pytest.mark.slow
+@ON_SHARED_SERVER
 def test_adaptive_search_logs_every_trial_with_its_released_scores(tracked: Tracked) -> None:
     outcome = tracked.adaptive
     parent, trials = tracked.runs_of(outcome)
@@ -357,6 +360,7 @@ def test_adaptive_search_logs_every_trial_with_its_released_scores(tracked: Trac
 
 
 @pytest.mark.slow
+@ON_SHARED_SERVER
 def test_searches_on_one_ledger_are_found_by_their_dataset_tag(tracked: Tracked) -> None:
     experiment = tracked.server.experiment_id("tunedp-digits")
     ours = {tracked.random_best.search_id, tracked.adaptive.search_id}
@@ -423,6 +427,7 @@ def _alive(pid: int) -> bool:
 
 
 @pytest.mark.slow
+@ON_SHARED_SERVER
 @pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="needs Linux /proc to follow the server's processes")
 def test_tunedp_ui_serves_the_store_and_stops_cleanly_on_ctrl_c(
     tmp_path_factory: pytest.TempPathFactory, pytestconfig: pytest.Config
@@ -464,6 +469,7 @@ def test_tunedp_ui_serves_the_store_and_stops_cleanly_on_ctrl_c(
 
 
 @pytest.mark.slow
+@ON_SHARED_SERVER
 def test_the_released_model_is_an_mlflow_pytorch_model_that_loads_and_registers(tracked: Tracked) -> None:
     """``mlflow.pytorch`` flavour with signature and a data-free example; the registry serves it back."""
     import mlflow.pyfunc

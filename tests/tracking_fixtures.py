@@ -163,6 +163,11 @@ class Run:
 
 _SHARED: dict[str, MlflowServer] = {}
 
+#: Every test that uses the shared server (or a module fixture built on it) carries this mark:
+#: ``--dist loadgroup`` then runs them all on one xdist worker, so the server starts once in the
+#: session and each module fixture's searches run once, instead of once on each worker.
+ON_SHARED_SERVER = pytest.mark.xdist_group("mlflow_server")
+
 
 def shared_mlflow_server(tmp_path_factory: pytest.TempPathFactory, config: pytest.Config) -> MlflowServer:
     """One server for every module that asks in this session; stopped when the session ends."""
