@@ -395,6 +395,11 @@ def run_search(cell: Cell, work: Path) -> dict[str, Any]:
     # or every trial failed). That is a run the user paid for, so it is recorded too.
     report = json.loads(written.read_text())
     best = report["best"] or {}
+    if report["best"] is not None and best.get("test_metric") is None:
+        # The released model's test metric failed (the driver logs why and keeps the search's
+        # results); keep the reason with the run instead of losing it with the temporary folder.
+        tail = " | ".join((process.stderr or process.stdout).strip().splitlines()[-5:])
+        print(f"{cell.name}: released model has no test metric: {tail}", file=sys.stderr, flush=True)
     privacy = report["privacy"]
     return {
         "released": report["best"] is not None,
@@ -499,6 +504,12 @@ def _fmt_pct(value: float | None) -> str:
     return "—" if value is None or math.isnan(value) else f"{100 * value:.2f}"
 
 
+def _fmt_run(line: dict[str, Any]) -> str:
+    if line.get("test_accuracy") is not None:
+        return _fmt_pct(line["test_accuracy"])
+    return "unmeasured" if line.get("released", True) else "nothing"
+
+
 def summarise(results: list[dict[str, Any]]) -> str:
     """The markdown table: one row per cell (mean, spread, every run, wall time), in cell order."""
     by_cell: dict[str, list[dict[str, Any]]] = {}
@@ -517,10 +528,9 @@ def summarise(results: list[dict[str, Any]]) -> str:
         first = lines[0]
         mean = statistics.fmean(accs) if accs else math.nan
         spread = f"{_fmt_pct(min(accs))}–{_fmt_pct(max(accs))}" if accs else "—"
-        # A charged search that released nothing shows as "nothing" (it is not in the mean).
-        every = ", ".join(
-            _fmt_pct(line["test_accuracy"]) if line.get("test_accuracy") is not None else "nothing" for line in lines
-        )
+        # A charged search that released nothing shows as "nothing", one whose released model's
+        # test metric failed as "unmeasured"; neither is in the mean.
+        every = ", ".join(_fmt_run(line) for line in lines)
         charged = max(line["charged_epsilon"] for line in lines)
         rows.append(
             f"| {name} | {first['kind']} | {first['workload']} | {first['total_epsilon']:g} | {len(lines)} | "
