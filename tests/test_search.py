@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 import pytest
 import yaml
-from ray_nodes import wait_for_alive_nodes
+from ray_nodes import stop_node, wait_for_alive_nodes, wait_for_port
 from search_helpers import REPO, adaptive, grid, random_all, random_best
 from workload_fixtures import NODE_COPY_ENV
 
@@ -299,62 +299,54 @@ def _free_port() -> int:
 @pytest.mark.xdist_group("ray_cluster")  # never beside the other two-node test (make test runs two workers)
 def test_two_node_ray_cluster_runs_trials_on_both_nodes(tmp_path: Path) -> None:
     ray_bin = str(Path(sys.executable).with_name("ray"))
-    port = _free_port()
+    address = f"127.0.0.1:{_free_port()}"
     tests = str(Path(__file__).resolve().parent)  # workload_fixtures, importable on both nodes
     env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0", "RAY_AUTH_MODE": "disabled", "TUNEDP_TRACKING": "0"}
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [tests, env.get("PYTHONPATH")]))
-    common = ["--num-cpus", "1", "--block", "--disable-usage-stats"]
+    common = ["--node-ip-address", "127.0.0.1", "--object-store-memory", str(128 * 1024 * 1024),
+              "--num-cpus", "1", "--block", "--disable-usage-stats"]  # fmt: skip
+    quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL, "start_new_session": True}
     head = subprocess.Popen(
-        [ray_bin, "start", "--head", "--node-ip-address", "127.0.0.1", "--port", str(port),
-         "--include-dashboard", "false", "--object-store-memory", str(128 * 1024 * 1024), *common],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env, start_new_session=True,
+        [ray_bin, "start", "--head", "--port", address.rsplit(":", 1)[1], "--include-dashboard", "false", *common],
+        env=env, **quiet,
     )  # fmt: skip
     worker = None
     try:
-        wait_for_alive_nodes(sys.executable, f"127.0.0.1:{port}", 1, env)
+        wait_for_port(address)  # the worker node joins as soon as the head's GCS listens
+        # This node's copy of the DIGITS_NODE_COPY data differs in one row (workload_fixtures).
         worker = subprocess.Popen(
-            [ray_bin, "start", "--address", f"127.0.0.1:{port}", "--node-ip-address", "127.0.0.1",
-             "--object-store-memory", str(128 * 1024 * 1024), *common],
-            # This node's copy of the DIGITS_NODE_COPY data differs in one row (workload_fixtures).
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env={**env, NODE_COPY_ENV: "modified"},
-            start_new_session=True,
-        )  # fmt: skip
-        wait_for_alive_nodes(sys.executable, f"127.0.0.1:{port}", 2, env)
-        config_path = _write_config(tmp_path, grid(momenta=[0.5, 0.9], step_sizes=[1.0, 2.0]))
+            [ray_bin, "start", "--address", address, *common], env={**env, NODE_COPY_ENV: "modified"}, **quiet
+        )
+        wait_for_alive_nodes(sys.executable, address, 2, env)
+        config_path = _write_config(tmp_path, grid(momenta=[0.5, 0.9]))
         ledger_path = _ledger(tmp_path)
         done = subprocess.run(
             [TUNEDP, "search", "--config", str(config_path), "--ledger", str(ledger_path),
-             "--ray-address", f"127.0.0.1:{port}", "--max-concurrent", "2", "--seed", "3",
+             "--ray-address", address, "--max-concurrent", "2", "--seed", "3",
              "--output", str(tmp_path / "cluster")],
             capture_output=True, text=True, timeout=400, env=env,
         )  # fmt: skip
         assert done.returncode == 0, done.stdout + done.stderr
         report = json.loads((tmp_path / "cluster" / "report.json").read_text())
-        assert report["trial_count"] == 4
-        assert len(report["ray_nodes"]) == 2, report["ray_nodes"]
-        _a_node_with_another_copy_of_the_data_is_refused(tmp_path / "copy", port, env)
-        _worker_node_dies_mid_search(tmp_path / "dead", port, env, worker)
+        assert report["trial_count"] == 2
+        assert len(report["ray_nodes"]) == 2, report["ray_nodes"]  # two trials at once on two one-CPU nodes
+        _a_node_with_another_copy_of_the_data_is_refused(tmp_path / "copy", address, env)
+        _worker_node_dies_mid_search(tmp_path / "dead", address, env, worker)
     finally:
         for process in (worker, head):
-            if process is not None and process.poll() is None:
-                os.killpg(process.pid, signal.SIGTERM)
-        for process in (worker, head):
             if process is not None:
-                try:
-                    process.wait(timeout=30)
-                except subprocess.TimeoutExpired:
-                    os.killpg(process.pid, signal.SIGKILL)
+                stop_node(process)
 
 
-def _a_node_with_another_copy_of_the_data_is_refused(folder: Path, port: int, env: dict[str, str]) -> None:
+def _a_node_with_another_copy_of_the_data_is_refused(folder: Path, address: str, env: dict[str, str]) -> None:
     """The driver's copy matches the ledger, the worker node's differs in one row or is missing: refused."""
-    _refused_for_the_worker_nodes_copy(folder, port, env, "DIGITS_NODE_COPY", "reads different rows")
+    _refused_for_the_worker_nodes_copy(folder, address, env, "DIGITS_NODE_COPY", "reads different rows")
     _refused_for_the_worker_nodes_copy(
-        folder.with_name("missing"), port, env, "DIGITS_NODE_MISSING", "cannot load workload"
+        folder.with_name("missing"), address, env, "DIGITS_NODE_MISSING", "cannot load workload"
     )
 
 
-def _refused_for_the_worker_nodes_copy(folder: Path, port: int, env: dict[str, str], name: str, why: str) -> None:
+def _refused_for_the_worker_nodes_copy(folder: Path, address: str, env: dict[str, str], name: str, why: str) -> None:
     """A search of ``workload_fixtures:name`` on the cluster: one line naming the node and ``why``, nothing charged."""
     folder.mkdir()
     config = grid(momenta=[0.5, 0.9]).model_copy(update={"workload": f"workload_fixtures:{name}"})
@@ -365,7 +357,7 @@ def _refused_for_the_worker_nodes_copy(folder: Path, port: int, env: dict[str, s
     before = ledger_path.read_bytes()
     done = subprocess.run(
         [TUNEDP, "search", "--config", str(config_path), "--ledger", str(ledger_path),
-         "--ray-address", f"127.0.0.1:{port}", "--output", str(folder / "out")],
+         "--ray-address", address, "--output", str(folder / "out")],
         capture_output=True, text=True, timeout=300, env=env,
     )  # fmt: skip
     assert done.returncode == 2, done.stdout + done.stderr
@@ -379,28 +371,63 @@ def _refused_for_the_worker_nodes_copy(folder: Path, port: int, env: dict[str, s
     assert not [path for path in written if b"hmac-sha256" in path.read_bytes()], written
 
 
-def _worker_node_dies_mid_search(folder: Path, port: int, env: dict[str, str], worker: subprocess.Popen[bytes]) -> None:
-    """Kill the worker node (its whole process group) while both trials run, one per node.
+def _training_trial_pids(group: int) -> list[int]:
+    """The Tune trials training right now on the node whose processes form the process group ``group``.
+
+    Ray's worker processes lead process groups of their own; they are children
+    of their node's raylet, which is in the node's group. Ray names a worker
+    after the task it runs: ``ray::ImplicitFunc.train`` is a trial inside its
+    training function.
+    """
+    processes = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()  # state, ppid, pgrp, ...
+            command = (stat.parent / "cmdline").read_bytes()
+        except OSError:
+            continue
+        processes.append((int(stat.parent.name), int(fields[1]), int(fields[2]), command))
+    node = {pid for pid, _, pgrp, _ in processes if pgrp == group}
+    training = b"ray::ImplicitFunc.train"
+    return [pid for pid, ppid, _, command in processes if ppid in node and command.startswith(training)]
+
+
+def _worker_node_dies_mid_search(
+    folder: Path, address: str, env: dict[str, str], worker: subprocess.Popen[bytes]
+) -> None:
+    """Kill the worker node (its whole process group) while its trial trains, the other trial on the head.
 
     Its trial fails and stays charged; the search goes on and reports it
-    (exit 0 when the other trial completed, 1 if none did). Which trial dies
-    depends on timing, so only what holds either way is asserted.
+    (exit 0 when the other trial completed, 1 if none did). The kill waits
+    for the worker node's trial to be training, not a fixed time: a fixed
+    sleep could end during the pre-flight on a loaded machine (the search is
+    then refused, nothing charged) or after the trials.
     """
     folder.mkdir()
     long = grid(momenta=[0.5, 0.9])
-    long = long.model_copy(update={"training": long.training.model_copy(update={"steps": 12000})})
+    # Long enough that the trial is still training when the kill lands (milliseconds after it is
+    # seen training), short enough that the surviving trial ends soon after.
+    long = long.model_copy(update={"training": long.training.model_copy(update={"steps": 2000})})
     config_path = _write_config(folder, long)
     ledger_path = _ledger(folder)
     running = subprocess.Popen(
         [TUNEDP, "search", "--config", str(config_path), "--ledger", str(ledger_path),
-         "--ray-address", f"127.0.0.1:{port}", "--max-concurrent", "2", "--seed", "4",
+         "--ray-address", address, "--max-concurrent", "2", "--seed", "4",
          "--output", str(folder / "out")],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
     )  # fmt: skip
-    time.sleep(14)  # Ray connect and trial start take a few seconds; 12000 steps take longer than that
-    os.killpg(worker.pid, signal.SIGKILL)
-    worker.wait(timeout=30)
-    out, err = running.communicate(timeout=400)
+    try:
+        deadline = time.monotonic() + 240
+        while time.monotonic() < deadline and running.poll() is None and not _training_trial_pids(worker.pid):
+            time.sleep(0.1)
+        assert _training_trial_pids(worker.pid), f"no trial trained on the worker node (status {_status(ledger_path)})"
+        assert _status(ledger_path) == ["running"]  # charged before any trial read data
+        os.killpg(worker.pid, signal.SIGKILL)
+        worker.wait(timeout=30)
+        out, err = running.communicate(timeout=400)
+    finally:
+        if running.poll() is None:
+            running.kill()
     assert running.returncode in (0, 1), out + err
     (charge,) = PrivacyLedger.open(ledger_path).charges()
     assert charge.epsilon == pytest.approx(plan_search(long).search_epsilon, rel=1e-9)
@@ -408,6 +435,7 @@ def _worker_node_dies_mid_search(folder: Path, port: int, env: dict[str, str], w
     report = json.loads((folder / "out" / "report.json").read_text())
     statuses = [t["status"] for t in report["trials"]]
     assert len(statuses) == 2
+    assert "failed" in statuses  # the worker node's trial died while it trained
     assert ("completed" in statuses) == (running.returncode == 0)
     for trial in report["trials"]:
         if trial["status"] == "failed":

@@ -8,7 +8,9 @@ project venv's interpreter sees the *base* interpreter's site-packages, not
 the project venv's, so that does not help either. Instead the fresh venv
 gets one ``.pth`` line naming the project venv's site-packages (where the
 pinned torch 2.13.0 CPU build and the other dependencies already are), and
-the wheel is installed ``--no-deps``. Directories named in a ``.pth`` file
+the wheel is installed ``--no-deps`` by the project venv's pip run against the
+fresh interpreter (``pip --python``; the fresh venv needs no pip of its own,
+which saves bootstrapping one). Directories named in a ``.pth`` file
 do not have *their* ``.pth`` files run, so the project's editable install
 stays inactive: ``tunedp`` is imported from the wheel, which the test checks.
 """
@@ -18,7 +20,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import signal
 import subprocess
 import sys
 import sysconfig
@@ -29,7 +30,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from ray_nodes import wait_for_alive_nodes
+from ray_nodes import stop_node, wait_for_alive_nodes, wait_for_port
 from search_helpers import digits_table_search
 
 REPO = Path(__file__).resolve().parents[1]
@@ -45,9 +46,9 @@ def _run(command: list[str], **kwargs) -> subprocess.CompletedProcess[str]:
 @pytest.mark.xdist_group("ray_cluster")  # never beside the other two-node test (make test runs two workers)
 def test_the_wheel_installs_into_a_fresh_venv_and_plans_and_searches_outside_the_repo(tmp_path: Path) -> None:
     dist = tmp_path / "dist"
-    for project in (REPO, REPO / "examples" / "breast_cancer"):  # built with the project venv's setuptools
-        _run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "--no-index",
-              "--wheel-dir", str(dist), str(project)], cwd=tmp_path)  # fmt: skip
+    # Both projects in one pip run, built with the project venv's setuptools.
+    _run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "--no-index",
+          "--wheel-dir", str(dist), str(REPO), str(REPO / "examples" / "breast_cancer")], cwd=tmp_path)  # fmt: skip
     (wheel,) = dist.glob("tunedp-*.whl")
     (example,) = dist.glob("tunedp_example_breast_cancer-*.whl")
     names = zipfile.ZipFile(wheel).namelist()
@@ -60,14 +61,14 @@ def test_the_wheel_installs_into_a_fresh_venv_and_plans_and_searches_outside_the
     assert "[tunedp.workloads]" in entry_points and "digits = tunedp.workloads.digits:WORKLOAD" in entry_points
 
     env_dir = tmp_path / "venv"
-    venv.create(env_dir, with_pip=True)
+    venv.create(env_dir)  # no pip of its own: the project venv's pip installs into it (--python)
     python = env_dir / "bin" / "python"
     purelib = _run([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"]).stdout.strip()
     (Path(purelib) / "project-dependencies.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
+    # tunedp and the example workload package, installed as wheels (no Python path tricks).
     # --ignore-installed: the .pth exposes the project venv, where tunedp is installed (editable) too.
-    _run([str(python), "-m", "pip", "install", "-q", "--no-deps", "--no-index", "--ignore-installed", str(wheel)])
-    # The example workload package, installed the same way (no Python path tricks).
-    _run([str(python), "-m", "pip", "install", "-q", "--no-deps", "--no-index", "--ignore-installed", str(example)])
+    _run([sys.executable, "-m", "pip", "--python", str(python), "install", "-q", "--no-deps", "--no-index",
+          "--ignore-installed", str(wheel), str(example)])  # fmt: skip
 
     work = tmp_path / "elsewhere"
     work.mkdir()
@@ -98,11 +99,17 @@ def test_the_wheel_installs_into_a_fresh_venv_and_plans_and_searches_outside_the
     # The same package and a CSV table on a two-node Ray cluster started from the fresh venv, so
     # every worker on both nodes imports tunedp and the example from the installed wheels.
     _write_csv_search(work)
-    _run([tunedp, "budget", "init", "--config", "table.yaml", "--epsilon", "8", "--delta", "1e-4"], cwd=work, env=env)
     charged: dict[str, list[float]] = {"breast_cancer": [report["privacy"]["charged_epsilon"]], "digits_table": []}
-    with _two_node_cluster(python, env) as address:
-        for config_name, output in (("breast_cancer.yaml", "on_cluster"), ("table.yaml", "table_on_cluster")):
-            planned = json.loads(_run([tunedp, "plan", "--config", config_name, "--json"], cwd=work, env=env).stdout)
+    with _two_node_cluster(python, env) as cluster:
+        # While the nodes come up: the table's ledger, and what `tunedp plan` shows before each search.
+        _run([tunedp, "budget", "init", "--config", "table.yaml", "--epsilon", "8", "--delta", "1e-4"],
+             cwd=work, env=env)  # fmt: skip
+        cluster.join()
+        configs = {"breast_cancer.yaml": "on_cluster", "table.yaml": "table_on_cluster"}
+        plans = {name: _run([tunedp, "plan", "--config", name, "--json"], cwd=work, env=env).stdout for name in configs}
+        address = cluster.address()
+        for config_name, output in configs.items():
+            planned = json.loads(plans[config_name])
             _run([tunedp, "search", "--config", config_name, "--output", output, "--ray-address", address,
                   "--max-concurrent", "2"], cwd=work, env=env)  # fmt: skip
             report = json.loads((work / output / "report.json").read_text())
@@ -138,31 +145,49 @@ def _write_csv_search(folder: Path) -> None:
     (folder / "table.yaml").write_text(yaml.safe_dump(data))
 
 
-@contextlib.contextmanager
-def _two_node_cluster(python: Path, env: dict[str, str]) -> Iterator[str]:
-    """A head and a worker node on 127.0.0.1, one CPU each, run by ``python`` (the fresh venv's)."""
-    import socket
+class _Cluster:
+    """A head and a worker node on 127.0.0.1, one CPU each, run by ``python`` (the fresh venv's).
 
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = int(sock.getsockname()[1])
-    ray = [str(python), "-m", "ray.scripts.scripts", "start", "--node-ip-address", "127.0.0.1", "--num-cpus", "1",
-           "--block", "--disable-usage-stats", "--object-store-memory", str(128 * 1024 * 1024)]  # fmt: skip
-    env = {**env, "RAY_AUTH_MODE": "disabled"}
-    started: list[subprocess.Popen[bytes]] = []
+    Started in steps, so the test does other work while the nodes come up:
+    the head at once, the worker node by :meth:`join` (once the head's GCS
+    listens), and :meth:`address` waits until both are alive.
+    """
+
+    def __init__(self, python: Path, env: dict[str, str]) -> None:
+        import socket
+
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = int(sock.getsockname()[1])
+        self._address = f"127.0.0.1:{port}"
+        self._python = str(python)
+        self._env = {**env, "RAY_AUTH_MODE": "disabled"}
+        self._ray = [self._python, "-m", "ray.scripts.scripts", "start", "--node-ip-address", "127.0.0.1",
+                     "--num-cpus", "1", "--block", "--disable-usage-stats",
+                     "--object-store-memory", str(128 * 1024 * 1024)]  # fmt: skip
+        self.nodes: list[subprocess.Popen[bytes]] = []
+        self._start("--head", "--port", str(port), "--include-dashboard", "false")
+
+    def _start(self, *arguments: str) -> None:
+        quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
+        self.nodes.append(subprocess.Popen([*self._ray, *arguments], env=self._env, start_new_session=True, **quiet))
+
+    def join(self) -> None:
+        wait_for_port(self._address)
+        self._start("--address", self._address)
+
+    def address(self) -> str:
+        wait_for_alive_nodes(self._python, self._address, 2, self._env)
+        return self._address
+
+
+@contextlib.contextmanager
+def _two_node_cluster(python: Path, env: dict[str, str]) -> Iterator[_Cluster]:
+    """A :class:`_Cluster` starting; both nodes stopped at the end, whatever happened."""
+    cluster = None
     try:
-        for nodes, extra in ((1, ["--head", "--port", str(port), "--include-dashboard", "false"]),
-                             (2, ["--address", f"127.0.0.1:{port}"])):  # fmt: skip
-            quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
-            started.append(subprocess.Popen([*ray, *extra], env=env, start_new_session=True, **quiet))
-            wait_for_alive_nodes(str(python), f"127.0.0.1:{port}", nodes, env)
-        yield f"127.0.0.1:{port}"
+        cluster = _Cluster(python, env)
+        yield cluster
     finally:
-        for process in reversed(started):
-            if process.poll() is None:
-                os.killpg(process.pid, signal.SIGTERM)
-        for process in reversed(started):
-            try:
-                process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
+        for process in reversed(cluster.nodes if cluster is not None else []):
+            stop_node(process)
