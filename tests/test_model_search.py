@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 from search_helpers import REPO, grid, public_proxy, random_best, two_stage, with_searched_variants
+from shared_runs import contract_run, shared_run
 
 from tunedp.accounting.ledger import PrivacyLedger
 from tunedp.config import ConfigError, parse_config
@@ -60,25 +61,25 @@ def test_a_public_proxy_must_offer_every_searched_variant() -> None:
 
 
 @pytest.mark.slow
+@shared_run("grid/model")
 def test_a_grid_over_variants_trains_each_and_releases_the_best_with_its_variant(
-    ray_session: str, tmp_path: Path
+    ray_session: str, tmp_path_factory: pytest.TempPathFactory
 ) -> None:
     config = with_searched_variants(grid(momenta=[0.9]), ["mlp", "cnn"])
-    ledger = tmp_path / "digits.sqlite"
-    create_ledger(ledger, dataset="digits", epsilon=100.0, delta=1e-5)
-    outcome = search(config, ledger_path=ledger, output_dir=tmp_path / "out", seed=3)
+    run = contract_run(config, tmp_path_factory)  # the search-mode contract's grid/model run
+    ledger, outcome, out = run.ledger_path, run.outcome, run.outcome.output_dir
     assert sorted(str(t.variant) for t in outcome.disclosed_trials) == ["cnn", "mlp"]  # grid releases all
     best = outcome.report.best
     assert best is not None and best.variant in ("mlp", "cnn") and best.test_metric is not None
     # The released file is the selected variant's network: it loads into that variant only.
     from tunedp.workloads import resolve_workload
 
-    state = torch.load(tmp_path / "out" / "best_model.pt", weights_only=True)
+    state = torch.load(out / "best_model.pt", weights_only=True)
     resolve_workload("digits").build_model(best.variant).load_state_dict(state)
     other = "cnn" if best.variant == "mlp" else "mlp"
     with pytest.raises(RuntimeError):
         resolve_workload("digits").build_model(other).load_state_dict(state)
-    report = json.loads((tmp_path / "out" / "report.json").read_text())
+    report = json.loads((out / "report.json").read_text())
     assert report["best"]["variant"] == best.variant
     assert {t["variant"] for t in report["trials"]} == {"mlp", "cnn"}
     (charge,) = PrivacyLedger.open(ledger).charges()

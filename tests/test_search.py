@@ -26,6 +26,8 @@ import pytest
 import yaml
 from ray_nodes import stop_node, wait_for_alive_nodes, wait_for_port
 from search_helpers import REPO, adaptive, grid, random_all, random_best
+from shared_runs import CLI_BEST_OPTIONS, cli_search, contract_run, shared_run
+from shared_runs import charged_without_preflight as shared_charged_without_preflight
 from workload_fixtures import NODE_COPY_ENV
 
 import tunedp.driver as driver_module
@@ -115,19 +117,21 @@ def test_random_best_charges_the_plan_and_releases_only_the_best(
     assert f"{len(records)} trials" not in visible
 
 
+@shared_run("random/all")
 def test_release_all_is_charged_as_composition_and_shows_every_trial(
-    ray_session: str, tmp_path: Path, captured_records: list[list[TrialRecord]]
+    ray_session: str, tmp_path_factory: pytest.TempPathFactory
 ) -> None:
     config = random_all(expected_trials=2.0, max_trials=3)
-    ledger_path = _ledger(tmp_path)
-    outcome = search(config, ledger_path=ledger_path, seed=_seed_with_trials(config, 2, 3), output_dir=tmp_path / "o")
+    run = contract_run(config, tmp_path_factory)  # the search-mode contract's run: K ∈ {2, 3}
+    outcome = run.outcome
 
     planned = plan_search(config)
     composed = rdp_epsilon(planned.trial.dp_event(), 1e-5)
     assert planned.search_epsilon > composed  # three trials cost more than one
-    assert PrivacyLedger.open(ledger_path).spent_epsilon() == pytest.approx(planned.search_epsilon, rel=1e-9)
-    records = captured_records[-1]
-    report = json.loads((tmp_path / "o" / "report.json").read_text())
+    assert PrivacyLedger.open(run.ledger_path).spent_epsilon() == pytest.approx(planned.search_epsilon, rel=1e-9)
+    records = run.selected[-1]
+    assert 2 <= len(records) <= 3
+    report = json.loads((outcome.output_dir / "report.json").read_text())
     assert report["trial_count"] == len(records) == len(outcome.disclosed_trials)
     assert outcome.best is not None
     assert outcome.best.final_score == max(t["final_score"] for t in report["trials"])
@@ -140,17 +144,20 @@ def charged_without_preflight(config: SearchConfig, ledger_path: Path, output: P
     )
 
 
-def test_a_failing_trial_is_charged_and_the_grid_goes_on(ray_session: str, tmp_path: Path) -> None:
-    # momentum 1.5 is outside [0, 1): that trial raises inside Ray.
+@shared_run("grid-failing")
+def test_a_failing_trial_is_charged_and_the_grid_goes_on(
+    ray_session: str, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    # momentum 1.5 is outside [0, 1): that trial raises inside Ray (test_search_lifecycle reads this run too).
     config = grid(momenta=[0.9, 1.5])
-    ledger_path = _ledger(tmp_path)
-    outcome = charged_without_preflight(config, ledger_path, tmp_path / "g")
+    run = shared_charged_without_preflight(config, tmp_path_factory)
+    outcome = run.outcome
     statuses = sorted(t.status for t in outcome.disclosed_trials)
     assert statuses == ["completed", "failed"]
     assert outcome.best is not None and outcome.best.point["momentum"] == 0.9
     planned = plan_search(config)
     assert planned.shape.max_trials == 2
-    assert PrivacyLedger.open(ledger_path).spent_epsilon() == pytest.approx(planned.search_epsilon, rel=1e-9)
+    assert PrivacyLedger.open(run.ledger_path).spent_epsilon() == pytest.approx(planned.search_epsilon, rel=1e-9)
 
 
 def test_a_search_whose_every_trial_fails_exits_with_the_charge_kept(ray_session: str, tmp_path: Path) -> None:
@@ -164,10 +171,13 @@ def test_a_search_whose_every_trial_fails_exits_with_the_charge_kept(ray_session
     assert (tmp_path / "f" / "report.json").is_file()
 
 
-def test_adaptive_with_asha_reports_noisy_scores_and_charges_full_length(ray_session: str, tmp_path: Path) -> None:
+@shared_run("adaptive")
+def test_adaptive_with_asha_reports_noisy_scores_and_charges_full_length(
+    ray_session: str, tmp_path_factory: pytest.TempPathFactory
+) -> None:
     config = adaptive(max_trials=3, evaluations=2)
-    ledger_path = _ledger(tmp_path)
-    outcome = search(config, ledger_path=ledger_path, seed=2, output_dir=tmp_path / "a")
+    run = contract_run(config, tmp_path_factory)  # the search-mode contract's run
+    ledger_path, outcome = run.ledger_path, run.outcome
     planned = plan_search(config)
     # Charged as three full-length trials with two score releases each, whatever ASHA stopped.
     expected = rdp_epsilon(
@@ -230,22 +240,18 @@ def _write_config(tmp_path: Path, config: SearchConfig) -> Path:
     return path
 
 
-def test_cli_search_end_to_end_and_report(ray_session: str, tmp_path: Path) -> None:
-    config_path = _write_config(tmp_path, random_best(expected_trials=2.0))
-    ledger_path = _ledger(tmp_path)
-    env = {**os.environ, "TUNEDP_TRACKING": "0"}
-    done = subprocess.run(
-        [TUNEDP, "search", "--config", str(config_path), "--ledger", str(ledger_path), "--budget", "6",
-         "--ray-address", ray_session, "--seed", "5", "--output", str(tmp_path / "run")],
-        capture_output=True, text=True, timeout=300, env=env,
-    )  # fmt: skip
+@shared_run("cli-best")
+def test_cli_search_end_to_end_and_report(ray_session: str, tmp_path_factory: pytest.TempPathFactory) -> None:
+    # test_search_lifecycle reads this run too (its progress lines without a terminal).
+    run = cli_search(random_best(expected_trials=2.0), ray_session, tmp_path_factory, *CLI_BEST_OPTIONS)
+    done = run.done
     assert done.returncode == 0, done.stdout + done.stderr
     assert "charged ε" in done.stdout and "best: released score" in done.stdout
     assert "Number of trials" not in done.stdout + done.stderr  # Ray's banner would reveal K
-    report = json.loads((tmp_path / "run" / "report.json").read_text())
+    report = json.loads((run.output / "report.json").read_text())
     assert report["privacy"]["budget_epsilon"] == 6.0
     assert report["privacy"]["charged_epsilon"] <= 6.0
-    shown = subprocess.run([TUNEDP, "report", str(tmp_path / "run")], capture_output=True, text=True, env=env)
+    shown = subprocess.run([TUNEDP, "report", str(run.output)], capture_output=True, text=True, env=run.env)
     assert shown.returncode == 0 and report["search_id"][:12] in shown.stdout
 
 

@@ -6,7 +6,6 @@ Each test reproduces one row of the issue's table on today's driver and shows th
 from __future__ import annotations
 
 import json
-import logging
 import os
 import signal
 import sqlite3
@@ -18,11 +17,12 @@ from pathlib import Path
 import pytest
 import yaml
 from search_helpers import grid, random_all, random_best, small_config
+from shared_runs import CLI_BEST_OPTIONS, charged_without_preflight, cli_search, contract_run, shared_run
 
 import tunedp.driver as driver_module
 from tunedp.accounting.ledger import PrivacyLedger
 from tunedp.config import SearchConfig
-from tunedp.driver import SearchError, search
+from tunedp.driver import SearchError
 from tunedp.fingerprint import create_ledger
 from tunedp.plan import plan_search
 from tunedp.progress_lines import SILENT_BEST
@@ -46,10 +46,13 @@ def _past_preflight(config: SearchConfig, ledger_path: Path, output: Path) -> ob
     )
 
 
-def test_release_all_trial_error_is_its_real_cause_in_one_clean_line(ray_session: str, tmp_path: Path) -> None:
+@shared_run("grid-failing")
+def test_release_all_trial_error_is_its_real_cause_in_one_clean_line(
+    ray_session: str, tmp_path_factory: pytest.TempPathFactory
+) -> None:
     """Was: ``"RayTaskError(ValueError): \\u001b[36mray::ImplicitFunc.train()…"`` with the message cut off."""
-    _past_preflight(grid(momenta=[0.9, 1.5]), _ledger(tmp_path), tmp_path / "g")
-    text = (tmp_path / "g" / "report.json").read_text()
+    run = charged_without_preflight(grid(momenta=[0.9, 1.5]), tmp_path_factory)  # test_search's run too
+    text = (run.output / "report.json").read_text()
     report = json.loads(text)
     (failed,) = [t for t in report["trials"] if t["status"] == "failed"]
     assert failed["error"] == MOMENTUM_ERROR
@@ -136,10 +139,13 @@ def _search_piped(tmp_path: Path, config: SearchConfig, ray: str, name: str) -> 
     )  # fmt: skip
 
 
-def test_without_a_terminal_progress_is_plain_lines(ray_session: str, tmp_path: Path) -> None:
+@shared_run("cli-best")
+def test_without_a_terminal_progress_is_plain_lines(
+    ray_session: str, tmp_path: Path, tmp_path_factory: pytest.TempPathFactory
+) -> None:
     """Was: nothing at all between "charged" and "finished" under nohup, in CI or piped."""
-    (tmp_path / "best").mkdir()
-    best = _search_piped(tmp_path, random_best(expected_trials=2.0), ray_session, "best")
+    # test_search's CLI run (piped, with a 0.5 s heartbeat): release: best stays silent all the same.
+    best = cli_search(random_best(expected_trials=2.0), ray_session, tmp_path_factory, *CLI_BEST_OPTIONS).done
     assert best.returncode == 0, best.stdout + best.stderr
     lines = best.stdout.splitlines()
     charged = next(i for i, line in enumerate(lines) if line.startswith("charged"))
@@ -159,21 +165,16 @@ def test_without_a_terminal_progress_is_plain_lines(ray_session: str, tmp_path: 
     assert "still running" not in every.stdout  # release: all has per-trial lines instead
 
 
+@shared_run("random/all")
 def test_python_api_takes_a_progress_callback_and_logs(
-    ray_session: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
+    ray_session: str, tmp_path_factory: pytest.TempPathFactory
 ) -> None:
-    lines: list[str] = []
-    with caplog.at_level(logging.INFO, logger="tunedp.progress"):
-        outcome = search(
-            random_all(expected_trials=2.0, max_trials=3),
-            ledger_path=_ledger(tmp_path),
-            seed=4,
-            output_dir=tmp_path / "api",
-            progress=lines.append,
-        )
-    trials = len(outcome.disclosed_trials)
+    # The search-mode contract's random/all run: search(..., progress=lines.append), the
+    # tunedp.progress logger recorded at INFO meanwhile.
+    run = contract_run(random_all(expected_trials=2.0, max_trials=3), tmp_path_factory)
+    lines = run.progress
+    trials = len(run.outcome.disclosed_trials)
     assert lines[0].startswith("charged ε = ")
     assert sum(line.startswith("[") for line in lines) == trials
     assert lines[-1].startswith("search completed in ")
-    logged = [r.getMessage() for r in caplog.records if r.name == "tunedp.progress"]
-    assert logged == lines
+    assert run.logged == lines

@@ -8,6 +8,11 @@ allows — under ``release: best`` one released trial and no per-trial
 callback, otherwise every trial once, counted 1..K. Staged modes
 (``two_stage``, ``public_proxy``) draw K for their stage-1 search and release
 only their final run: nothing of a stage-1 trial reaches the output folder.
+
+Each mode's search runs once per worker (:func:`shared_runs.contract_run`);
+tests elsewhere that assert other things about the same search (release:
+all's composition, ASHA's noisy scores, the progress callback, the searched
+variant's released model) read that run instead of repeating it.
 """
 
 from __future__ import annotations
@@ -15,28 +20,25 @@ from __future__ import annotations
 import io
 import json
 import logging
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pytest
 from rich.console import Console
 from search_helpers import adaptive, grid, public_proxy, random_all, random_best, two_stage, with_searched_variants
+from shared_runs import Recorder, contract_run, selection_shape, shared_run
 
-import tunedp.driver as driver_module
 from tunedp.accounting.ledger import Charge, PrivacyLedger
-from tunedp.accounting.search_event import SearchShape, draw_trial_count
+from tunedp.accounting.search_event import draw_trial_count
 from tunedp.accounting.serialization import event_to_json
 from tunedp.accounting.staged_event import transfer_point
-from tunedp.config import SearchConfig
 from tunedp.disclosure import disclosure_for
-from tunedp.fingerprint import create_ledger
 from tunedp.observers import SearchObserver, SearchOutcome, notify
 from tunedp.plan import SearchPlan
 from tunedp.planning import plan_search
 from tunedp.progress import ConsoleProgress
 from tunedp.records import TrialRecord
+from tunedp.selection import select_best
 from tunedp.staged_plan import StagedPlan
 
 MODES = {
@@ -52,49 +54,17 @@ MODES = {
 }
 
 
-@dataclass
-class Recorder(SearchObserver):
-    """Keeps every call it receives, in order."""
-
-    calls: list[tuple[str, Any]] = field(default_factory=list)
-
-    def on_charged(self, plan: SearchPlan, charge: Charge, ledger: PrivacyLedger) -> None:
-        self.calls.append(("charged", charge))
-
-    def on_trial_done(self, record: TrialRecord, done: int, planned: int) -> None:
-        self.calls.append(("trial", (record, done, planned)))
-
-    def on_finished(self, outcome: SearchOutcome) -> None:
-        self.calls.append(("finished", outcome))
-
-
-def _selection_shape(plan: SearchPlan) -> SearchShape:
-    """The shape K is drawn from: the search's own, or a staged search's stage-1 search."""
-    return plan.selection_shape if isinstance(plan, StagedPlan) else plan.shape
-
-
-def _seed_with_at_least(config: SearchConfig, low: int) -> int:
-    shape = _selection_shape(plan_search(config))
-    return next(s for s in range(1000) if draw_trial_count(shape, np.random.default_rng(s)) >= low)
+#: Modes whose run tests in other modules assert on too (see shared_runs): one run serves them all.
+SHARED = {"random/all", "adaptive", "grid/model"}
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("mode", sorted(MODES))
-def test_search_mode_contract(mode: str, ray_session: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    config = MODES[mode]()
-    plan = plan_search(config)
-    seed = _seed_with_at_least(config, 2)
-    seen: list[list[TrialRecord]] = []
-    original = driver_module.select_best
-    monkeypatch.setattr(driver_module, "select_best", lambda records: seen.append(list(records)) or original(records))
-    ledger_path = tmp_path / "digits.sqlite"
-    create_ledger(ledger_path, dataset="digits", epsilon=100.0, delta=1e-5)
-    recorder = Recorder()
-    text = io.StringIO()
-    console = ConsoleProgress(Console(file=text, width=200, force_terminal=False))
-    outcome = driver_module.search(
-        config, ledger_path=ledger_path, seed=seed, output_dir=tmp_path / "out", observers=[recorder, console]
-    )
+@pytest.mark.parametrize(
+    "mode", [pytest.param(mode, marks=shared_run(mode)) if mode in SHARED else mode for mode in sorted(MODES)]
+)
+def test_search_mode_contract(mode: str, ray_session: str, tmp_path_factory: pytest.TempPathFactory) -> None:
+    run = contract_run(MODES[mode](), tmp_path_factory)
+    plan, seed, ledger_path, outcome, recorder = run.plan, run.seed, run.ledger_path, run.outcome, run.recorder
 
     # 1. The charge is the plan's event, stored and recomposed.
     (charge,) = PrivacyLedger.open(ledger_path).charges()
@@ -102,8 +72,8 @@ def test_search_mode_contract(mode: str, ray_session: str, tmp_path: Path, monke
     assert charge.epsilon == pytest.approx(plan.search_epsilon, rel=1e-12)
 
     # 2. K is what the charge assumed.
-    records = seen[-1]
-    shape = _selection_shape(plan)
+    records = run.selected[-1]
+    shape = selection_shape(plan)
     expected = draw_trial_count(shape, np.random.default_rng(seed))
     assert len(records) == expected
     if shape.max_trials is not None:
@@ -124,14 +94,14 @@ def test_search_mode_contract(mode: str, ray_session: str, tmp_path: Path, monke
         assert trial_calls == []
         assert outcome.disclosed_trials == (outcome.best,)
         assert outcome.report.trials is None and "trial_count" not in outcome.report.to_json()
-        shown = text.getvalue()
+        shown = run.console
         for record in records:
             if record.point != outcome.best.point:
                 assert f"{record.final_score:.4f}" not in shown or record.final_score == outcome.best.final_score
     if isinstance(plan, StagedPlan):
-        _assert_nothing_of_stage1_leaves(records, outcome, shown=text.getvalue())
+        _assert_nothing_of_stage1_leaves(records, outcome, shown=run.console)
         # 4. The final run trained at the selected point with its learning rate times the plan's factor.
-        chosen = original(records)
+        chosen = select_best(records)
         assert chosen is not None and plan.transfer_factor != 1.0
         assert outcome.best.point == pytest.approx(transfer_point(chosen.point, plan.transfer_factor), rel=1e-12)
 
