@@ -254,6 +254,14 @@ def _cells() -> dict[str, Cell]:
                 kind="search",
                 config="search_spaces/fashion_mnist_public_proxy_cosine.yaml",
             ),
+            # The same with the tempered-sigmoid CNN in both stages.
+            Cell(
+                name=f"fmnist-public-proxy-tempered-{tag}",
+                workload="fashion_mnist",
+                epsilon=epsilon,
+                kind="search",
+                config="search_spaces/fashion_mnist_public_proxy_tempered.yaml",
+            ),
             Cell(
                 name=f"fmnist-scatternet-two-stage-{tag}",
                 workload="fashion_mnist_scatternet",

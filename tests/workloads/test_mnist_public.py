@@ -14,10 +14,24 @@ class TestMnistPublic(WorkloadContract):
     reference = "mnist_public"
 
 
-def test_it_trains_the_same_network_as_fashion_mnist() -> None:
-    public, private = mnist_public.build_model("cnn"), fashion_mnist.build_model("cnn")
-    assert type(public) is type(private)
-    assert [p.shape for p in public.parameters()] == [p.shape for p in private.parameters()]
+def test_it_offers_every_fashion_mnist_variant_as_the_same_network() -> None:
+    """A public proxy tunes the net the private run trains: same variant names, same function."""
+    from tunedp.workloads.fashion_mnist import WORKLOAD as PRIVATE
+    from tunedp.workloads.mnist_public import WORKLOAD as PUBLIC
+
+    assert PUBLIC.variants == PRIVATE.variants == ("cnn", "cnn_tempered")
+    images = torch.randn(3, 1, 28, 28)
+    outputs = {}
+    for variant in PUBLIC.variants:
+        torch.manual_seed(7)
+        public = mnist_public.build_model(variant)
+        torch.manual_seed(7)
+        private = fashion_mnist.build_model(variant)
+        assert repr(public) == repr(private)  # layers and activation parameters
+        with torch.no_grad():
+            outputs[variant] = public(images)
+            assert torch.equal(outputs[variant], private(images))
+    assert not torch.allclose(outputs["cnn"], outputs["cnn_tempered"])  # the variants differ
 
 
 def test_every_digit_is_present_in_every_split_and_pixels_use_the_fixed_constants() -> None:

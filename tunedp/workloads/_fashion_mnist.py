@@ -16,7 +16,16 @@ from tunedp.workloads.contract import Split, Splits, require_rows
 from tunedp.workloads.fashion_mnist import MEAN, SPLIT_SEED, STD, WORKLOAD
 from tunedp.workloads.splits import carve
 
-__all__ = ["RawRows", "TemperedSigmoid", "TramerBonehCnn", "build_model", "load", "read_rows", "split_indices"]
+__all__ = [
+    "RawRows",
+    "TemperedSigmoid",
+    "TramerBonehCnn",
+    "build_model",
+    "load",
+    "read_rows",
+    "split_indices",
+    "tramer_boneh_cnn",
+]
 
 
 class TemperedSigmoid(nn.Module):
@@ -70,14 +79,21 @@ class TramerBonehCnn(nn.Module):
         return self.classifier(self.features(inputs))  # type: ignore[no-any-return]
 
 
-def build_model(variant: str) -> nn.Module:
-    """``cnn``: the Tramèr–Boneh network (tanh); ``cnn_tempered``: the same with tempered sigmoids (2, 1, 1)."""
-    classes = WORKLOAD.sizes.classes
+def tramer_boneh_cnn(variant: str, *, classes: int, workload: str) -> nn.Module:
+    """The CNN variants every 28×28 image workload offers under the same names (a public proxy trains the same net).
+
+    ``cnn``: the Tramèr–Boneh network (tanh); ``cnn_tempered``: the same with tempered sigmoids (2, 1, 1).
+    """
     if variant == "cnn":
         return TramerBonehCnn(classes)
     if variant == "cnn_tempered":
         return TramerBonehCnn(classes, lambda: TemperedSigmoid(scale=2.0, inverse_temperature=1.0, offset=1.0))
-    raise ValueError(f"fashion_mnist has no model variant {variant!r}; known: cnn, cnn_tempered")
+    raise ValueError(f"{workload} has no model variant {variant!r}; known: cnn, cnn_tempered")
+
+
+def build_model(variant: str) -> nn.Module:
+    """``cnn`` or ``cnn_tempered`` (see :func:`tramer_boneh_cnn`)."""
+    return tramer_boneh_cnn(variant, classes=WORKLOAD.sizes.classes, workload=WORKLOAD.name)
 
 
 def _images(raw: np.ndarray) -> torch.Tensor:

@@ -9,7 +9,7 @@ import numpy.typing as npt
 import torch
 from torch import nn
 
-from tunedp.workloads._fashion_mnist import TramerBonehCnn
+from tunedp.workloads._fashion_mnist import tramer_boneh_cnn
 from tunedp.workloads.contract import Split, Splits, require_rows
 from tunedp.workloads.mnist_public import MEAN, SPLIT_SEED, STD, WORKLOAD
 from tunedp.workloads.splits import carve
@@ -18,10 +18,8 @@ __all__ = ["build_model", "carve_splits", "load", "read_rows", "split_indices"]
 
 
 def build_model(variant: str) -> nn.Module:
-    """The Tramèr–Boneh CNN (the same network as Fashion-MNIST's ``cnn``)."""
-    if variant != "cnn":
-        raise ValueError(f"mnist_public has no model variant {variant!r}; known: cnn")
-    return TramerBonehCnn(WORKLOAD.sizes.classes)
+    """Fashion-MNIST's CNN variants under the same names (``cnn``, ``cnn_tempered``): the proxy tunes that net."""
+    return tramer_boneh_cnn(variant, classes=WORKLOAD.sizes.classes, workload=WORKLOAD.name)
 
 
 def split_indices() -> dict[str, npt.NDArray[np.int64]]:

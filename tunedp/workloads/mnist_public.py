@@ -2,7 +2,7 @@
 
 Used by ``search: {mode: public_proxy}`` to tune hyperparameters for a private
 28×28 grey-scale task (Fashion-MNIST) without reading a private row: same
-input shape, same Tramèr–Boneh CNN as :mod:`tunedp.workloads.fashion_mnist`,
+input shape, same Tramèr–Boneh CNN variants (``cnn``, ``cnn_tempered``) as :mod:`tunedp.workloads.fashion_mnist`,
 so the hyperparameters found here apply to the private run up to the transfer
 rule. Its data is public — declared so in
 :data:`tunedp.public_proxy.PUBLIC_WORKLOADS` — and a search on it charges no
@@ -30,7 +30,7 @@ WORKLOAD = Workload(
     name="mnist_public",
     sizes=DatasetSizes(dataset="mnist_public", train=4000, validation=500, test=500, classes=10),
     input_shape=(1, 28, 28),
-    variants=("cnn",),
+    variants=("cnn", "cnn_tempered"),
     loader="tunedp.workloads._mnist_public:load",
     model_factory="tunedp.workloads._mnist_public:build_model",
     validation_source="public",
