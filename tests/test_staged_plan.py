@@ -38,6 +38,10 @@ CONFIGS = {
 }
 
 
+#: The mark of the tests that read ``documents``: one xdist worker runs them, so its plans are made once.
+ON_DOCUMENTS = pytest.mark.xdist_group("staged_plan_documents")
+
+
 @pytest.fixture(scope="module")
 def documents() -> dict[str, dict[str, Any]]:
     """Each staged plan's JSON, as ``tunedp plan --json`` prints it (round-tripped through text)."""
@@ -93,6 +97,7 @@ def recompute(document: dict[str, Any], orders: list[float] | None = None) -> tu
     return _rdp(dp_event.ComposedDpEvent([stage1, stage2]), delta, orders), _rdp(stage1, delta, orders)
 
 
+@ON_DOCUMENTS
 @pytest.mark.parametrize("name", sorted(CONFIGS))
 def test_the_charged_epsilon_is_recomputed_from_the_plan_json_alone(
     name: str, documents: dict[str, dict[str, Any]]
@@ -116,6 +121,7 @@ def test_the_charged_epsilon_is_recomputed_from_the_plan_json_alone(
         assert total > max(stage1, document["stage2"]["epsilon"])
 
 
+@ON_DOCUMENTS
 @pytest.mark.parametrize("name", sorted(CONFIGS))
 def test_the_json_holds_both_schedules_rates_steps_k_and_the_split(
     name: str, documents: dict[str, dict[str, Any]]
@@ -147,6 +153,7 @@ def test_the_json_holds_both_schedules_rates_steps_k_and_the_split(
         assert stage1["noise_multiplier"] > stage2["noise_multiplier"]
 
 
+@ON_DOCUMENTS
 @pytest.mark.parametrize("name", sorted(CONFIGS))
 def test_the_transfer_factor_is_the_linear_scaling_rule_on_the_plan_figures(
     name: str, documents: dict[str, dict[str, Any]]
@@ -199,10 +206,11 @@ def test_a_staged_config_survives_its_own_dump(search: dict[str, Any]) -> None:
     data = yaml.safe_load((REPO / "search_spaces" / "fashion_mnist_two_stage_cosine.yaml").read_text())
     data["search"].update(search)
     config = parse_config(data, source="test")
+    transfer = plan_search(config).to_json()["transfer"]
     for dumped in (config.model_dump(mode="json"), config.model_dump(mode="json", exclude_none=True)):
         again = parse_config(json.loads(json.dumps(dumped)), source="test")
         assert again == config
-        assert plan_search(again).to_json()["transfer"] == plan_search(config).to_json()["transfer"]
+        assert plan_search(again).to_json()["transfer"] == transfer
 
 
 def test_transfer_scales_the_learning_rate_and_keeps_the_clipping_norm() -> None:

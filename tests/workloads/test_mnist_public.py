@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 
 from tunedp.testing import WorkloadContract
 from tunedp.workloads import _fashion_mnist as fashion_mnist
 from tunedp.workloads import _mnist_public as mnist_public
 from tunedp.workloads.mnist_public import MEAN, STD
+
+# One xdist worker runs the module, so the contract's class-scoped splits are loaded once.
+pytestmark = pytest.mark.xdist_group("mnist_public")
 
 
 class TestMnistPublic(WorkloadContract):

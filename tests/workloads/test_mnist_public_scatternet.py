@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import torch
 
 from tunedp.public_proxy import PUBLIC_WORKLOADS
 from tunedp.testing import WorkloadContract
 from tunedp.workloads import _mnist_public, _mnist_public_scatternet, resolve_workload
 from tunedp.workloads._fashion_mnist_scatternet import scatter
+
+# One xdist worker runs the module: the contract's class-scoped splits (the scattering transform of
+# 5000 images, ~30 s) and the features test's cached load are then computed once, not on each worker.
+pytestmark = pytest.mark.xdist_group("mnist_public_scatternet")
 
 
 class TestMnistPublicScatterNet(WorkloadContract):

@@ -185,8 +185,11 @@ def _search_config(workload: dict[str, object]):
 
 
 @pytest.mark.slow
-def test_a_search_on_a_csv_table_runs_in_ray_workers(tmp_path: Path) -> None:
-    """The spec travels to every worker inside the config; each resolves the same table."""
+def test_a_search_on_a_csv_table_runs_in_ray_workers(ray_session: str, tmp_path: Path) -> None:
+    """The spec travels to every worker inside the config; each resolves the same table.
+
+    On the session's Ray (started once for every test that needs one), not a Ray of its own.
+    """
     from tunedp.driver import search
 
     data = _search_dict(_spec(DIGITS_CSV))
