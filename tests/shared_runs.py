@@ -12,6 +12,7 @@ A run that raises is not cached: every test that needs it fails on its own.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import logging
 import os
@@ -27,6 +28,7 @@ import pytest
 import yaml
 from rich.console import Console
 
+import tunedp
 import tunedp.driver as driver_module
 from tunedp.accounting.ledger import Charge, PrivacyLedger
 from tunedp.accounting.search_event import SearchShape, draw_trial_count
@@ -101,6 +103,8 @@ class ContractRun:
     recorder: Recorder
     #: What a ConsoleProgress observer printed.
     console: str
+    #: Everything else written to sys.stdout and sys.stderr during the search (by Ray, Tune, a logger).
+    printed: str
     #: The lines given to ``progress=``, and what the ``tunedp.progress`` logger logged meanwhile.
     progress: list[str]
     logged: list[str]
@@ -118,7 +122,10 @@ def seed_with_at_least(config: SearchConfig, low: int) -> int:
 
 
 def contract_run(config: SearchConfig, tmp_path_factory: pytest.TempPathFactory) -> ContractRun:
-    """``config`` searched once per process with a seed that draws K ≥ 2, on a fresh ε = 100 ledger."""
+    """``config`` searched once per process with a seed that draws K ≥ 2, on a fresh ε = 100 ledger.
+
+    The search goes through ``tunedp.search``, the package's entry point (the driver's function).
+    """
 
     def run() -> ContractRun:
         folder = tmp_path_factory.mktemp("contract")
@@ -127,18 +134,22 @@ def contract_run(config: SearchConfig, tmp_path_factory: pytest.TempPathFactory)
         create_ledger(ledger_path, dataset="digits", epsilon=100.0, delta=1e-5)
         selected: list[list[TrialRecord]] = []
         original = driver_module.select_best
-        recorder, text, progress, logged = Recorder(), io.StringIO(), [], _Lines()
+        recorder, text, printed, progress, logged = Recorder(), io.StringIO(), io.StringIO(), [], _Lines()
         console = ConsoleProgress(Console(file=text, width=200, force_terminal=False))
         logger = logging.getLogger("tunedp.progress")
         level = logger.level
         logger.addHandler(logged)
         logger.setLevel(logging.INFO)
         try:
-            with pytest.MonkeyPatch.context() as patch:
+            with (
+                pytest.MonkeyPatch.context() as patch,
+                contextlib.redirect_stdout(printed),
+                contextlib.redirect_stderr(printed),
+            ):
                 patch.setattr(
                     driver_module, "select_best", lambda records: selected.append(list(records)) or original(records)
                 )
-                outcome = driver_module.search(
+                outcome = tunedp.search(
                     config,
                     ledger_path=ledger_path,
                     seed=seed,
@@ -158,6 +169,7 @@ def contract_run(config: SearchConfig, tmp_path_factory: pytest.TempPathFactory)
             selected=selected,
             recorder=recorder,
             console=text.getvalue(),
+            printed=printed.getvalue(),
             progress=progress,
             logged=logged.messages,
         )

@@ -5,14 +5,13 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 from search_helpers import random_best
+from shared_runs import contract_run, shared_run
 
 import tunedp
 from tunedp.accounting.ledger import PrivacyLedger
-from tunedp.fingerprint import create_ledger
 
 
 def test_import_tunedp_pulls_in_neither_torch_nor_ray_nor_mlflow() -> None:
@@ -25,13 +24,15 @@ def test_import_tunedp_pulls_in_neither_torch_nor_ray_nor_mlflow() -> None:
 
 
 @pytest.mark.slow
-def test_tunedp_search_is_callable_and_runs_a_search(ray_session: str, tmp_path: Path) -> None:
-    config = random_best(expected_trials=1.5)
-    ledger_path = tmp_path / "digits.sqlite"
-    create_ledger(ledger_path, dataset="digits", epsilon=50.0, delta=1e-5)
-    outcome = tunedp.search(config, ledger_path=ledger_path, seed=11, output_dir=tmp_path / "out")
-    assert outcome.best is not None
-    assert PrivacyLedger.open(ledger_path).spent_epsilon() == pytest.approx(
+@shared_run("random/best")
+def test_tunedp_search_is_callable_and_runs_a_search(
+    ray_session: str, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    config = random_best(expected_trials=3.0)
+    # The search-mode contract's random/best run, which calls tunedp.search(config, ...).
+    run = contract_run(config, tmp_path_factory)
+    assert run.outcome.best is not None
+    assert PrivacyLedger.open(run.ledger_path).spent_epsilon() == pytest.approx(
         tunedp.plan_search(config).search_epsilon, rel=1e-9
     )
     # The package's search is the driver's function (no callable module).

@@ -35,10 +35,9 @@ from tunedp.accounting.epsilon import rdp_epsilon
 from tunedp.accounting.ledger import PrivacyLedger
 from tunedp.accounting.search_event import draw_trial_count
 from tunedp.config import SearchConfig
-from tunedp.driver import SearchError, search
+from tunedp.driver import SearchError
 from tunedp.fingerprint import create_ledger
 from tunedp.plan import plan_search
-from tunedp.records import TrialRecord
 
 pytestmark = pytest.mark.slow
 
@@ -51,63 +50,40 @@ def _ledger(tmp_path: Path, epsilon: float = 100.0) -> Path:
     return path
 
 
-def _seed_with_trials(config: SearchConfig, low: int, high: int) -> int:
-    """A seed whose secret draw of K lies in [low, high] (the driver draws K first from this seed)."""
-    shape = plan_search(config).shape
-    for seed in range(1000):
-        if low <= draw_trial_count(shape, np.random.default_rng(seed)) <= high:
-            return seed
-    raise AssertionError("no seed found")
-
-
-@pytest.fixture
-def captured_records(monkeypatch: pytest.MonkeyPatch) -> list[list[TrialRecord]]:
-    """Observe (without changing) every trial record the driver selects from."""
-    seen: list[list[TrialRecord]] = []
-    original = driver_module.select_best
-
-    def spy(records: list[TrialRecord]) -> TrialRecord | None:
-        seen.append(list(records))
-        return original(records)
-
-    monkeypatch.setattr(driver_module, "select_best", spy)
-    return seen
-
-
 def _all_text(folder: Path) -> str:
     return "\n".join(p.read_text(errors="replace") for p in folder.rglob("*") if p.suffix in {".json", ".txt"})
 
 
+@shared_run("random/best")
 def test_random_best_charges_the_plan_and_releases_only_the_best(
-    ray_session: str, tmp_path: Path, captured_records: list[list[TrialRecord]], capsys: pytest.CaptureFixture[str]
+    ray_session: str, tmp_path_factory: pytest.TempPathFactory
 ) -> None:
     config = random_best(expected_trials=3.0)
-    seed = _seed_with_trials(config, 3, 5)
-    ledger_path = _ledger(tmp_path)
-    outcome = search(config, ledger_path=ledger_path, seed=seed, output_dir=tmp_path / "out")
+    run = contract_run(config, tmp_path_factory)  # the search-mode contract's random/best run: K = 3
+    outcome, out = run.outcome, run.outcome.output_dir
 
     planned = plan_search(config)
-    ledger = PrivacyLedger.open(ledger_path)
+    ledger = PrivacyLedger.open(run.ledger_path)
     assert ledger.spent_epsilon() == pytest.approx(planned.search_epsilon, rel=1e-9)
     # Independent recomputation of the charge from the stored event alone.
     (charge,) = ledger.charges()
     assert rdp_epsilon(charge.event, 1e-5) == pytest.approx(planned.search_epsilon, rel=1e-9)
     assert charge.status == "completed"
 
-    records = captured_records[-1]
+    records = run.selected[-1]
     assert len(records) >= 3
     best = outcome.best
     assert best is not None
     assert best.final_score == max(r.final_score for r in records)
     assert outcome.disclosed_trials == (best,)
 
-    report = json.loads((tmp_path / "out" / "report.json").read_text())
+    report = json.loads((out / "report.json").read_text())
     assert report["trials"] is None and "trial_count" not in report
     assert report["best"]["final_score"] == best.final_score
-    assert (tmp_path / "out" / "best_model.pt").is_file()
+    assert (out / "best_model.pt").is_file()
 
-    console = capsys.readouterr()
-    visible = console.out + console.err + _all_text(tmp_path / "out")
+    # Everything printed (stdout, stderr, a console observer) and every file of the output folder.
+    visible = run.printed + run.console + _all_text(out)
     for record in records:
         if (record.point, record.released_scores) == (best.point, best.released_scores):
             continue

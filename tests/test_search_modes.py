@@ -11,7 +11,8 @@ only their final run: nothing of a stage-1 trial reaches the output folder.
 
 Each mode's search runs once per worker (:func:`shared_runs.contract_run`);
 tests elsewhere that assert other things about the same search (release:
-all's composition, ASHA's noisy scores, the progress callback, the searched
+best's silence on stdout and stderr, ``tunedp.search`` itself, release: all's
+composition, ASHA's noisy scores, the progress callback, the searched
 variant's released model) read that run instead of repeating it.
 """
 
@@ -42,7 +43,7 @@ from tunedp.selection import select_best
 from tunedp.staged_plan import StagedPlan
 
 MODES = {
-    "random/best": lambda: random_best(expected_trials=2.5),
+    "random/best": lambda: random_best(expected_trials=3.0),
     "random/all": lambda: random_all(expected_trials=2.0, max_trials=3),
     "adaptive": lambda: adaptive(max_trials=3, evaluations=2),
     "grid": lambda: grid(momenta=[0.5, 0.9]),
@@ -55,7 +56,7 @@ MODES = {
 
 
 #: Modes whose run tests in other modules assert on too (see shared_runs): one run serves them all.
-SHARED = {"random/all", "adaptive", "grid/model"}
+SHARED = {"random/best", "random/all", "adaptive", "grid/model"}
 
 
 @pytest.mark.slow
