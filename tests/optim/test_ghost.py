@@ -78,8 +78,13 @@ def test_random_mixed_models_match_the_vmap_path(data, budget, clip_norm):
     seed = data.draw(st.integers(0, 2**16))
     torch.manual_seed(seed)
     channels, size = data.draw(st.integers(1, 3)), data.draw(st.integers(5, 9))
-    model = _random_model(data, channels, size)
+    # float64: a random model can be ill-conditioned (e.g. LayerNorm over 2 features, whose
+    # gradient grows as 1/|x1 − x2|), and there float32 round-off in the two paths' different
+    # summation orders exceeded the tolerance (seen: 1.3e-4) while float64 agreed; the
+    # comparison is of the algorithms, not of float32's rounding.
+    model = _random_model(data, channels, size).double()
     inputs, targets = _data((channels, size, size), 3, size=data.draw(st.integers(1, 7)), seed=seed)
+    inputs = inputs.double()
     original = ghost._PER_EXAMPLE_BUDGET
     ghost._PER_EXAMPLE_BUDGET = budget
     try:
