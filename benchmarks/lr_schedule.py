@@ -39,11 +39,6 @@ BATCH = 2048
 EMA_DECAYS = (0.99, 0.995, 0.998)
 
 
-def build(workload: Any, variant: str) -> Any:
-    """A declared model variant of the workload (``cnn``, ``cnn_tempered``)."""
-    return workload.build_model(variant)
-
-
 def run(args: argparse.Namespace) -> dict[str, Any]:
     import torch
     from utility import calibrate
@@ -61,7 +56,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     steps = round(args.epochs / rate)
     sigma = args.noise_multiplier if args.noise_multiplier is not None else calibrate(rate, steps, args.epsilon)
     schedule = {"constant": ConstantLr(), "cosine": CosineLr(), "linear": LinearLr()}[args.schedule]
-    model = build(workload, args.model)
+    model = workload.build_model(args.model)
     trainer = make_private(
         model,
         optimizer="dp_sgd",
@@ -77,7 +72,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     inputs, targets = splits.train.inputs, splits.train.targets
 
     def accuracy(state: dict[str, Any]) -> float:
-        copy = build(workload, args.model)
+        copy = workload.build_model(args.model)
         copy.load_state_dict(state)
         return float(workload.evaluate(copy, splits.test))
 

@@ -13,7 +13,7 @@ from torch import nn
 
 from tunedp.datasets import fashion_mnist_files, read_idx
 from tunedp.workloads.contract import Split, Splits, require_rows
-from tunedp.workloads.fashion_mnist import MEAN, SPLIT_SEED, STD, WORKLOAD
+from tunedp.workloads.fashion_mnist import CNN_VARIANTS, MEAN, SPLIT_SEED, STD, WORKLOAD
 from tunedp.workloads.splits import carve
 
 __all__ = [
@@ -80,7 +80,7 @@ class TramerBonehCnn(nn.Module):
 
 
 def tramer_boneh_cnn(variant: str, *, classes: int, workload: str) -> nn.Module:
-    """The CNN variants every 28×28 image workload offers under the same names (a public proxy trains the same net).
+    """One of :data:`CNN_VARIANTS`, which every 28×28 image workload offers under the same names.
 
     ``cnn``: the Tramèr–Boneh network (tanh); ``cnn_tempered``: the same with tempered sigmoids (2, 1, 1).
     """
@@ -88,7 +88,7 @@ def tramer_boneh_cnn(variant: str, *, classes: int, workload: str) -> nn.Module:
         return TramerBonehCnn(classes)
     if variant == "cnn_tempered":
         return TramerBonehCnn(classes, lambda: TemperedSigmoid(scale=2.0, inverse_temperature=1.0, offset=1.0))
-    raise ValueError(f"{workload} has no model variant {variant!r}; known: cnn, cnn_tempered")
+    raise ValueError(f"{workload} has no model variant {variant!r}; known: {', '.join(CNN_VARIANTS)}")
 
 
 def build_model(variant: str) -> nn.Module:

@@ -19,10 +19,12 @@ from __future__ import annotations
 
 from tunedp.workloads.contract import DatasetSizes, Workload
 
-__all__ = ["MEAN", "SPLIT_SEED", "STD", "WORKLOAD"]
+__all__ = ["CNN_VARIANTS", "MEAN", "SPLIT_SEED", "STD", "WORKLOAD"]
 
 SPLIT_SEED = 20_210_503
 """Seed of the train/validation permutation (fixed: the split must not depend on the data)."""
+CNN_VARIANTS = ("cnn", "cnn_tempered")
+"""The CNN variants of every 28×28 image workload, under the same names (a public proxy tunes the same net)."""
 MEAN = 0.2860
 STD = 0.3530
 
@@ -30,7 +32,7 @@ WORKLOAD = Workload(
     name="fashion_mnist",
     sizes=DatasetSizes(dataset="fashion_mnist", train=55000, validation=5000, test=10000, classes=10),
     input_shape=(1, 28, 28),
-    variants=("cnn", "cnn_tempered"),
+    variants=CNN_VARIANTS,
     loader="tunedp.workloads._fashion_mnist:load",
     model_factory="tunedp.workloads._fashion_mnist:build_model",
     validation_source="protected",

@@ -19,6 +19,7 @@ This module is torch-free; the loader and model live in
 from __future__ import annotations
 
 from tunedp.workloads.contract import DatasetSizes, Workload
+from tunedp.workloads.fashion_mnist import CNN_VARIANTS
 
 __all__ = ["MEAN", "SPLIT_SEED", "STD", "WORKLOAD"]
 
@@ -30,7 +31,7 @@ WORKLOAD = Workload(
     name="mnist_public",
     sizes=DatasetSizes(dataset="mnist_public", train=4000, validation=500, test=500, classes=10),
     input_shape=(1, 28, 28),
-    variants=("cnn", "cnn_tempered"),
+    variants=CNN_VARIANTS,
     loader="tunedp.workloads._mnist_public:load",
     model_factory="tunedp.workloads._mnist_public:build_model",
     validation_source="public",
