@@ -146,8 +146,10 @@ def main() -> None:
             rows.append((workload, bench(workload, Path(tmp))))
     ray.shutdown()
     print()
-    print("| workload | trials | wall (s) | slots | training share | trial share | overhead/trial (s) "
-          "| Ray overhead/trial (s) | train/trial (s) | trials/hour |")
+    print(
+        "| workload | trials | wall (s) | slots | training share | trial share | overhead/trial (s) "
+        "| Ray overhead/trial (s) | train/trial (s) | trials/hour |"
+    )
     print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
     for workload, r in rows:
         print(

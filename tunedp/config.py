@@ -398,6 +398,11 @@ class Training(BaseModel):
     lr_schedule: LrSchedule = Field(default_factory=ConstantLr)
     segment_steps: int | None = Field(default=None, ge=1)
     evaluations: int = Field(default=1, ge=1, le=1000)
+    #: A staged search's final run with ``final_score: none`` releases no validation score, so
+    #: the validation rows have nothing left to do: train on them too (N = train + validation).
+    #: The charge is the same kind of event over a larger N (a smaller q for the same batch);
+    #: refused anywhere a score is read from the validation split (tunedp.plan, tunedp.staged_plan).
+    train_on_validation: bool = False
 
     @model_validator(mode="after")
     def _one_of_each(self) -> Training:

@@ -106,9 +106,14 @@ class TrialGeometry:
     evaluation_steps: tuple[int, ...]
 
 
+def training_rows(config: SearchConfig, sizes: DatasetSizes) -> int:
+    """N of Poisson sampling: the training split, plus the validation split where the config trains on it."""
+    return sizes.train + (sizes.validation if config.training.train_on_validation else 0)
+
+
 def _geometry(config: SearchConfig, sizes: DatasetSizes) -> TrialGeometry:
     training = config.training
-    n = sizes.train
+    n = training_rows(config, sizes)
     if training.sampling_rate is not None:
         q = training.sampling_rate
     else:
@@ -228,7 +233,7 @@ class SearchPlan:
             naive_trials=self.shape.composed_trials,
             count_shape=self.shape.count_shape if self.shape.mode == "random" else None,
             distribution=self.config.search.distribution if isinstance(self.config.search, RandomSearch) else None,
-            dataset_size=self.sizes.train,
+            dataset_size=trial.dataset_size,
             validation_size=self.sizes.validation,
             sampling_rate=trial.sampling_rate,
             expected_batch_size=trial.expected_batch_size,
@@ -319,7 +324,7 @@ def _trial_plan(config: SearchConfig, sizes: DatasetSizes, geometry: TrialGeomet
     )
     score_noise = config.validation.score_noise_multiplier if isinstance(config.validation, PrivateValidation) else None
     return TrialPlan(
-        dataset_size=sizes.train,
+        dataset_size=training_rows(config, sizes),
         sampling_rate=geometry.sampling_rate,
         steps=geometry.steps,
         segments=segments,
@@ -345,6 +350,11 @@ def plan_search(config: SearchConfig) -> SearchPlan:
         raise ConfigError(
             f"search.mode: {config.search.mode} is a staged search; plan it with tunedp.plan_search "
             "(tunedp.planning), which plans every mode"
+        )
+    if config.training.train_on_validation:
+        raise ConfigError(
+            f"training.train_on_validation: a {config.search.mode} search selects on the validation split, "
+            "so it cannot train on it; drop it (it is for a staged search's final run with final_score: none)"
         )
     workload = resolve_workload(config.workload)  # the declaration only: no torch, no data
     sizes = workload.sizes

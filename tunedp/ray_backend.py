@@ -135,6 +135,7 @@ def _trainable(point: dict[str, Any], static: _TrialStatic) -> None:
         seed=trial_seed(static.base_seed, _trial_index()) if static.base_seed is not None else None,
         device=device,
         lr_schedule=config.training.lr_schedule,
+        train_on_validation=config.training.train_on_validation,
     )
     node_id = _node_id()
     released: list[float] = []

@@ -53,6 +53,7 @@ from tunedp.plan import (
     _search_shape,
     _trial_plan,
     no_trial_note,
+    training_rows,
 )
 from tunedp.public_proxy import check_public_proxy
 from tunedp.workloads import DatasetSizes, resolve_workload
@@ -149,6 +150,7 @@ class StagedPlan(SearchPlan):
             "sampling_rate": trial.sampling_rate,
             "expected_batch_size": trial.expected_batch_size,
             "dataset_size": trial.dataset_size,
+            "train_on_validation": self.config.training.train_on_validation,
             "steps": trial.steps,
             "schedule": [{"noise_multiplier": s.noise_multiplier, "steps": s.steps} for s in trial.segments],
             "score_noise_multiplier": trial.score_noise_multiplier,
@@ -212,7 +214,10 @@ def _stage1_config(config: SearchConfig, sizes: DatasetSizes, geometry: TrialGeo
     data = config.model_dump(mode="python")
     data["search"] = mode.stage1.model_dump(mode="python")
     training = dict(data["training"])
-    training.update(epochs=None, steps=steps, evaluations=min(config.training.evaluations, steps))
+    # Stage-1 trials are selected by their validation scores: they never train on that split.
+    training.update(
+        epochs=None, steps=steps, evaluations=min(config.training.evaluations, steps), train_on_validation=False
+    )
     if isinstance(mode, PublicProxySearch):
         public = resolve_workload(mode.public_workload).sizes
         check_public_proxy(
@@ -221,7 +226,7 @@ def _stage1_config(config: SearchConfig, sizes: DatasetSizes, geometry: TrialGeo
             protected_workload=config.workload,
             protected_dataset=config.dataset_name,
         )
-        batch = geometry.sampling_rate * sizes.train
+        batch = geometry.sampling_rate * training_rows(config, sizes)
         if batch > public.train:
             raise ConfigError(
                 f"search.public_workload: the final run's expected batch size {batch:g} exceeds the "
@@ -257,6 +262,11 @@ def plan_staged(config: SearchConfig) -> StagedPlan:
     delta = config.budget.delta
     sizes.check_delta(delta, field="budget.delta")
     _check_public_validation(config, workload)
+    if config.training.train_on_validation and mode.final_score != "none":
+        raise ConfigError(
+            "training.train_on_validation: the final run's released score is measured on the validation "
+            "split, so it cannot train on it; set search.final_score: none or drop train_on_validation"
+        )
     full = _geometry(config, sizes)
     final_steps = (full.steps,) if mode.final_score == "released" else ()
     geometry = replace(full, evaluation_steps=final_steps)
@@ -334,6 +344,9 @@ def staged_plan_rows(figures: StagedPlanFigures) -> list[tuple[str, str]]:
         if stage2["score_releases"]
         else "no private validation score released"
     )
+    if stage2["train_on_validation"]:
+        score2 += f"; trains on the validation split too (N = {stage2['dataset_size']})"
+
     factor = "none (× 1)"
     if transfer["rule"] == "linear_radius":
         factor = f"× {transfer['factor']:.4g} = (T₁/T₂)·(ε₂/ε₁)"

@@ -63,6 +63,9 @@ class TrialSettings:
     device: str = "cpu"
     #: The config's ``training.lr_schedule``, over this trial's planned steps.
     lr_schedule: LrScheduleShape = CONSTANT_LR
+    #: The config's ``training.train_on_validation``: Poisson batches are drawn from the
+    #: training and validation rows together (the plan's N counts both); no score is released.
+    train_on_validation: bool = False
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -143,10 +146,17 @@ def run_trial(
     check_settings(settings)
     plan = settings.plan
     workload = resolve_workload(settings.workload)
-    if workload.sizes.train != plan.dataset_size:
+    rows = workload.sizes.train + (workload.sizes.validation if settings.train_on_validation else 0)
+    if rows != plan.dataset_size:
         raise TrialError(
             f"plan: dataset_size={plan.dataset_size} but workload {workload.name!r} "
-            f"declares {workload.sizes.train} training examples"
+            f"declares {rows} training examples"
+            + (" (training and validation splits)" if settings.train_on_validation else "")
+        )
+    if settings.train_on_validation and plan.evaluation_steps:
+        raise TrialError(
+            "training.train_on_validation: this trial releases validation scores, so it cannot train on "
+            "the validation split; drop train_on_validation"
         )
     device = _device(settings.device)
     splits = workload.load()
@@ -169,6 +179,9 @@ def run_trial(
         lr_schedule=settings.lr_schedule,
     )
     train_x, train_y = splits.train.inputs, splits.train.targets
+    if settings.train_on_validation:
+        train_x = torch.cat([train_x, splits.validation.inputs])
+        train_y = torch.cat([train_y, splits.validation.targets])
     if training_set_hook is not None:
         train_x, train_y = training_set_hook.extend_training_set(train_x, train_y)
     train_rows = int(train_x.shape[0])  # = plan.dataset_size unless an audit added canaries
