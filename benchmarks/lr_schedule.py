@@ -114,8 +114,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 def summarise() -> str:
     rows = [json.loads(line) for line in RESULTS.read_text().splitlines() if line.strip()]
     lines = [
-        "| model | batch | η·C | schedule | σ | epochs | last iterate (%) | EMA 0.99 / 0.995 / 0.998 (%) |",
-        "|---|---:|---:|---|---:|---:|---:|---|",
+        "| model | rows | batch | η·C | schedule | σ | epochs | last iterate (%) | EMA 0.99 / 0.995 / 0.998 (%) |",
+        "|---|---:|---:|---:|---|---:|---:|---:|---|",
     ]
     for row in sorted(
         rows,
@@ -123,7 +123,8 @@ def summarise() -> str:
     ):
         emas = " / ".join(f"{100 * row[f'ema_{d}']:.2f}" for d in EMA_DECAYS)
         lines.append(
-            f"| {row.get('model', 'cnn')} | {row.get('expected_batch_size', BATCH)} | {row['step_size']:g} | "
+            f"| {row.get('model', 'cnn')} | {row.get('training_rows', 55000)} | "
+            f"{row.get('expected_batch_size', BATCH)} | {row['step_size']:g} | "
             f"{row['schedule']} | {row['noise_multiplier']:.3f} | {row['epochs']} | "
             f"{100 * row['test_accuracy']:.2f} | {emas} |"
         )
