@@ -83,10 +83,7 @@ def test_an_import_path_resolves_to_the_same_object_as_the_name() -> None:
 @pytest.mark.parametrize(
     ("reference", "expected"),
     [
-        (
-            "cifar10",
-            "workload: unknown workload 'cifar10'; name a built-in (adult, digits, fashion_mnist, fashion_mnist_scatternet, mnist_public, mnist_public_scatternet)",
-        ),  # noqa: E501
+        ("cifar10", "workload: unknown workload 'cifar10'; name a built-in (adult, digits, fashion_mnist, fashion_mnist_scatternet, mnist_public, mnist_public_scatternet)"),  # noqa: E501
         ("no_such_pkg.module:WORKLOAD", "workload: cannot import 'no_such_pkg.module'"),
         ("tunedp.workloads.digits:SPLIT_SEED", "is int, not a tunedp.Workload"),
         ("tunedp.workloads.digits:NOPE", "is NoneType, not a tunedp.Workload"),
