@@ -106,14 +106,9 @@ class TrialGeometry:
     evaluation_steps: tuple[int, ...]
 
 
-def training_rows(config: SearchConfig, sizes: DatasetSizes) -> int:
-    """N of Poisson sampling: the training split, plus the validation split where the config trains on it."""
-    return sizes.train + (sizes.validation if config.training.train_on_validation else 0)
-
-
 def _geometry(config: SearchConfig, sizes: DatasetSizes) -> TrialGeometry:
     training = config.training
-    n = training_rows(config, sizes)
+    n = sizes.training_rows(on_validation=training.train_on_validation)
     if training.sampling_rate is not None:
         q = training.sampling_rate
     else:
@@ -324,7 +319,7 @@ def _trial_plan(config: SearchConfig, sizes: DatasetSizes, geometry: TrialGeomet
     )
     score_noise = config.validation.score_noise_multiplier if isinstance(config.validation, PrivateValidation) else None
     return TrialPlan(
-        dataset_size=training_rows(config, sizes),
+        dataset_size=sizes.training_rows(on_validation=config.training.train_on_validation),
         sampling_rate=geometry.sampling_rate,
         steps=geometry.steps,
         segments=segments,

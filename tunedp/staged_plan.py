@@ -53,7 +53,6 @@ from tunedp.plan import (
     _search_shape,
     _trial_plan,
     no_trial_note,
-    training_rows,
 )
 from tunedp.public_proxy import check_public_proxy
 from tunedp.workloads import DatasetSizes, resolve_workload
@@ -226,7 +225,7 @@ def _stage1_config(config: SearchConfig, sizes: DatasetSizes, geometry: TrialGeo
             protected_workload=config.workload,
             protected_dataset=config.dataset_name,
         )
-        batch = geometry.sampling_rate * training_rows(config, sizes)
+        batch = geometry.sampling_rate * sizes.training_rows(on_validation=config.training.train_on_validation)
         if batch > public.train:
             raise ConfigError(
                 f"search.public_workload: the final run's expected batch size {batch:g} exceeds the "
@@ -346,7 +345,6 @@ def staged_plan_rows(figures: StagedPlanFigures) -> list[tuple[str, str]]:
     )
     if stage2["train_on_validation"]:
         score2 += f"; trains on the validation split too (N = {stage2['dataset_size']})"
-
     factor = "none (× 1)"
     if transfer["rule"] == "linear_radius":
         factor = f"× {transfer['factor']:.4g} = (T₁/T₂)·(ε₂/ε₁)"

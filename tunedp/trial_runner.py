@@ -146,7 +146,7 @@ def run_trial(
     check_settings(settings)
     plan = settings.plan
     workload = resolve_workload(settings.workload)
-    rows = workload.sizes.train + (workload.sizes.validation if settings.train_on_validation else 0)
+    rows = workload.sizes.training_rows(on_validation=settings.train_on_validation)
     if rows != plan.dataset_size:
         raise TrialError(
             f"plan: dataset_size={plan.dataset_size} but workload {workload.name!r} "

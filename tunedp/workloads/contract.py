@@ -98,6 +98,11 @@ class DatasetSizes:
         """Examples the trials touch (train + validation): the n of the δ ≤ 1/n check."""
         return self.train + self.validation
 
+    def training_rows(self, *, on_validation: bool) -> int:
+        """N of Poisson sampling: ``train``, plus ``validation`` for a run that trains on it too
+        (``training.train_on_validation``). The planner and the trial runner both count N here."""
+        return self.train + (self.validation if on_validation else 0)
+
     def check_delta(self, delta: float, *, field: str = "budget.delta") -> None:
         check_delta(delta, self.protected, field=field, dataset=self.dataset)
 
