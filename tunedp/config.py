@@ -44,6 +44,7 @@ __all__ = [
     "ConfigError",
     "FixedParam",
     "GridSearch",
+    "HypoSearch",
     "LogUniformParam",
     "ModelChoice",
     "PrivateValidation",
@@ -148,6 +149,41 @@ class RandomSearch(BaseModel):
     def accountant_shape(self) -> float:
         """The ``shape`` argument of ``RepeatAndSelectDpEvent`` (∞ means Poisson)."""
         return math.inf if self.distribution == "poisson" else self.shape
+
+
+class HypoSearch(BaseModel):
+    """Adaptive proposals at nearly the price of random search (DP-HyPO, Wang et al., NeurIPS 2023).
+
+    K is drawn as in random search (truncated negative binomial with
+    ``shape``; Poisson is not covered by DP-HyPO's bound and is refused) and
+    only the best trial leaves the driver. Each trial's point is drawn from a
+    mixture of the prior (the space as declared) and a kernel density around
+    the best earlier trials, judged by their *released* (noisy) scores; the
+    mixture's density ratio to the prior stays within [c, C] with C/c =
+    ``density_ratio`` (:mod:`tunedp.hypo_proposal`). The charge adds
+    (α/(α−1) + 1 + shape)·log(density_ratio) to repeat-and-select's RDP
+    (:mod:`tunedp.accounting.hypo`): ``density_ratio: 1`` is random search.
+    ``bandwidth`` is the kernel's width in the unit cube the space is mapped
+    to; it changes where proposals go, never the charge.
+    """
+
+    model_config = _STRICT
+    mode: Literal["hypo"] = "hypo"
+    expected_trials: float = Field(ge=1, allow_inf_nan=False)
+    distribution: Literal["negative_binomial", "poisson"] = "negative_binomial"
+    shape: float = Field(default=1.0, ge=0, allow_inf_nan=False)
+    release: Literal["best"] = "best"
+    density_ratio: float = Field(ge=1, le=1e6, allow_inf_nan=False)
+    bandwidth: float = Field(default=0.2, gt=0, le=1, allow_inf_nan=False)
+
+    @model_validator(mode="after")
+    def _check(self) -> HypoSearch:
+        if self.distribution == "poisson":
+            raise ValueError(
+                "search.distribution: hypo needs negative_binomial (DP-HyPO's bound covers the truncated "
+                "negative binomial, not a Poisson K); use mode: random for a Poisson K"
+            )
+        return self
 
 
 class AdaptiveSearch(BaseModel):
@@ -275,7 +311,8 @@ StagedSearch = TwoStageSearch | PublicProxySearch
 # ---- end of staged modes
 
 SearchMode = Annotated[
-    RandomSearch | AdaptiveSearch | GridSearch | TwoStageSearch | PublicProxySearch, Field(discriminator="mode")
+    RandomSearch | AdaptiveSearch | GridSearch | TwoStageSearch | PublicProxySearch | HypoSearch,
+    Field(discriminator="mode"),
 ]
 
 
@@ -615,7 +652,7 @@ def format_validation_error(error: ValidationError) -> str:
 def _is_union_tag(part: object) -> bool:
     """Pydantic puts the discriminator's value into error paths (``search.random.…``); drop it."""
     return part in {
-        "random", "adaptive", "grid", "private", "public", "two_stage", "public_proxy",
+        "random", "adaptive", "grid", "private", "public", "two_stage", "public_proxy", "hypo",
         "constant", "linear", "exponential", "step", "cyclic",
         "log_uniform", "uniform", "choice", "fixed",
         "named_workload", "csv", "numeric", "categorical",

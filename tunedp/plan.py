@@ -21,7 +21,7 @@ from dp_accounting import dp_event
 from tunedp.accounting.calibration import Calibration, calibrate_noise_multiplier
 from tunedp.accounting.epsilon import pld_epsilon, rdp_epsilon
 from tunedp.accounting.schedule import noise_segments
-from tunedp.accounting.search_event import SearchShape, naive_event, search_event
+from tunedp.accounting.search_event import SearchShape, naive_event, search_event, tnb_gamma
 from tunedp.accounting.trial_event import TrialPlan
 from tunedp.config import (
     AdaptiveSearch,
@@ -29,6 +29,7 @@ from tunedp.config import (
     ConfigError,
     FixedParam,
     GridSearch,
+    HypoSearch,
     PrivateValidation,
     PublicProxySearch,
     RandomSearch,
@@ -87,6 +88,15 @@ def _search_shape(config: SearchConfig) -> SearchShape:
             expected_trials=mode.expected_trials,
             max_trials=mode.max_trials,
             count_shape=mode.accountant_shape,
+        )
+    if isinstance(mode, HypoSearch):  # K as in random/best; proposals adapt within density_ratio
+        return SearchShape(
+            mode="hypo",
+            release="best",
+            expected_trials=mode.expected_trials,
+            max_trials=None,
+            count_shape=mode.shape,
+            density_ratio=mode.density_ratio,
         )
     if isinstance(mode, AdaptiveSearch):
         return SearchShape(mode="adaptive", release="all", expected_trials=mode.max_trials, max_trials=mode.max_trials)
@@ -226,8 +236,10 @@ class SearchPlan:
             expected_trials=self.shape.expected_trials,
             max_trials=self.shape.max_trials,
             naive_trials=self.shape.composed_trials,
-            count_shape=self.shape.count_shape if self.shape.mode == "random" else None,
-            distribution=self.config.search.distribution if isinstance(self.config.search, RandomSearch) else None,
+            count_shape=self.shape.count_shape if self.shape.mode in ("random", "hypo") else None,
+            distribution=(
+                self.config.search.distribution if isinstance(self.config.search, RandomSearch | HypoSearch) else None
+            ),
             dataset_size=trial.dataset_size,
             validation_size=self.sizes.validation,
             sampling_rate=trial.sampling_rate,
@@ -240,6 +252,12 @@ class SearchPlan:
             score_releases=trial.score_releases,
             evaluation_steps=tuple(trial.evaluation_steps),
             no_trial_probability=self.shape.no_trial_probability,
+            density_ratio=self.shape.density_ratio,
+            count_gamma=(
+                tnb_gamma(self.shape.expected_trials, self.shape.count_shape)
+                if self.shape.mode == "hypo" and self.shape.count_shape is not None
+                else None
+            ),
         )
 
     def to_json(self) -> dict[str, Any]:
@@ -289,6 +307,10 @@ class PlanFigures:
     #: P(K = 0): a Poisson K can draw no trial; the search then releases nothing and keeps its charge.
     no_trial_probability: float = 0.0
     accountant: str = "rdp"
+    #: ``hypo``: C/c, the span of the proposal's density ratio to the prior (DP-HyPO's Theorem 1).
+    density_ratio: float | None = None
+    #: ``hypo``: γ of K's truncated negative binomial (dp_accounting's solution of E[K] = expected_trials).
+    count_gamma: float | None = None
 
     def to_json(self) -> dict[str, Any]:
         document = {name: getattr(self, name) for name in self.__dataclass_fields__}

@@ -21,6 +21,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tunedp.accounting.epsilon import rdp_accountant, rdp_epsilon
+from tunedp.accounting.hypo import HypoDpEvent
 from tunedp.accounting.serialization import (
     EVENT_KINDS,
     MAX_DEPTH,
@@ -114,6 +115,7 @@ def test_every_kind_in_the_whitelist_is_exercised() -> None:
         dp_event.SelfComposedDpEvent(dp_event.GaussianDpEvent(1.0), 3),
         dp_event.ComposedDpEvent([dp_event.GaussianDpEvent(1.0)]),
         dp_event.RepeatAndSelectDpEvent(dp_event.GaussianDpEvent(1.0), 3.0, 1.0),
+        HypoDpEvent(dp_event.GaussianDpEvent(1.0), 3.0, 1.0, 1.5),
     ]
     assert sorted(event_to_json(e)["kind"] for e in samples) == sorted(EVENT_KINDS)
 

@@ -33,6 +33,8 @@ from dp_accounting import dp_event
 from dp_accounting.pld import pld_privacy_accountant
 from dp_accounting.rdp import rdp_privacy_accountant
 
+from tunedp.accounting.hypo import HypoRdpAccountant
+
 __all__ = ["UnsupportedEventError", "pld_epsilon", "rdp_epsilon"]
 
 #: Rényi orders: dp_accounting's defaults plus larger ones, which matter for
@@ -65,7 +67,9 @@ class UnsupportedEventError(ValueError):
 
 
 def rdp_accountant() -> rdp_privacy_accountant.RdpAccountant:
-    return rdp_privacy_accountant.RdpAccountant(list(RDP_ORDERS))
+    """dp_accounting's RDP accountant at :data:`RDP_ORDERS`, which also prices a ``hypo`` search
+    (:class:`~tunedp.accounting.hypo.HypoDpEvent`, DP-HyPO's Theorem 1)."""
+    return HypoRdpAccountant(list(RDP_ORDERS))
 
 
 def rdp_epsilon(event: dp_event.DpEvent, delta: float) -> float:

@@ -10,6 +10,10 @@
   is data-independent and composing fewer trials never costs more).
 - ``adaptive`` and ``grid``: the (adaptive) composition of every trial at full
   planned length with all of its releases.
+- ``hypo`` (``release: best``): K drawn as for ``random``, each trial's point
+  proposed from earlier trials' released scores within a density ratio
+  C/c of the prior: :class:`~tunedp.accounting.hypo.HypoDpEvent` (DP-HyPO,
+  Wang et al. 2023; see :mod:`tunedp.accounting.hypo`). K stays unseen, as above.
 
 This module imports neither torch nor Ray.
 """
@@ -22,6 +26,8 @@ from typing import Literal
 
 import numpy as np
 from dp_accounting import dp_event
+
+from tunedp.accounting.hypo import HypoDpEvent, check_hypo_parameters
 
 __all__ = ["SearchShape", "draw_trial_count", "naive_event", "search_event", "tnb_gamma"]
 
@@ -38,15 +44,23 @@ class SearchShape:
 
     #: ``two_stage``/``public_proxy``: the shape of a staged search as a whole
     #: (one released run; its stage-1 search has its own shape, see tunedp.staged_plan).
-    mode: Literal["random", "adaptive", "grid", "two_stage", "public_proxy"]
+    mode: Literal["random", "adaptive", "grid", "two_stage", "public_proxy", "hypo"]
     release: Literal["best", "all"]
     expected_trials: float
     max_trials: int | None
     count_shape: float | None = None
+    #: ``hypo`` only: C/c, the most the adaptive proposal's density ratio to the prior may vary.
+    density_ratio: float | None = None
 
     def __post_init__(self) -> None:
         if self.expected_trials < 1:
             raise ValueError(f"Expected expected_trials={self.expected_trials} >= 1")
+        if self.mode == "hypo":
+            if self.release != "best" or self.count_shape is None or self.density_ratio is None:
+                raise ValueError("a hypo search releases only the best trial and needs count_shape and density_ratio")
+            check_hypo_parameters(mean=self.expected_trials, shape=self.count_shape, density_ratio=self.density_ratio)
+        elif self.density_ratio is not None:
+            raise ValueError(f"density_ratio applies to mode hypo only, not {self.mode}")
         if self.repeat_and_select:
             if self.count_shape is None or math.isnan(self.count_shape) or self.count_shape < 0:
                 raise ValueError(f"Expected count_shape={self.count_shape} >= 0 for repeat-and-select")
@@ -57,7 +71,8 @@ class SearchShape:
 
     @property
     def repeat_and_select(self) -> bool:
-        return self.mode == "random" and self.release == "best"
+        """K random and unseen, only the best trial released: ``random/best``, and ``hypo`` (adaptive proposals)."""
+        return self.mode in ("random", "hypo") and self.release == "best"
 
     @property
     def no_trial_probability(self) -> float:
@@ -82,6 +97,9 @@ class SearchShape:
 
 def search_event(trial: dp_event.DpEvent, shape: SearchShape) -> dp_event.DpEvent:
     """The event the ledger is charged for a search whose every trial is ``trial``."""
+    if shape.mode == "hypo":
+        assert shape.count_shape is not None and shape.density_ratio is not None  # checked in __post_init__
+        return HypoDpEvent(trial, float(shape.expected_trials), float(shape.count_shape), float(shape.density_ratio))
     if shape.repeat_and_select:
         assert shape.count_shape is not None  # checked in __post_init__
         return dp_event.RepeatAndSelectDpEvent(trial, float(shape.expected_trials), float(shape.count_shape))
@@ -114,10 +132,12 @@ def draw_trial_count(shape: SearchShape, rng: np.random.Generator) -> int:
     Random mode: truncated negative binomial (shape η > 0; η = 1 geometric),
     logarithmic (η = 0) or Poisson (η = ∞), as in Papernot & Steinke 2022;
     with ``release: all`` the draw is then capped at ``max_trials``.
-    Other modes: the fixed number of trials. The draw is data-independent and
-    must stay secret under ``release: best`` (see module docstring).
+    ``hypo`` draws K exactly as random mode does (its bound assumes the same
+    truncated negative binomial). Other modes: the fixed number of trials.
+    The draw is data-independent and must stay secret under ``release: best``
+    (see module docstring).
     """
-    if shape.mode != "random":
+    if shape.mode not in ("random", "hypo"):
         assert shape.max_trials is not None
         return shape.max_trials
     assert shape.count_shape is not None

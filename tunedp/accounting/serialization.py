@@ -17,6 +17,8 @@ from typing import Any
 
 from dp_accounting import dp_event
 
+from tunedp.accounting.hypo import HypoDpEvent, check_hypo_parameters
+
 __all__ = ["EVENT_KINDS", "EventDecodeError", "event_from_json", "event_to_json"]
 
 MAX_DEPTH = 16
@@ -64,6 +66,14 @@ def _encode(event: dp_event.DpEvent) -> dict[str, Any]:
             "mean": float(event.mean),
             # JSON has no infinity; Poisson (shape = ∞) is spelled out.
             "shape": "inf" if math.isinf(event.shape) else float(event.shape),
+            "event": _encode(event.event),
+        }
+    if isinstance(event, HypoDpEvent):
+        return {
+            "kind": "hypo",
+            "mean": float(event.mean),
+            "shape": float(event.shape),  # finite: DP-HyPO covers no Poisson K
+            "density_ratio": float(event.density_ratio),
             "event": _encode(event.event),
         }
     raise EventDecodeError(f"event kind {type(event).__name__} is not in the ledger's whitelist")
@@ -140,6 +150,17 @@ def _repeat_and_select(data: Mapping[str, Any], depth: int) -> dp_event.DpEvent:
     return dp_event.RepeatAndSelectDpEvent(event_from_json(data["event"], _depth=depth + 1), mean, shape)
 
 
+def _hypo(data: Mapping[str, Any], depth: int) -> dp_event.DpEvent:
+    mean = _number(data, "mean", low=1.0, high=1e6, low_open=False)
+    shape = _number(data, "shape", low=0.0, high=1e6, low_open=False)
+    ratio = _number(data, "density_ratio", low=1.0, high=1e6, low_open=False)
+    try:
+        check_hypo_parameters(mean=mean, shape=shape, density_ratio=ratio)
+    except ValueError as error:
+        raise EventDecodeError(str(error)) from None
+    return HypoDpEvent(event_from_json(data["event"], _depth=depth + 1), mean, shape, ratio)
+
+
 _DECODERS: dict[str, Callable[[Mapping[str, Any], int], dp_event.DpEvent]] = {
     "no_op": _no_op,
     "gaussian": _gaussian,
@@ -147,6 +168,7 @@ _DECODERS: dict[str, Callable[[Mapping[str, Any], int], dp_event.DpEvent]] = {
     "self_composed": _self_composed,
     "composed": _composed,
     "repeat_and_select": _repeat_and_select,
+    "hypo": _hypo,
 }
 _FIELDS: dict[str, set[str]] = {
     "no_op": {"kind"},
@@ -155,5 +177,6 @@ _FIELDS: dict[str, set[str]] = {
     "self_composed": {"kind", "count", "event"},
     "composed": {"kind", "events"},
     "repeat_and_select": {"kind", "mean", "shape", "event"},
+    "hypo": {"kind", "mean", "shape", "density_ratio", "event"},
 }
 EVENT_KINDS: tuple[str, ...] = tuple(_DECODERS)
