@@ -158,6 +158,10 @@ def _root(
     ] = False,
 ) -> None:
     """Differentially private hyperparameter tuning, charged against one global privacy budget."""
+    from tunedp.scratch import remove_dead_scratch
+
+    # What a killed driver's Ray and Tune left (trial folders, worker logs: K) goes with the next command.
+    remove_dead_scratch()
 
 
 # ---------------------------------------------------------------------------- plan

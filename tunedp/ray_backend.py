@@ -63,6 +63,7 @@ __all__ = ["TrialsRun", "check_resources", "ensure_ray", "run_trials", "stop_ray
 OBJECT_STORE_BYTES = 256 * 1024 * 1024
 METRIC = "score"
 
+from tunedp.scratch import private_folder, private_umask, remove_dead_scratch
 #: Tune and Ray switches set for the duration of a search only.
 _TUNE_ENVIRONMENT = {
     # Per-trial result files are not needed (the driver reads results in
@@ -280,8 +281,12 @@ def ensure_ray(ray_address: str | None) -> Path | None:
     Returns the private temporary folder of a Ray we started (to be stopped
     and removed by :func:`stop_ray`), ``None`` otherwise. A local Ray keeps its
     session logs — one line per trial from every worker, with its
-    hyperparameters — in that folder, not in the shared ``/tmp/ray``, so
-    nothing about a ``release: best`` search's trials outlives it.
+    hyperparameters — and its workers their temporary files (``TMPDIR``) in
+    that folder, inside the driver's mode-0700 scratch folder
+    (:mod:`tunedp.scratch`), not in the shared ``/tmp/ray``; its processes run
+    with umask 077. So nothing about a ``release: best`` search's trials is
+    readable by another user while it runs, or outlives it (a killed driver's
+    folder is removed by the next tunedp command, here included).
     """
     if ray.is_initialized():
         return None
@@ -292,23 +297,26 @@ def ensure_ray(ray_address: str | None) -> Path | None:
         if ray_address is not None:
             ray.init(address=ray_address, log_to_driver=False, logging_level=logging.WARNING)
             return None
-        # Short and under /tmp: Ray's unix sockets live in it (107-byte path limit). The driver's
-        # pid in the name tells whose folder it is (checked gone after a search by the tests).
-        temp_dir = Path(
-            tempfile.mkdtemp(prefix=f"tdp-ray-{os.getpid()}-", dir="/tmp" if Path("/tmp").is_dir() else None)
-        )
+        remove_dead_scratch()  # what a killed driver left, before this one adds its own
+        tempfile.gettempdir()  # the driver's own temp folder is fixed (cached) before TMPDIR changes below
+        temp_dir = private_folder("r")  # short: Ray's unix sockets live in it (107-byte path limit)
+        workers_tmp = temp_dir / "tmp"
+        workers_tmp.mkdir(mode=0o700)
         # address="local": start our own instance even if `ray start` left a
         # cluster file behind on this machine (ray.init would try to join it).
-        ray.init(
-            address="local",
-            num_cpus=os.cpu_count() or 1,
-            include_dashboard=False,
-            object_store_memory=OBJECT_STORE_BYTES,
-            log_to_driver=False,
-            logging_level=logging.WARNING,
-            _node_ip_address="127.0.0.1",
-            _temp_dir=str(temp_dir),
-        )
+        # Ray's processes inherit the umask and TMPDIR set here (its workers
+        # are started by the raylet, which inherits them), the driver keeps its own.
+        with private_umask(), environment({"TMPDIR": str(workers_tmp)}):
+            ray.init(
+                address="local",
+                num_cpus=os.cpu_count() or 1,
+                include_dashboard=False,
+                object_store_memory=OBJECT_STORE_BYTES,
+                log_to_driver=False,
+                logging_level=logging.WARNING,
+                _node_ip_address="127.0.0.1",
+                _temp_dir=str(temp_dir),
+            )
     return temp_dir
 
 
@@ -370,7 +378,8 @@ def run_trials(
     config = plan.config
     quiet = {} if disclosure.releases_all else _QUIET_LOGGERS
     ray_temp = ensure_ray(ray_address)
-    storage = Path(tempfile.mkdtemp(prefix="tunedp-ray-"))
+    # Tune's experiment files name every trial and count them: in the driver's 0700 scratch folder.
+    storage = private_folder("tune-")
     try:
         with (
             environment(_TUNE_ENVIRONMENT),
@@ -526,7 +535,7 @@ def _keep_checkpoint(best: TrialRecord | None) -> TrialRecord | None:
     """Copy the selected trial's checkpoint out of Ray's storage before it is removed."""
     if best is None or best.checkpoint_path is None:
         return best
-    keep = Path(tempfile.mkdtemp(prefix="tunedp-best-"))
+    keep = private_folder("best-")
     shutil.copytree(best.checkpoint_path, keep, dirs_exist_ok=True)
     return replace(best, checkpoint_path=str(keep))
 
