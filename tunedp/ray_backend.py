@@ -55,6 +55,7 @@ from tunedp.failures import describe_failure
 from tunedp.plan import SearchPlan, grid_points
 from tunedp.records import TrialRecord, TrialStatus
 from tunedp.scoped import environment, logger_levels
+from tunedp.scratch import private_folder, private_umask, remove_dead_scratch
 from tunedp.space import optimizer_hyperparameters
 from tunedp.workloads import WorkloadReference
 
@@ -63,7 +64,6 @@ __all__ = ["TrialsRun", "check_resources", "ensure_ray", "run_trials", "stop_ray
 OBJECT_STORE_BYTES = 256 * 1024 * 1024
 METRIC = "score"
 
-from tunedp.scratch import private_folder, private_umask, remove_dead_scratch
 #: Tune and Ray switches set for the duration of a search only.
 _TUNE_ENVIRONMENT = {
     # Per-trial result files are not needed (the driver reads results in
