@@ -216,7 +216,7 @@ def test_release_best_leaves_no_trace_of_k_in_any_file(tmp_path: Path) -> None:
     (charge,) = PrivacyLedger.open(ledger).charges()
     with sqlite3.connect(ledger) as connection:
         (updated,) = connection.execute("SELECT updated_at FROM charges").fetchone()
-    assert updated.endswith("T00:00:00+00:00"), updated
+    assert len(updated) == len("2026-01-01"), updated  # the UTC day only
     with sqlite3.connect(public / "mlflow" / "mlflow.db") as connection:
         times = connection.execute("SELECT start_time, end_time FROM runs").fetchall()
         metric_times = {t for (t,) in connection.execute("SELECT DISTINCT timestamp FROM metrics")}

@@ -44,6 +44,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from dp_accounting import dp_event
 
@@ -57,6 +58,9 @@ from tunedp.errors import (
     LedgerError,
     LedgerMissingError,
 )
+
+if TYPE_CHECKING:
+    from tunedp.ledger._records import CurveShortfall, Refusal
 
 __all__ = [
     "BudgetExceededError",
@@ -116,6 +120,8 @@ class Charge:
     epsilon: float
     status: str
     event: dp_event.DpEvent
+    #: The database role that made the charge (a PostgreSQL ledger's ``session_user``); None for sqlite.
+    charged_by: str | None = None
 
     @property
     def seeded(self) -> bool:
@@ -205,7 +211,27 @@ def _check_dataset_name(dataset: str) -> None:
 
 
 def _now() -> str:
-    return datetime.now(UTC).isoformat(timespec="seconds")
+    """Today, the UTC day: the only time a ledger records.
+
+    A finer time would publish durations: a charge's time and the search's
+    end (MLflow, the status update) together give how long the search ran,
+    which grows with its secret trial count K.
+    """
+    return datetime.now(UTC).date().isoformat()
+
+
+def _day(moment: str) -> str:
+    """The UTC day of an ISO time or date (``2026-12-06T21:57:42+00:00`` → ``2026-12-06``).
+
+    Also how rows of older ledgers, which stored seconds, are read and shown.
+    """
+    try:
+        parsed = datetime.fromisoformat(moment)
+    except ValueError:
+        raise ValueError(f"Expected an ISO date or time, got {moment!r}") from None
+    if parsed.tzinfo is not None:
+        parsed = parsed.astimezone(UTC)
+    return parsed.date().isoformat()
 
 
 def _sha256(text: str) -> str:
@@ -472,6 +498,20 @@ class PrivacyLedger:
         after = self._composed_epsilon([*events, event])
         return after <= self.epsilon, after
 
+    def refusals(self) -> list[Refusal]:
+        """None are kept: a refused charge leaves a sqlite ledger byte-identical (one user, one file)."""
+        self.charges()  # still verify the file, as every read does
+        return []
+
+    def verify(self) -> list[CurveShortfall]:
+        """Every row re-read, checksummed, chained and decoded; a sqlite ledger stores no curves to under-report.
+
+        Admission here always recomposes the stored events, so there is no
+        second figure that could disagree with them.
+        """
+        self.charges()
+        return []
+
     # ------------------------------------------------------------------ writing
 
     def charge(
@@ -547,16 +587,17 @@ class PrivacyLedger:
     def set_status(self, search_id: str, status: str, *, at: str | None = None) -> None:
         """Record a search's progress; never changes what was charged.
 
-        ``at`` is the ``updated_at`` written (default: now). A search whose
-        end time must not be recorded (``release: best``) passes a coarse one.
+        ``at`` is the moment of the change (default: now); only its UTC day is
+        written, like every time the ledger records.
         """
         if status not in STATUSES:
             raise ValueError(f"Expected status={status!r} in {STATUSES}")
+        day = _day(at) if at is not None else _now()
         with _connect(self.path) as connection:
             connection.execute("BEGIN IMMEDIATE")
             cursor = connection.execute(
                 "UPDATE charges SET status = ?, updated_at = ? WHERE search_id = ?",
-                (status, at or _now(), search_id),
+                (status, day, search_id),
             )
             connection.execute("COMMIT")
         if cursor.rowcount != 1:
@@ -633,6 +674,15 @@ def _read_meta(connection: sqlite3.Connection, path: Path, *, allow_legacy: bool
     )
 
 
+def _stored_day(stored: object) -> str:
+    """A stored time as its day; a ledger written before days-only stored seconds (read, never shown)."""
+    text = str(stored)
+    try:
+        return _day(text)
+    except ValueError:
+        return text[:10]
+
+
 def _chain_link(previous: str, search_id: str, event_digest: str) -> str:
     """One link of the hash chain: deleting, reordering or splicing charges breaks it."""
     return _sha256(f"tunedp-charge|{previous}|{search_id}|{event_digest}")
@@ -682,7 +732,7 @@ def _read_chain(connection: sqlite3.Connection, path: Path) -> tuple[list[Charge
         charges.append(
             Charge(
                 search_id=search_id,
-                created_at=created,
+                created_at=_stored_day(created),
                 config_hash=config_hash,
                 mode=mode,
                 label=label,

@@ -1,0 +1,464 @@
+"""The team ledger: one PostgreSQL database holds the budgets of many datasets, shared by a team.
+
+The client here is deliberately thin. Every rule that protects the budget is
+the server's (:mod:`tunedp.ledger._schema`): roles and grants decide who may
+charge which dataset; one SECURITY DEFINER function appends a charge and
+checks the cap under a row lock in the same transaction; analysts hold no
+INSERT, UPDATE or DELETE. What this class adds is what only a client can do:
+compute a charge's RDP curve from its DpEvent (dp_accounting), prove the
+data it reads matches the dataset's fingerprint before charging, recompose
+the stored events to display the spend (and refuse a charge the events say
+does not fit even if the stored curves say it does), and turn every server
+error into one line.
+
+Each operation opens its own connection (closed after), so a server restart
+between two operations costs nothing but a reconnect.
+
+Fingerprints (see also :mod:`tunedp.fingerprint`). The owner binds a dataset:
+a fresh random HMAC key is drawn on the owner's machine, the owner's rows are
+fingerprinted under it, and both are stored on the server. Who holds the key:
+the server, readable only through ``tunedp.data_key`` by the owner and by
+analysts granted that dataset — never by auditors or other analysts. Before
+each charge an analyst's driver fetches the key, fingerprints the rows it is
+about to read, compares, and passes its fingerprint to the charge function,
+which refuses (and logs the refusal) unless it equals the bound one. What an
+analyst learns: the key lets her test whether a dataset she holds equals the
+bound one — nothing beyond what she reads anyway, since she is granted those
+rows. An auditor sees the fingerprint but not the key, so it reveals nothing
+about the rows (the keyed hash is not a membership oracle without its key).
+The check protects honest drivers against charging one dataset's budget for
+another's rows; a modified client could pass the stored fingerprint without
+the rows, which is why the rows' owner grants analysts, not tunedp.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import logging
+import secrets
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from dp_accounting import dp_event
+
+from tunedp.accounting.epsilon import rdp_epsilon
+from tunedp.accounting.ledger import (
+    KEY_BYTES,
+    STATUSES,
+    UNBOUND,
+    Charge,
+    Fingerprinter,
+    _check_dataset_name,
+    _day,
+    _key_id,
+)
+from tunedp.accounting.remaining import remaining_epsilon
+from tunedp.accounting.serialization import EventDecodeError, event_from_json, event_to_json
+from tunedp.errors import (
+    BudgetExceededError,
+    DataMismatchError,
+    LedgerCorruptError,
+    LedgerError,
+    LedgerMissingError,
+    one_line,
+)
+from tunedp.ledger._curves import LEDGER_ORDERS, epsilon_from_curve, rdp_curve, short_orders
+from tunedp.ledger._records import CurveShortfall, Refusal
+from tunedp.ledger._schema import SCHEMA, SCHEMA_VERSION
+from tunedp.ledger._url import LedgerUrl
+
+if TYPE_CHECKING:
+    import psycopg
+
+__all__ = ["PostgresLedger"]
+
+log = logging.getLogger(__name__)
+_T = TypeVar("_T")
+#: How long a status update (bookkeeping only) keeps retrying a server that went away.
+STATUS_RETRY_S = 60.0
+
+
+class PostgresLedger:
+    """One dataset's budget on a shared PostgreSQL ledger; the same interface as the sqlite ledger."""
+
+    def __init__(
+        self,
+        url: LedgerUrl,
+        *,
+        dataset: str,
+        epsilon: float,
+        delta: float,
+        fingerprint: str = UNBOUND,
+        key_id: str = UNBOUND,
+    ) -> None:
+        self.url = url
+        self.dataset = dataset
+        self.epsilon = epsilon
+        self.delta = delta
+        self.fingerprint = fingerprint
+        self.key_id = key_id
+        self._proven: str | None = None  # the fingerprint this driver computed of the rows it reads
+
+    @property
+    def path(self) -> str:
+        """Where the ledger lives, as shown (no password): reports and the resume state keep it."""
+        return self.url.shown
+
+    # ------------------------------------------------------------------ opening
+
+    @classmethod
+    def create(
+        cls,
+        url: LedgerUrl,
+        *,
+        dataset: str,
+        epsilon: float,
+        delta: float,
+        fingerprint_of: Fingerprinter | None = None,
+    ) -> PostgresLedger:
+        """Create a dataset's budget (the owner's role only); refuses one that exists: budgets are never reset."""
+        import math
+
+        _check_dataset_name(dataset)
+        if not (math.isfinite(epsilon) and epsilon > 0):
+            raise LedgerError(f"--epsilon: {epsilon} must be a finite number > 0")
+        if not (math.isfinite(delta) and 0 < delta < 1):
+            raise LedgerError(f"--delta: {delta} must be in (0, 1)")
+        key = secrets.token_bytes(KEY_BYTES) if fingerprint_of is not None else None
+        fingerprint = fingerprint_of(key) if fingerprint_of is not None and key is not None else UNBOUND
+        key_id = _key_id(key) if key is not None else UNBOUND
+        with _session(url) as connection:
+            _check_settings(connection, url)
+            _call(
+                url,
+                lambda: connection.execute(
+                    "SELECT tunedp.create_budget(%s, %s, %s, %s, %s, %s)",
+                    (dataset, float(epsilon), float(delta), fingerprint, key, key_id),
+                ),
+            )
+        return cls(
+            url, dataset=dataset, epsilon=float(epsilon), delta=float(delta), fingerprint=fingerprint, key_id=key_id
+        )
+
+    @classmethod
+    def open(cls, url: LedgerUrl, *, dataset: str | None = None) -> PostgresLedger:
+        """Open ``dataset``'s budget; a dataset the role may not read is reported like a missing one."""
+        if dataset is None:
+            raise LedgerError(f"--dataset: a PostgreSQL ledger ({url.shown}) holds many datasets; name one")
+        with _session(url) as connection:
+            _check_settings(connection, url)
+            row = _call(
+                url,
+                lambda: connection.execute(
+                    "SELECT epsilon, delta, fingerprint, key_id FROM tunedp.budgets WHERE dataset = %s", (dataset,)
+                ).fetchone(),
+            )
+        if row is None:
+            raise LedgerMissingError(
+                f"no budget for dataset {dataset!r} on {url.shown} (or your role has no grant on it); the owner "
+                f"creates it with `tunedp budget init --ledger {url.shown} --dataset {dataset} --epsilon E --delta D` "
+                f"and grants it with `tunedp ledger grant`"
+            )
+        epsilon, delta, fingerprint, key_id = row
+        return cls(
+            url, dataset=dataset, epsilon=float(epsilon), delta=float(delta), fingerprint=fingerprint, key_id=key_id
+        )
+
+    # ------------------------------------------------------------------ the data binding
+
+    @property
+    def bound(self) -> bool:
+        return self.fingerprint != UNBOUND
+
+    def verify_data(self, fingerprint_of: Fingerprinter) -> None:
+        """Refuse unless the rows ``fingerprint_of`` reads are the dataset's; the charge then carries the proof."""
+        with _session(self.url) as connection:
+            row = _call(
+                self.url,
+                lambda: connection.execute(
+                    "SELECT fingerprint, tunedp.data_key(dataset) FROM tunedp.budgets WHERE dataset = %s",
+                    (self.dataset,),
+                ).fetchone(),
+            )
+        if row is None:
+            raise LedgerMissingError(f"no budget for dataset {self.dataset!r} on {self.url.shown}")
+        fingerprint, key = row
+        if not fingerprint or key is None:
+            raise LedgerError(
+                f"dataset {self.dataset!r} on {self.url.shown} is not bound to its data yet; its owner binds it with "
+                f"`tunedp budget bind --ledger {self.url.shown} --dataset {self.dataset}`"
+            )
+        computed = fingerprint_of(bytes(key))
+        if not hmac.compare_digest(computed, fingerprint):
+            raise DataMismatchError(
+                f"data: the rows this search would read are not the data the budget of {self.dataset!r} on "
+                f"{self.url.shown} protects (fingerprint mismatch); nothing charged"
+            )
+        self._proven = computed
+
+    def bind(self, fingerprint_of: Fingerprinter) -> None:
+        """Bind an unbound budget to the rows ``fingerprint_of`` reads (the owner's role only; never re-bound)."""
+        if self.bound:
+            raise LedgerError(f"dataset {self.dataset!r} on {self.url.shown} is already bound to its data")
+        key = secrets.token_bytes(KEY_BYTES)
+        fingerprint, key_id = fingerprint_of(key), _key_id(key)
+        with _session(self.url) as connection:
+            _call(
+                self.url,
+                lambda: connection.execute(
+                    "SELECT tunedp.bind_dataset(%s, %s, %s, %s)", (self.dataset, fingerprint, key, key_id)
+                ),
+            )
+        self.fingerprint, self.key_id = fingerprint, key_id
+
+    # ------------------------------------------------------------------ reading
+
+    def charges(self) -> list[Charge]:
+        """Every charge of the dataset, oldest first, its event decoded through the whitelist."""
+        return [charge for charge, _ in self._rows()]
+
+    def _rows(self) -> list[tuple[Charge, tuple[float, ...]]]:
+        with _session(self.url) as connection:
+            rows = _call(
+                self.url,
+                lambda: connection.execute(
+                    "SELECT id, search_id, created_on, config_hash, mode, label, epsilon, status, event_json, "
+                    "curve, charged_by FROM tunedp.charges WHERE dataset = %s ORDER BY id",
+                    (self.dataset,),
+                ).fetchall(),
+            )
+        decoded = []
+        for row_id, search_id, created, config_hash, mode, label, epsilon, status, event_json, curve, role in rows:
+            try:
+                event = event_from_json(json.loads(event_json))
+            except (EventDecodeError, json.JSONDecodeError, RecursionError, TypeError) as error:
+                raise LedgerCorruptError(
+                    f"ledger {self.url.shown}: charge row {row_id} of {self.dataset!r} is invalid "
+                    f"({one_line(error, 120)})"
+                ) from None
+            charge = Charge(
+                search_id=search_id,
+                created_at=created.isoformat(),
+                config_hash=config_hash,
+                mode=mode,
+                label=label,
+                epsilon=float(epsilon),
+                status=status,
+                event=event,
+                charged_by=role,
+            )
+            decoded.append((charge, tuple(float(v) for v in curve)))
+        return decoded
+
+    def spent_epsilon(self) -> float:
+        """RDP ε at the budget's δ of every stored event, recomposed here (never the stored figures)."""
+        return self._composed_epsilon([c.event for c in self.charges()])
+
+    def remaining(self) -> float:
+        return remaining_epsilon(self.epsilon, self.spent_epsilon())
+
+    def admissible(self, event: dp_event.DpEvent) -> tuple[bool, float]:
+        events = [c.event for c in self.charges()]
+        after = self._composed_epsilon([*events, event])
+        return after <= self.epsilon, after
+
+    def refusals(self) -> list[Refusal]:
+        """The refusal log of the dataset: who tried to charge what, the day, and why it was refused."""
+        with _session(self.url) as connection:
+            rows = _call(
+                self.url,
+                lambda: connection.execute(
+                    "SELECT search_id, refused_by, refused_on, reason, mode, epsilon_after FROM tunedp.refusals "
+                    "WHERE dataset = %s ORDER BY id",
+                    (self.dataset,),
+                ).fetchall(),
+            )
+        return [
+            Refusal(search_id=s, refused_by=r, day=d.isoformat(), reason=why, mode=m, epsilon_after=e)
+            for s, r, d, why, m, e in rows
+        ]
+
+    def verify(self) -> list[CurveShortfall]:
+        """Recompute every stored curve from its stored event; the charges whose curve is short, and who made them."""
+        short = []
+        for charge, stored in self._rows():
+            recomputed = rdp_curve(charge.event)
+            orders = short_orders(stored, recomputed)
+            if orders:
+                try:
+                    stored_epsilon = epsilon_from_curve(stored, self.delta)
+                except ValueError:
+                    stored_epsilon = float("nan")
+                short.append(
+                    CurveShortfall(
+                        search_id=charge.search_id,
+                        charged_by=charge.charged_by,
+                        day=charge.created_at,
+                        orders=tuple(orders),
+                        stored_epsilon=stored_epsilon,
+                        recomputed_epsilon=rdp_epsilon(charge.event, self.delta),
+                    )
+                )
+        return short
+
+    # ------------------------------------------------------------------ writing
+
+    def charge(
+        self,
+        event: dp_event.DpEvent,
+        *,
+        config_hash: str,
+        mode: str,
+        label: str = "",
+        search_id: str | None = None,
+    ) -> Charge:
+        """Charge through the server's function; raises :class:`BudgetExceededError` (nothing charged) if it refuses.
+
+        The stored events are recomposed here too and the server is told
+        whether they fit: that can only make it refuse (a stored curve that
+        was under-reported must not admit what the events do not). The server
+        decides by the stored curves, under its row lock, and logs a refusal.
+        """
+        event_json = json.dumps(event_to_json(event), sort_keys=True, separators=(",", ":"))
+        curve = list(rdp_curve(event))
+        search_id = search_id or uuid.uuid4().hex
+        events_fit, _ = self.admissible(event)
+        with _session(self.url) as connection:
+            row = _call(
+                self.url,
+                lambda: connection.execute(
+                    "SELECT outcome, spent_before, spent_after, own_epsilon, charged_on FROM tunedp.charge("
+                    "%s, %s, %s, %s, %s, %s, %s, %s::float8[], %s)",
+                    (self.dataset, search_id, self._proven, config_hash, mode, label, event_json, curve, events_fit),
+                ).fetchone(),
+            )
+        assert row is not None
+        outcome, before, after_server, alone, day = row
+        if outcome == "data_mismatch":
+            raise DataMismatchError(
+                f"data: the server refused the charge: the rows this driver read were not proven to be the data "
+                f"{self.dataset!r} is bound to (tunedp fingerprints them before charging); nothing charged"
+            )
+        if outcome == "over_budget":
+            self._refuse(before, after_server)
+        return Charge(
+            search_id=search_id,
+            created_at=day.isoformat(),
+            config_hash=config_hash,
+            mode=mode,
+            label=label,
+            epsilon=float(alone),
+            status="charged",
+            event=event,
+        )
+
+    def _refuse(self, before: float, after: float) -> None:
+        raise BudgetExceededError(
+            f"budget: dataset {self.dataset!r} has spent epsilon={before:.4g} of {self.epsilon:g}; "
+            f"this search would bring it to {after:.4g}; lower --budget or raise the global budget"
+        )
+
+    def set_status(self, search_id: str, status: str, *, at: str | None = None) -> None:
+        """Record a search's progress (the server stores the UTC day); never changes what was charged.
+
+        ``at`` is accepted for the sqlite ledger's interface; the server writes
+        its own day. Bookkeeping only, so a server that is away (restarting) is
+        retried for a while, then the status is left as it was, with a warning:
+        the charge it describes is committed either way.
+        """
+        if status not in STATUSES:
+            raise ValueError(f"Expected status={status!r} in {STATUSES}")
+        _ = _day(at) if at is not None else None  # same validation as the sqlite ledger
+        deadline = time.monotonic() + STATUS_RETRY_S
+        while True:
+            try:
+                with _session(self.url) as connection:
+                    _call(
+                        self.url,
+                        lambda: connection.execute("SELECT tunedp.set_status(%s, %s)", (search_id, status)),
+                    )
+                return
+            except _ServerAway as away:
+                if time.monotonic() > deadline:
+                    log.warning(
+                        "ledger %s: status %r of search %s not recorded (%s)",
+                        self.url.shown,
+                        status,
+                        search_id[:12],
+                        away,
+                    )
+                    return
+                time.sleep(1.0)
+
+    # ------------------------------------------------------------------ helpers
+
+    def _composed_epsilon(self, events: list[dp_event.DpEvent]) -> float:
+        if not events:
+            return 0.0
+        return rdp_epsilon(dp_event.ComposedDpEvent(events), self.delta)
+
+
+class _ServerAway(LedgerError):
+    """The connection failed or was lost (server down, restarting, or the backend terminated)."""
+
+
+@contextmanager
+def _session(url: LedgerUrl) -> Iterator[psycopg.Connection[Any]]:
+    try:
+        connection = url.connect()
+    except LedgerError as error:
+        raise _ServerAway(str(error)) from None
+    try:
+        yield connection
+    finally:
+        connection.close()
+
+
+def _call(url: LedgerUrl, operation: Callable[[], _T]) -> _T:
+    """Run one statement, mapping the server's errors to one line (psycopg's messages are multi-line)."""
+    import psycopg
+    from psycopg import errors
+
+    try:
+        return operation()
+    except errors.InsufficientPrivilege as error:
+        raise LedgerError(f"ledger {url.shown}: the server refused: {_primary(error)}; nothing changed") from None
+    except (errors.InvalidSchemaName, errors.UndefinedTable, errors.UndefinedFunction) as error:
+        raise LedgerMissingError(
+            f"ledger {url.shown}: no tunedp ledger in this database ({_primary(error)}); its administrator creates "
+            f"one with `tunedp ledger setup --url {url.shown}`"
+        ) from None
+    except errors.NoDataFound as error:
+        raise LedgerMissingError(f"ledger {url.shown}: {_primary(error)}") from None
+    except errors.UniqueViolation as error:
+        raise LedgerError(f"ledger {url.shown}: {_primary(error)}") from None
+    except (psycopg.OperationalError, psycopg.InterfaceError) as error:
+        raise _ServerAway(
+            f"ledger {url.shown}: lost the connection to the server ({_primary(error)}); the operation did not "
+            "complete (a charge is committed only if `tunedp budget show` lists it)"
+        ) from None
+    except psycopg.Error as error:
+        raise LedgerError(f"ledger {url.shown}: the server refused: {_primary(error)}") from None
+
+
+def _primary(error: BaseException) -> str:
+    diagnostic = getattr(error, "diag", None)
+    primary = getattr(diagnostic, "message_primary", None) if diagnostic is not None else None
+    return one_line(primary or error, 200)
+
+
+def _check_settings(connection: psycopg.Connection[Any], url: LedgerUrl) -> None:
+    """The schema's version and the orders its curves are stored at must be this tunedp's."""
+    row = _call(url, lambda: connection.execute("SELECT schema_version, orders FROM tunedp.settings").fetchone())
+    if row is None:
+        raise LedgerCorruptError(f"ledger {url.shown}: its settings row is missing; refusing to use it")
+    version, orders = row
+    if version != SCHEMA_VERSION or tuple(float(o) for o in orders) != LEDGER_ORDERS:
+        raise LedgerCorruptError(
+            f"ledger {url.shown}: schema {SCHEMA!r} version {version} stores curves at other orders than this "
+            f"tunedp (version {SCHEMA_VERSION}); use the tunedp version that set it up"
+        )
