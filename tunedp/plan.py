@@ -36,6 +36,7 @@ from tunedp.config import (
     SearchConfig,
     TwoStageSearch,
 )
+from tunedp.errors import CalibrationError
 from tunedp.workloads.contract import DatasetSizes, Workload
 from tunedp.workloads.registry import resolve_workload
 
@@ -384,5 +385,10 @@ def plan_search(config: SearchConfig) -> SearchPlan:
     def make_event(sigma: float) -> dp_event.DpEvent:
         return search_event(_trial_plan(config, sizes, geometry, sigma).dp_event(), shape)
 
-    calibration = calibrate_noise_multiplier(make_event, target_epsilon=config.budget.epsilon, delta=delta)
+    try:
+        calibration = calibrate_noise_multiplier(make_event, target_epsilon=config.budget.epsilon, delta=delta)
+    except CalibrationError as error:
+        if isinstance(config.search, HypoSearch):  # log(C/c) is charged whatever σ: name the knob
+            raise CalibrationError(f"{error}; or lower search.density_ratio") from None
+        raise
     return SearchPlan(config=config, sizes=sizes, shape=shape, geometry=geometry, calibration=calibration)

@@ -11,6 +11,11 @@ tracking and the console never load Ray. Modes map to Tune as follows:
   set, as Ray otherwise drops to one trial at a time), optionally ASHA, whose
   rungs read only the noisy released scores.
 - ``grid``: every point of the grid once.
+- ``hypo``: K is drawn by the driver as for ``random``; a :class:`HypoSearcher`
+  proposes each point from :mod:`tunedp.hypo_proposal`'s bounded density given
+  the finished trials' released scores (the metric Tune hands back, nothing
+  else), so proposals adapt while the charge stays DP-HyPO's. Silenced and
+  kept in a temporary folder as under ``release: best``.
 
 Trials are never retried (``max_failures=0``): a retry would touch the data
 again, outside what was charged. Every trial draws its batches, noise and
@@ -36,6 +41,7 @@ from typing import Any
 import numpy as np
 import ray
 from ray import tune
+from ray.tune.search import Searcher
 from ray.tune.search.basic_variant import BasicVariantGenerator
 
 from tunedp.accounting.trial_event import TrialPlan
@@ -44,6 +50,7 @@ from tunedp.config import (
     ChoiceParam,
     FixedParam,
     GridSearch,
+    HypoSearch,
     LogUniformParam,
     Resources,
     SearchConfig,
@@ -52,6 +59,7 @@ from tunedp.config import (
 from tunedp.disclosure import Disclosure
 from tunedp.errors import ConfigError
 from tunedp.failures import describe_failure
+from tunedp.hypo_proposal import BoundedProposal
 from tunedp.plan import SearchPlan, grid_points
 from tunedp.records import TrialRecord, TrialStatus
 from tunedp.scoped import environment, logger_levels
@@ -254,6 +262,8 @@ def split_variant(point: Mapping[str, Any], config: SearchConfig) -> tuple[str |
 
 
 def _param_space(config: SearchConfig) -> dict[str, Any]:
+    if isinstance(config.search, HypoSearch):
+        return {}  # the HypoSearcher draws every coordinate (the model variant too) itself
     variants = list(config.space.model.values) if config.space.model is not None else None
     if isinstance(config.search, GridSearch):
         space = {name: tune.grid_search(values) for name, values in _grid_axes(config).items()}
@@ -465,6 +475,17 @@ def _tune_config(plan: SearchPlan, trial_count: int, concurrency: int, rng: np.r
         )
     if isinstance(config.search, GridSearch):
         return tune.TuneConfig(num_samples=1, max_concurrent_trials=concurrency, reuse_actors=True)
+    if isinstance(config.search, HypoSearch):
+        # Tune wraps the searcher in a ConcurrencyLimiter: a new point is proposed
+        # only when a slot is free, so it sees every trial finished by then.
+        return tune.TuneConfig(
+            metric=METRIC,
+            mode="max",
+            search_alg=HypoSearcher(BoundedProposal.of_config(config, model_key=MODEL_KEY), seed=sampler_seed),
+            num_samples=trial_count,
+            max_concurrent_trials=concurrency,
+            reuse_actors=True,
+        )
     # Reusing trial actors saves a Python start, a torch import and a data
     # load per trial: most of a short trial's overhead.
     return tune.TuneConfig(
@@ -474,6 +495,49 @@ def _tune_config(plan: SearchPlan, trial_count: int, concurrency: int, rng: np.r
         num_samples=trial_count,
         reuse_actors=True,
     )
+
+
+class HypoSearcher(Searcher):
+    """Tune's side of a ``hypo`` search: each point drawn from the bounded proposal of the history so far.
+
+    The history is (point, released score) of every trial that finished
+    without error: ``result[METRIC]`` is the last score the trial released,
+    noisy and already charged. Failed trials teach nothing. However the
+    history turns out, the proposal's ratio to the prior stays in [c, C]
+    (:mod:`tunedp.hypo_proposal`), which is all DP-HyPO's bound asks. The
+    searcher lives in the driver; Tune's copy of its state goes to the
+    search's temporary storage, deleted with it.
+    """
+
+    def __init__(self, proposal: BoundedProposal, *, seed: int) -> None:
+        super().__init__(metric=METRIC, mode="max")
+        self._proposal = proposal
+        self._rng = np.random.default_rng(seed)
+        self._live: dict[str, dict[str, Any]] = {}
+        self.history: list[tuple[dict[str, Any], float]] = []
+
+    def suggest(self, trial_id: str) -> dict[str, Any] | None:
+        point = self._proposal.sample(self.history, self._rng)
+        self._live[trial_id] = point
+        return dict(point)
+
+    def on_trial_complete(self, trial_id: str, result: dict[str, Any] | None = None, error: bool = False) -> None:
+        point = self._live.pop(trial_id, None)
+        if point is None or error or not result or METRIC not in result:
+            return
+        score = float(result[METRIC])
+        if np.isfinite(score):
+            self.history.append((point, score))
+
+    def save(self, checkpoint_path: str) -> None:
+        state = {"rng": self._rng.bit_generator.state, "live": self._live, "history": self.history}
+        Path(checkpoint_path).write_text(json.dumps(state))
+
+    def restore(self, checkpoint_path: str) -> None:
+        state = json.loads(Path(checkpoint_path).read_text())
+        self._rng.bit_generator.state = state["rng"]
+        self._live = state["live"]
+        self.history = [(point, float(score)) for point, score in state["history"]]
 
 
 def trial_record(
