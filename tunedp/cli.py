@@ -28,6 +28,7 @@ from tunedp.errors import UserFacingError
 
 if TYPE_CHECKING:
     from tunedp.accounting.ledger import PrivacyLedger
+    from tunedp.ledger import LedgerUrl
     from tunedp.observers import SearchObserver, SearchOutcome
     from tunedp.plan import PlanFigures
     from tunedp.preflight import PreflightResult
@@ -44,6 +45,8 @@ app = typer.Typer(
 )
 budget_app = typer.Typer(help="The global privacy budget (ledger) of a protected dataset.", no_args_is_help=True)
 app.add_typer(budget_app, name="budget")
+ledger_app = typer.Typer(help="A team's shared PostgreSQL ledger: set it up, grant analysts.", no_args_is_help=True)
+app.add_typer(ledger_app, name="ledger")
 
 console = Console()
 err_console = Console(stderr=True)
@@ -65,16 +68,30 @@ def _print_error(message: str, prefix: str = "error:") -> None:
     err_console.print(f"[bold red]{prefix}[/] {escape(message)}", highlight=False, soft_wrap=True)
 
 
-def resolve_ledger_path(dataset: str, ledger: Path | None) -> Path:
-    from tunedp.accounting.ledger import default_ledger_path
+def resolve_ledger_path(dataset: str, ledger: str | Path | None) -> Path | LedgerUrl:
+    """``--ledger`` (a file or a postgresql:// URL), else ``$TUNEDP_LEDGER_URL``, else the dataset's default file."""
+    from tunedp.ledger import ledger_location
 
-    return ledger if ledger is not None else default_ledger_path(dataset)
+    return ledger_location(dataset, ledger)
 
 
-def open_ledger(path: Path, dataset: str | None) -> PrivacyLedger:
-    from tunedp.accounting.ledger import PrivacyLedger
+def open_ledger(path: Path | LedgerUrl, dataset: str | None) -> PrivacyLedger:
+    from tunedp.ledger import open_ledger as open_at
 
-    return PrivacyLedger.open(path, dataset=dataset)
+    return open_at(path, dataset=dataset)  # type: ignore[return-value]  # the interface both backends share
+
+
+def _ledger_exists(location: Path | LedgerUrl, dataset: str) -> bool:
+    """A file that exists, or a server that holds ``dataset``'s budget (a server that is down is an error)."""
+    from tunedp.errors import LedgerMissingError
+
+    if isinstance(location, Path):
+        return location.exists()
+    try:
+        open_ledger(location, dataset)
+    except LedgerMissingError:
+        return False
+    return True
 
 
 def _quiet_libraries() -> None:
@@ -116,11 +133,11 @@ DeltaOption = Annotated[
     float | None, typer.Option("--delta", help="Override budget.delta of the config.", show_default=False)
 ]
 LedgerOption = Annotated[
-    Path | None,
+    str | None,
     typer.Option(
         "--ledger",
-        help="Ledger file (default: $TUNEDP_HOME/ledgers/<dataset>.sqlite, else ~/.local/share/tunedp/ledgers/).",
-        dir_okay=False,
+        help="Ledger file or postgresql://USER@HOST:PORT/DB (default: $TUNEDP_LEDGER_URL, else "
+        "$TUNEDP_HOME/ledgers/<dataset>.sqlite, else ~/.local/share/tunedp/ledgers/).",
         show_default=False,
     ),
 ]
@@ -198,7 +215,7 @@ def plan(
     figures = search_plan.figures()
     ledger_path = resolve_ledger_path(search_config.dataset_name, ledger)
     verdict: LedgerVerdict | None = None
-    if ledger_path.exists():
+    if _ledger_exists(ledger_path, search_config.dataset_name):
         opened = open_ledger(ledger_path, search_config.dataset_name)
         fits, after = opened.admissible(search_plan.event)
         verdict = LedgerVerdict(
@@ -254,7 +271,7 @@ class LedgerVerdict:
 
 def print_plan(
     figures: PlanFigures,
-    ledger_path: Path,
+    ledger_path: Path | LedgerUrl,
     verdict: LedgerVerdict | None,
     *,
     preflight: PreflightResult | None = None,
@@ -326,7 +343,7 @@ def _preflight_rows(preflight: PreflightResult, figures: PlanFigures) -> list[tu
     ]
 
 
-def _ledger_row(ledger_path: Path, verdict: LedgerVerdict | None) -> tuple[str, str]:
+def _ledger_row(ledger_path: Path | LedgerUrl, verdict: LedgerVerdict | None) -> tuple[str, str]:
     if verdict is None:
         return ("ledger", f"none yet at {ledger_path}")
     shown = "[green]admissible[/]" if verdict.admissible else "[red]NOT admissible[/]"
@@ -363,8 +380,8 @@ def budget_init(
     else:
         _check_delta_against_dataset(dataset, delta, size)
     path = resolve_ledger_path(dataset, ledger)
-    if path.exists():
-        raise UserError(f"--ledger: ledger {path} already exists; a global budget cannot be reset")
+    if _ledger_exists(path, dataset):
+        raise UserError(f"--ledger: ledger {path} already holds {dataset!r}; a global budget cannot be reset")
     readers = [_workload_label(workload)] if workload is not None else workloads_of(dataset)
     if readers:
         console.print(f"loading the data of workload {readers[0]!r} to fingerprint it …", highlight=False)
@@ -430,8 +447,8 @@ def budget_bind(
     if dataset is None and config is None and ledger is None:
         raise UserError("--dataset: give the dataset name (or --config, or --ledger PATH)")
     workload, named = _budget_target(dataset, config, None) if (dataset or config) else (None, None)
-    path = resolve_ledger_path(named or "", ledger) if ledger is None else ledger
-    opened = PrivacyLedger.open_for_binding(path, dataset=named)
+    path = resolve_ledger_path(named or "", ledger)
+    opened = PrivacyLedger.open_for_binding(path, dataset=named) if isinstance(path, Path) else open_ledger(path, named)
     bound = bind_ledger(opened, workload)
     console.print(
         f"bound ledger {path} to the data of workload {_workload_label(bound)!r}: fingerprint {opened.fingerprint} "
@@ -471,15 +488,12 @@ def budget_show(
 ) -> None:
     """Global, spent and remaining budget, and one line per charged search."""
     _quiet_libraries()
-    if dataset is None and ledger is None:
-        raise UserError("--dataset: give the dataset name (or --ledger PATH)")
-    path = resolve_ledger_path(dataset or "", ledger) if ledger is None else ledger
-    opened = open_ledger(path, dataset)
+    path, opened = _open_for_reading(dataset, ledger)
     charges = opened.charges()
     spent = opened.spent_epsilon()
     summary = {
         "dataset": opened.dataset,
-        "ledger": str(path.absolute()),
+        "ledger": str(path.absolute()) if isinstance(path, Path) else str(path),
         "fingerprint": opened.fingerprint or None,
         "key_id": opened.key_id or None,
         "epsilon": opened.epsilon,
@@ -489,7 +503,7 @@ def budget_show(
         "charges": [
             {
                 "search_id": c.search_id,
-                "created_at": c.created_at,
+                "created_at": c.created_at[:10],  # the UTC day (older ledgers stored seconds)
                 "mode": c.mode,
                 "label": c.label,
                 "epsilon": c.epsilon,
@@ -518,15 +532,245 @@ def budget_show(
     # Search ids never wrap (they are what a user copies); the label gives way first.
     table = Table(box=None, pad_edge=False)
     table.add_column("search", no_wrap=True, min_width=12)
-    table.add_column("created (UTC)", no_wrap=True)
+    table.add_column("day (UTC)", no_wrap=True)
     table.add_column("mode", no_wrap=True)
     table.add_column("label", overflow="ellipsis", no_wrap=True, max_width=24)
     table.add_column("ε alone", no_wrap=True, justify="right")
     table.add_column("status", no_wrap=True)
     for c in charges:
-        created = c.created_at.replace("T", " ")[:16]
-        table.add_row(c.search_id[:12], created, c.mode, c.label, f"{c.epsilon:.4f}", c.status)
+        table.add_row(c.search_id[:12], c.created_at[:10], c.mode, c.label, f"{c.epsilon:.4f}", c.status)
     console.print(table)
+
+
+def _open_for_reading(dataset: str | None, ledger: str | None) -> tuple[Path | LedgerUrl, PrivacyLedger]:
+    """The ledger ``budget show/history/verify`` read: by dataset (default place or URL) or by ``--ledger``."""
+    from tunedp.ledger import LEDGER_URL_ENV
+
+    if dataset is None and ledger is None:
+        raise UserError(f"--dataset: give the dataset name (or --ledger PATH, or --ledger/{LEDGER_URL_ENV} with it)")
+    path = resolve_ledger_path(dataset or "", ledger)
+    if dataset is None and not isinstance(path, Path):
+        raise UserError(f"--dataset: a PostgreSQL ledger ({path}) holds many datasets; name one with --dataset")
+    return path, open_ledger(path, dataset)
+
+
+DatasetOption = Annotated[str | None, typer.Option("--dataset", help="Protected dataset name.", show_default=False)]
+
+
+@budget_app.command("history")
+def budget_history(dataset: DatasetOption = None, ledger: LedgerOption = None, as_json: JsonOption = False) -> None:
+    """The audit trail: every charge (role, search id, event, mode, day) and every refusal."""
+    from tunedp.accounting.serialization import event_to_json
+
+    _quiet_libraries()
+    path, opened = _open_for_reading(dataset, ledger)
+    charges, refusals = opened.charges(), opened.refusals()
+    trail = {
+        "dataset": opened.dataset,
+        "ledger": str(path),
+        "charges": [
+            {
+                "search_id": c.search_id,
+                "role": c.charged_by,
+                "day": c.created_at[:10],
+                "mode": c.mode,
+                "label": c.label,
+                "epsilon": c.epsilon,
+                "status": c.status,
+                "event": event_to_json(c.event),
+            }
+            for c in charges
+        ],
+        "refusals": [
+            {
+                "search_id": r.search_id,
+                "role": r.refused_by,
+                "day": r.day,
+                "mode": r.mode,
+                "reason": r.reason,
+                "epsilon_after": r.epsilon_after,
+            }
+            for r in refusals
+        ],
+    }
+    if as_json:
+        print(json.dumps(trail, indent=2))
+        return
+    console.print(
+        f"[bold]{opened.dataset}[/] at {escape(str(path))}: {len(charges)} charge(s), {len(refusals)} refusal(s)"
+    )
+    for entry in trail["charges"]:
+        event = json.dumps(entry["event"], separators=(",", ":"))
+        console.print(
+            f"{entry['day']}  charged  {entry['search_id']}  role={entry['role'] or '-'}  mode={entry['mode']}  "
+            f"ε alone={entry['epsilon']:.4f}  status={entry['status']}  event={event}",
+            highlight=False,
+            markup=False,
+            soft_wrap=True,
+        )
+    for entry in trail["refusals"]:
+        after = "" if entry["epsilon_after"] is None else f"  would bring spent to {entry['epsilon_after']:.4f}"
+        console.print(
+            f"{entry['day']}  REFUSED  {entry['search_id']}  role={entry['role']}  mode={entry['mode']}  "
+            f"{entry['reason']}{after}",
+            highlight=False,
+            markup=False,
+            soft_wrap=True,
+        )
+    if isinstance(path, Path):
+        console.print("(a sqlite ledger keeps no refusal log: a refused charge leaves the file unchanged)")
+
+
+@budget_app.command("verify")
+def budget_verify(dataset: DatasetOption = None, ledger: LedgerOption = None, as_json: JsonOption = False) -> None:
+    """Recompute every charge's RDP curve from its stored DpEvent; name the short ones and who made them (exit 1)."""
+    _quiet_libraries()
+    path, opened = _open_for_reading(dataset, ledger)
+    short = opened.verify()
+    count = len(opened.charges())
+    if as_json:
+        print(
+            json.dumps(
+                {
+                    "dataset": opened.dataset,
+                    "ledger": str(path),
+                    "charges": count,
+                    "short": [
+                        {
+                            "search_id": s.search_id,
+                            "role": s.charged_by,
+                            "day": s.day,
+                            "orders": list(s.orders),
+                            "stored_epsilon": s.stored_epsilon,
+                            "recomputed_epsilon": s.recomputed_epsilon,
+                        }
+                        for s in short
+                    ],
+                },
+                indent=2,
+            )
+        )
+    elif not short:
+        what = (
+            "its stored curve matches its event"
+            if not isinstance(path, Path)
+            else "rows checked (sqlite stores no curves)"
+        )
+        console.print(f"{opened.dataset}: {count} charge(s) verified; {what}", highlight=False)
+    for s in short if not as_json else ():
+        _print_error(
+            f"charge {s.search_id} by role {s.charged_by or '-'} on {s.day}: its stored curve is short at "
+            f"{len(s.orders)} order(s) (ε {s.stored_epsilon:.4g} stored, {s.recomputed_epsilon:.4g} by its event)",
+            prefix="SHORT:",
+        )
+    if short:
+        raise typer.Exit(1)
+
+
+@budget_app.command("migrate")
+def budget_migrate(
+    source: Annotated[Path, typer.Option("--from", help="The sqlite ledger file to move.", dir_okay=False)],
+    target: Annotated[str, typer.Option("--to", help="postgresql://USER@HOST:PORT/DB (the owner's role).")],
+) -> None:
+    """Move a sqlite ledger (budget, binding and every charge) to a PostgreSQL ledger; refuses an existing dataset."""
+    from tunedp.ledger import LedgerUrl, looks_like_url
+    from tunedp.ledger._migrate import migrate
+
+    _quiet_libraries()
+    if not looks_like_url(target):
+        raise UserError("--to: give the PostgreSQL ledger as postgresql://USER@HOST:PORT/DATABASE")
+    moved = migrate(source, LedgerUrl.parse(target, field="--to"))
+    console.print(
+        f"moved {moved.dataset!r} (ε = {moved.epsilon:g}, δ = {moved.delta:g}, {moved.charges} charge(s)"
+        f"{', bound' if moved.bound else ''}) from {source} to {moved.url}; keep {source} as a read-only backup",
+        highlight=False,
+    )
+
+
+# ---------------------------------------------------------------------------- ledger (team)
+
+UrlOption = Annotated[str, typer.Option("--url", help="postgresql://USER@HOST:PORT/DATABASE", show_default=False)]
+
+
+def _url(text: str) -> LedgerUrl:
+    from tunedp.ledger import LedgerUrl
+
+    return LedgerUrl.parse(text, field="--url")
+
+
+@ledger_app.command("setup")
+def ledger_setup(
+    url: UrlOption,
+    role_prefix: Annotated[str, typer.Option("--role-prefix", help="Prefix of the roles it creates.")] = "tunedp_",
+    owner: Annotated[
+        str | None, typer.Option("--owner", help="An existing login role to make the data owner.", show_default=False)
+    ] = None,
+) -> None:
+    """Create the ledger's schema, roles (owner, analyst, auditor) and charge function; run once, as the DB admin."""
+    from tunedp.ledger._schema import check_prefix, setup
+
+    roles = check_prefix(role_prefix)
+    target = _url(url)
+    with target.connect(autocommit=True) as connection:
+        from tunedp.ledger._postgres import _call
+
+        _call(target, lambda: setup(connection, roles, owner_login=owner))
+    console.print(
+        f"set up the tunedp ledger in {target}: roles {roles.owner} (owner), {roles.analyst} (analyst), "
+        f"{roles.auditor} (auditor), objects owned by {roles.ledger}"
+        + (f"; {owner} is the owner" if owner else f"; next: GRANT {roles.owner} TO <the data owner's login>"),
+        highlight=False,
+    )
+
+
+@ledger_app.command("grant")
+def ledger_grant(
+    url: UrlOption,
+    role: Annotated[str, typer.Option("--role", help="The login role to grant.", show_default=False)],
+    dataset: DatasetOption = None,
+    auditor: Annotated[bool, typer.Option("--auditor", help="Read-only access to every dataset.", metavar="")] = False,
+) -> None:
+    """The owner grants a login role: analyst of one dataset (--dataset), or auditor of all (--auditor)."""
+    from psycopg import sql
+
+    from tunedp.ledger._postgres import _call
+
+    if (dataset is None) == (not auditor):
+        raise UserError("--dataset: give --dataset D (an analyst of D) or --auditor (reads every dataset), not both")
+    target = _url(url)
+    with target.connect() as connection:
+        if auditor:
+            row = _call(target, lambda: connection.execute("SELECT auditor_role FROM tunedp.settings").fetchone())
+            assert row is not None
+            _call(
+                target,
+                lambda: connection.execute(
+                    sql.SQL("GRANT {} TO {}").format(sql.Identifier(str(row[0])), sql.Identifier(role))
+                ),
+            )
+        else:
+            _call(target, lambda: connection.execute("SELECT tunedp.grant_dataset(%s, %s)", (dataset, role)))
+    console.print(
+        f"{role} may now read every dataset on {target}"
+        if auditor
+        else f"{role} may now charge and read {dataset!r} on {target}",
+        highlight=False,
+    )
+
+
+@ledger_app.command("revoke")
+def ledger_revoke(
+    url: UrlOption,
+    role: Annotated[str, typer.Option("--role", help="The login role.", show_default=False)],
+    dataset: Annotated[str, typer.Option("--dataset", help="Protected dataset name.", show_default=False)],
+) -> None:
+    """The owner withdraws a role's grant on one dataset (its past charges stay)."""
+    from tunedp.ledger._postgres import _call
+
+    target = _url(url)
+    with target.connect() as connection:
+        _call(target, lambda: connection.execute("SELECT tunedp.revoke_dataset(%s, %s)", (dataset, role)))
+    console.print(f"{role} may no longer charge {dataset!r} on {target}; its charges stay", highlight=False)
 
 
 # ---------------------------------------------------------------------------- search
@@ -618,7 +862,7 @@ def search_command(
 
         abandoned = abandon_search(abandon)
         console.print(
-            f"abandoned search {abandoned.search_id[:12]}: its secret state is deleted; "
+            f"abandoned search {abandoned[:12]}: its secret state is deleted; "
             "the charge stays on the ledger and nothing is released",
             highlight=False,
         )
@@ -741,7 +985,8 @@ def report_command(
 def audit_command(
     config: ConfigOption,
     public: Annotated[
-        bool, typer.Option("--public", help="Audit the same mechanism on public data (digits); charges nothing.")
+        bool,
+        typer.Option("--public", help="The config's workload is declared public (e.g. mnist_public): charge nothing."),
     ] = False,
     canaries: Annotated[int, typer.Option("--canaries", help="Number of canaries m (each in w.p. 1/2).")] = 1000,
     ledger: LedgerOption = None,
@@ -749,31 +994,39 @@ def audit_command(
 ) -> None:
     """Empirical privacy audit of one planned trial (one run, Steinke et al. 2023): claimed vs measured ε.
 
-    It trains on the protected data, so it is charged to the ledger like one
-    trial, before training; --public runs it on digits instead and charges nothing.
+    It trains on the protected data, so it passes a search's pre-charge checks
+    and is charged to the ledger like one trial, before training; --public,
+    for a workload declared public only, charges nothing.
     """
     if canaries < 2:
         raise UserError(f"--canaries: {canaries} must be an integer >= 2")
+    if public and ledger is not None:
+        raise UserError("--ledger: a --public audit charges no ledger; drop --ledger")
     from tunedp.audit.command import run_config_audit
 
     _quiet_libraries()
     search_config = _load(config, None, None)
-    path = None if public else resolve_ledger_path(search_config.dataset_name, ledger)
     result = run_config_audit(
         search_config,
         public=public,
         canaries=canaries,
-        ledger_path=path,
+        ledger_path=ledger,
         announce=lambda line: err_console.print(escape(line), highlight=False, soft_wrap=True),
     )
     if as_json:
         print(json.dumps(result.to_json(), indent=2))
         return
     verdict = "[red]claim VIOLATED[/]" if result.violates_claim else "consistent with the claim"
+    check = result.clip_check
+    clip = (
+        "; clip check not run (needs dp_sgd and --canaries >= 200)"
+        if check is None
+        else f"; clip check: one example moves the model by ≈ {check.contribution:.2f}·C (p = {check.p_value:.2g})"
+    )
     console.print(
         f"claimed ε = {result.claimed_epsilon:.4f}; empirical lower bound ε ≥ {result.empirical_epsilon:.4f} "
-        f"at {result.counts.confidence:.0%} confidence ({result.counts.correct} of {result.counts.guesses} "
-        f"guesses right, {result.counts.canaries} canaries): {verdict}",
+        f"({result.counts.correct} of {result.counts.guesses} guesses right, {result.counts.canaries} canaries)"
+        f"{clip}; at {result.confidence:.0%} confidence: {verdict}",
         highlight=False,
     )
 

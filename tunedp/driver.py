@@ -16,7 +16,6 @@ who hears about it (console, MLflow) is the caller's choice of observers.
 from __future__ import annotations
 
 import logging
-import os
 import secrets
 import shutil
 import uuid
@@ -26,6 +25,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
+from dp_accounting import dp_event
 
 from tunedp.accounting.ledger import SEEDED_MARK, Charge, PrivacyLedger
 from tunedp.accounting.search_event import draw_trial_count
@@ -46,7 +46,7 @@ from tunedp.resume import finish as finish_state
 from tunedp.selection import select_best
 from tunedp.staged_plan import StagedPlan
 
-__all__ = ["SearchError", "resume_search", "run_search", "search"]
+__all__ = ["SearchError", "open_checked_ledger", "resume_search", "run_search", "search"]
 
 log = logging.getLogger(__name__)
 
@@ -91,6 +91,29 @@ def search(
         force=force,
         progress=progress,
     )
+
+
+def open_checked_ledger(
+    plan: SearchPlan, ledger_path: Path | None = None, *, event: dp_event.DpEvent | None = None
+) -> PrivacyLedger:
+    """The ledger a charge of ``plan``'s data goes to, after the checks a search makes before its charge.
+
+    For callers that charge the protected data but run no Ray trials
+    (``tunedp audit``, charged ``event``: one trial): the ledger :func:`search`
+    opens (the workload's dataset, no aliases), then, in the search's order,
+    :func:`~tunedp.preflight.check_admissible`, the pre-flight
+    (:func:`~tunedp.preflight.run_preflight`, as :func:`run_search` runs it)
+    and the keyed data fingerprint (:func:`verify_search_data`, as the charge
+    step runs it). Each failure is one line and nothing is charged.
+    """
+    from tunedp.preflight import check_admissible, run_preflight
+
+    config = plan.config
+    ledger = open_search_ledger(config.workload, config.dataset, ledger_path)
+    check_admissible(plan, ledger, event=event)
+    run_preflight(plan)
+    verify_search_data(ledger, config.workload)
+    return ledger
 
 
 def run_search(
@@ -189,7 +212,8 @@ def _charge_and_run(
             search_id=search_id,
             config=config.model_dump(mode="json"),
             ledger_path=str(ledger.path),
-            trial_count=draw_trial_count(plan.shape, rng),
+            # A staged search's secret K is its stage 1's, drawn here once: a resume never draws it again.
+            trial_count=draw_trial_count(plan.selection_shape if isinstance(plan, StagedPlan) else plan.shape, rng),
             seed=seed,
             spent_before=spent_before,
         )
@@ -198,14 +222,20 @@ def _charge_and_run(
         spent_before = resume.spent_before if resume.spent_before is not None else spent_before
     # Takes the search's lock first: a second driver on the same search is refused
     # here, before it could touch the ledger's status or run a trial.
-    recorder = StateRecorder(output, state)
+    recorder = StateRecorder(output, state, ledger)  # authenticated under the ledger's key
     try:
         ledger.set_status(search_id, "running", at=_public_iso(disclosure, datetime.now(UTC)))
         if isinstance(plan, StagedPlan):  # two_stage / public_proxy: select, then one final run
             from tunedp.staged import run_stages  # Ray loads only once trials run
 
             run = run_stages(
-                plan, rng=rng, seed=seed, ray_address=ray_address, max_concurrent=max_concurrent, select=select_best
+                plan,
+                rng=rng,
+                seed=seed,
+                ray_address=ray_address,
+                max_concurrent=max_concurrent,
+                select=select_best,
+                recorder=recorder,
             )
             records, best, nodes = run.records, run.best, run.nodes
         else:
@@ -246,6 +276,8 @@ def _charge_and_run(
         status, records, best = "interrupted", (), None
     finally:
         ledger.set_status(search_id, status, at=_public_iso(disclosure, datetime.now(UTC)))
+        # The ledger file (and its folder: sqlite's journal comes and goes) was just written.
+        disclosure.settle(ledger.path, ledger.path.parent, tree=False)
         recorder.close()
 
     released, best_model = _release_model(config, best, output)
@@ -269,7 +301,7 @@ def _charge_and_run(
     )
     report = replace(report, failure_reasons=failure_reasons(records, disclosure))
     write_report(output, report)
-    _hide_file_times(disclosure, output)
+    disclosure.settle(output)
     outcome = SearchOutcome(
         search_id=search_id,
         plan=plan,
@@ -294,19 +326,6 @@ def _charge_and_run(
 
 def _public_iso(disclosure: Disclosure, moment: datetime) -> str:
     return disclosure.public_time(moment).isoformat(timespec="seconds")
-
-
-def _hide_file_times(disclosure: Disclosure, output: Path) -> None:
-    """Under ``release: best``, the output files' modification times say only the day.
-
-    A file's mtime is the moment it was written — the end of the search —
-    and with the charge's time in the ledger that would record the duration.
-    """
-    if disclosure.shows_duration:
-        return
-    day = disclosure.public_time().timestamp()
-    for path in [*output.rglob("*"), output]:
-        os.utime(path, (day, day))
 
 
 def _release_model(
@@ -411,11 +430,13 @@ def resume_search(
     """
     from tunedp.config import GridSearch
     from tunedp.preflight import prepared_cluster
-    from tunedp.resume import ResumeError, check_unlocked, read_state
+    from tunedp.resume import ResumeError, check_unlocked, read_state, verified_state
 
     output = Path(output_dir)
-    state = read_state(output)
+    unverified = read_state(output)  # names the ledger whose key authenticates it
     check_unlocked(output)
+    ledger = PrivacyLedger.open(Path(unverified.ledger_path))
+    state = verified_state(output, ledger)  # refuses an edited state: nothing runs, nothing is charged
     config = SearchConfig.model_validate(state.config, strict=False)
     plan = plan_search(config)
     ledger = PrivacyLedger.open(Path(state.ledger_path), dataset=config.dataset_name)

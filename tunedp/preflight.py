@@ -48,6 +48,8 @@ from tunedp.errors import UserFacingError, one_line
 from tunedp.space import optimizer_hyperparameters
 
 if TYPE_CHECKING:
+    from dp_accounting.dp_event import DpEvent
+
     from tunedp.accounting.ledger import PrivacyLedger
     from tunedp.plan import SearchPlan
 
@@ -99,15 +101,16 @@ class PreflightResult:
 # ---------------------------------------------------------------------------- cheap checks
 
 
-def check_admissible(plan: SearchPlan, ledger: PrivacyLedger) -> None:
+def check_admissible(plan: SearchPlan, ledger: PrivacyLedger, *, event: DpEvent | None = None) -> None:
     """Refuse (nothing charged) a search the ledger cannot admit, before anything else is started.
 
     A dry run of :meth:`PrivacyLedger.charge`; the charge itself re-checks
-    under a lock, so a concurrent search cannot slip in between.
+    under a lock, so a concurrent search cannot slip in between. ``event``
+    is what will be charged when it is not the plan's (an audit charges one trial).
     """
     from tunedp.errors import BudgetExceededError
 
-    fits, after = ledger.admissible(plan.event)
+    fits, after = ledger.admissible(plan.event if event is None else event)
     if not fits:
         raise BudgetExceededError(
             f"budget: dataset {ledger.dataset!r} has spent epsilon={ledger.spent_epsilon():.4g} of "

@@ -4,32 +4,52 @@ An audit *trains on the protected data*, and its output (the lower bound,
 the guess counts) is computed from the trained model: it is a release like
 any trial's, so it is charged to the dataset's ledger — the trial's DpEvent
 at the ledger's δ — **before** any data is read, and the charge stays even
-if the audit fails. ``public=True`` runs the same mechanism (same q, σ_t,
-steps, optimizer, hyperparameters) on scikit-learn's digits, treated as
-public data, and charges nothing.
+if the audit fails. It goes through the checks a search makes before its
+charge, by calling them (:func:`tunedp.driver.open_checked_ledger`): the
+ledger of the workload's declared dataset (no aliases), the budget, the
+pre-flight, and the keyed fingerprint of the rows the workload reads — so
+a workload that declares another dataset's name is refused as a search is.
+
+``public=True`` charges nothing, and is accepted only for a workload
+*declared* public (:data:`tunedp.public_proxy.PUBLIC_WORKLOADS`): the
+audit then trains on that workload's own public rows. Any other workload is
+refused in one line before anything runs: its data may have a ledger, and a
+"public" audit of it would be a free training run on protected rows.
+
+With DP-SGD and at least 200 canaries, as many reference canaries train
+beside them for the clip check (:mod:`tunedp.audit.clip_check`).
 
 The trial audited is the config's planned trial at a data-independent point
 of its space (the centre of every range; the first value of a choice), with
 no validation-score releases: the hyperparameters only scale the canaries'
 scores, the guarantee under audit is that of q, σ_t, C and the step count.
-Every check that does not need data runs before the charge.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Callable
-from dataclasses import replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from tunedp.audit.run import AuditResult, AuditSpec, audit_trial_plan
 from tunedp.config import ChoiceParam, FixedParam, LogUniformParam, SearchConfig, UniformParam
 from tunedp.errors import UserFacingError
 
-__all__ = ["PUBLIC_WORKLOAD", "AuditError", "audit_point", "run_config_audit"]
+if TYPE_CHECKING:
+    from tunedp.plan import SearchPlan
 
-#: The public stand-in for ``--public``: scikit-learn's digits (bundled, public).
-PUBLIC_WORKLOAD = "digits"
+__all__ = [
+    "AUDIT_MODE",
+    "AuditError",
+    "audit_point",
+    "build_spec",
+    "check_public",
+    "clip_references",
+    "run_config_audit",
+]
+
 #: The ledger row's mode for an audit (shown by ``budget show``).
 AUDIT_MODE = "audit"
 
@@ -56,35 +76,52 @@ def audit_point(config: SearchConfig) -> dict[str, float]:
     return point
 
 
-def build_spec(config: SearchConfig, *, public: bool, canaries: int, delta: float) -> AuditSpec:
-    """The audit of ``config``'s planned trial (reads no data): the same q, σ_t and steps."""
-    from tunedp.plan import plan_search
+def check_public(config: SearchConfig) -> str:
+    """The workload's public source, or a one-line refusal: ``--public`` only for a workload declared public."""
+    from tunedp.public_proxy import PUBLIC_WORKLOADS
+    from tunedp.workloads import reference_label
+
+    workload = config.workload
+    if isinstance(workload, str) and workload in PUBLIC_WORKLOADS:
+        return PUBLIC_WORKLOADS[workload]
+    known = ", ".join(sorted(PUBLIC_WORKLOADS))
+    raise AuditError(
+        f"--public: workload {reference_label(workload)!r} is not declared public (public workloads: {known}); "
+        f"its data may have a ledger, so drop --public to audit it charged to the {config.dataset_name!r} ledger"
+    )
+
+
+def clip_references(optimizer: str, canaries: int) -> int:
+    """Reference canaries for the clip check: as many as audit canaries, where the check applies (else 0)."""
+    from tunedp.audit.clip_check import LINEAR_RULES, MIN_CANARIES
+
+    return canaries if optimizer in LINEAR_RULES and canaries >= MIN_CANARIES else 0
+
+
+def build_spec(config: SearchConfig, plan: SearchPlan, *, canaries: int, delta: float) -> AuditSpec:
+    """The audit of ``plan``'s trial (reads no data): the same q, σ_t and steps, at :func:`audit_point`."""
     from tunedp.space import optimizer_hyperparameters
     from tunedp.trial_runner import TrialError, TrialSettings, check_settings
-    from tunedp.workloads import resolve_workload
 
-    plan = audit_trial_plan(plan_search(config).trial)
-    workload = config.workload
-    model = config.model
-    if public:
-        # The same mechanism on public rows: q, σ_t and steps are what the event depends on.
-        workload, model = PUBLIC_WORKLOAD, None
-        plan = replace(plan, dataset_size=resolve_workload(PUBLIC_WORKLOAD).sizes.train)
+    trial = audit_trial_plan(plan.trial)
     hyperparameters = optimizer_hyperparameters(audit_point(config), config)
     if isinstance(canaries, bool) or canaries < 2:
         raise AuditError(f"--canaries: {canaries} must be an integer >= 2")
     try:
         check_settings(
-            TrialSettings(workload=workload, optimizer=config.optimizer, hyperparameters=hyperparameters, plan=plan)
+            TrialSettings(
+                workload=config.workload, optimizer=config.optimizer, hyperparameters=hyperparameters, plan=trial
+            )
         )
         return AuditSpec(
-            workload=workload,
+            workload=config.workload,
             optimizer=config.optimizer,
             hyperparameters=hyperparameters,
-            plan=plan,
+            plan=trial,
             delta=delta,
             canaries=canaries,
-            model=model,
+            references=clip_references(config.optimizer, canaries),
+            model=config.model,
         )
     except (TrialError, ValueError) as error:
         raise AuditError(str(error)) from None
@@ -98,24 +135,28 @@ def run_config_audit(
     ledger_path: Path | None = None,
     announce: Callable[[str], None] = print,
 ) -> AuditResult:
-    """Charge (unless ``public``), then run the audit; returns claimed vs empirical ε."""
+    """Check and charge as a search does (unless ``public``), then run the audit; claimed vs empirical ε."""
     from tunedp.accounting.epsilon import rdp_epsilon
-    from tunedp.accounting.ledger import PrivacyLedger, default_ledger_path
     from tunedp.audit.run import run_audit
+    from tunedp.driver import open_checked_ledger
+    from tunedp.plan import plan_search
+    from tunedp.preflight import run_preflight
 
-    if public:
-        spec = build_spec(config, public=True, canaries=canaries, delta=config.budget.delta)
-        announce(f"public audit on {PUBLIC_WORKLOAD} (scikit-learn, treated as public): nothing is charged")
+    source = check_public(config) if public else None  # first: a refused --public starts nothing
+    plan = plan_search(config)
+    spec = build_spec(config, plan, canaries=canaries, delta=config.budget.delta)
+    if source is not None:
+        run_preflight(plan)  # the search's pre-flight; nothing to charge
+        announce(f"public audit on {config.workload} ({source}, declared public): nothing is charged")
         return run_audit(spec)
-    path = ledger_path or default_ledger_path(config.dataset_name)
-    ledger = PrivacyLedger.open(path, dataset=config.dataset_name)
-    spec = build_spec(config, public=False, canaries=canaries, delta=ledger.delta)
     event = spec.claimed_event
+    ledger = open_checked_ledger(plan, ledger_path, event=event)  # every pre-charge check of a search
+    spec = dataclasses.replace(spec, delta=ledger.delta)
     charge = ledger.charge(
-        event, config_hash=config.fingerprint(), mode=AUDIT_MODE, label=f"audit: {config.name or config.workload}"
+        event, config_hash=config.fingerprint(), mode=AUDIT_MODE, label=f"audit: {config.name or config.workload_label}"
     )
     announce(
-        f"charged ε = {charge.epsilon:.4f} (δ = {ledger.delta:g}) to the {config.dataset_name!r} ledger at {path} "
+        f"charged ε = {charge.epsilon:.4f} (δ = {ledger.delta:g}) to the {ledger.dataset!r} ledger at {ledger.path} "
         "before training: an audit is a training run on the protected data, charged like one trial"
     )
     ledger.set_status(charge.search_id, "running")
