@@ -60,7 +60,8 @@ def _run(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str,
 def test_the_secret_state_is_private_and_holds_each_finished_trial(tmp_path: Path) -> None:
     out = tmp_path / "out"
     out.mkdir()
-    recorder = StateRecorder(out, _state(tmp_path, _ledger(tmp_path)))
+    ledger = _ledger(tmp_path)
+    recorder = StateRecorder(out, _state(tmp_path, ledger), PrivacyLedger.open(ledger))
     recorder.record(
         TrialRecord(point={"step_size": 1.0}, hyperparameters={}, status="completed", released_scores=(0.5,))
     )
@@ -78,7 +79,7 @@ def test_abandon_deletes_the_state_and_leaves_the_ledger(tmp_path: Path, capsys:
     before = ledger.read_bytes()
     out = tmp_path / "out"
     out.mkdir()
-    StateRecorder(out, _state(tmp_path, ledger)).close()
+    StateRecorder(out, _state(tmp_path, ledger), PrivacyLedger.open(ledger)).close()
     code, stdout, err = _run(["search", "--abandon", str(out)], capsys)
     assert code == 0, err
     assert "abandoned" in stdout and "charge stays" in stdout
@@ -94,7 +95,7 @@ def test_a_folder_with_an_interrupted_search_is_not_a_new_output(
     ledger = _ledger(tmp_path)
     out = tmp_path / "out"
     out.mkdir()
-    StateRecorder(out, _state(tmp_path, ledger)).close()
+    StateRecorder(out, _state(tmp_path, ledger), PrivacyLedger.open(ledger)).close()
     config = tmp_path / "c.yaml"
     config.write_text(yaml.safe_dump(random_best().model_dump(mode="json", exclude_none=True)))
     before = ledger.read_bytes()
@@ -109,7 +110,7 @@ def test_resume_refuses_a_search_the_ledger_does_not_hold(tmp_path: Path, capsys
     ledger = _ledger(tmp_path)
     out = tmp_path / "out"
     out.mkdir()
-    StateRecorder(out, _state(tmp_path, ledger)).close()
+    StateRecorder(out, _state(tmp_path, ledger), PrivacyLedger.open(ledger)).close()
     code, _, err = _run(["search", "--resume", str(out)], capsys)
     assert code == 2 and "--resume" in err and "not on ledger" in err
 
@@ -118,7 +119,8 @@ def test_a_search_another_driver_runs_cannot_be_resumed(tmp_path: Path, capsys: 
     """Two drivers on one search would run more than the K trials charged."""
     out = tmp_path / "out"
     out.mkdir()
-    running = StateRecorder(out, _state(tmp_path, _ledger(tmp_path)))
+    ledger = _ledger(tmp_path)
+    running = StateRecorder(out, _state(tmp_path, ledger), PrivacyLedger.open(ledger))
     try:
         code, _, err = _run(["search", "--resume", str(out)], capsys)
     finally:

@@ -407,6 +407,24 @@ class PrivacyLedger:
                 "variables); different data needs its own workload and ledger"
             )
 
+    def derived_key(self, purpose: str) -> bytes:
+        """A secret key for ``purpose``, derived from the ledger's key (HMAC-SHA256); the key itself stays here.
+
+        For driver state that must not be edited unnoticed between two runs
+        (a resumed search's K and finished trials, :mod:`tunedp.resume`): it
+        is authenticated under a key that lives beside the ledger, not beside
+        the state. Distinct purposes get independent keys.
+        """
+        with _connect(self.path) as connection:
+            header = _read_meta(connection, self.path)
+        if header.key_id == UNBOUND:
+            raise LedgerError(
+                f"ledger {self.path} is not bound to its data yet; bind it with "
+                f"`tunedp budget bind --ledger {self.path}` (loads the workload's data)"
+            )
+        key = _read_key(self.path, header.key_id)
+        return hmac.new(key, f"tunedp-derived-key|{purpose}".encode(), hashlib.sha256).digest()
+
     def bind(self, fingerprint_of: Fingerprinter) -> None:
         """Bind an unbound (or schema-1) ledger to the data ``fingerprint_of`` reads, keeping every charge.
 
