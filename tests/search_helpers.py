@@ -45,6 +45,13 @@ def random_all(expected_trials: float = 2.0, max_trials: int = 3) -> SearchConfi
     )
 
 
+def hypo(expected_trials: float = 3.0, density_ratio: float = 1.5) -> SearchConfig:
+    """DP-HyPO: K as in random/best, each point proposed from the released scores so far."""
+    return small_config(
+        search={"mode": "hypo", "expected_trials": expected_trials, "shape": 1.0, "density_ratio": density_ratio}
+    )
+
+
 def grid(momenta: list[float], step_sizes: list[float] | None = None) -> SearchConfig:
     return small_config(
         search={"mode": "grid"},

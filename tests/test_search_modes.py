@@ -26,7 +26,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 from rich.console import Console
-from search_helpers import adaptive, grid, public_proxy, random_all, random_best, two_stage, with_searched_variants
+from search_helpers import (
+    adaptive,
+    grid,
+    hypo,
+    public_proxy,
+    random_all,
+    random_best,
+    two_stage,
+    with_searched_variants,
+)
 from shared_runs import Recorder, contract_run, selection_shape, shared_run
 
 from tunedp.accounting.ledger import Charge, PrivacyLedger
@@ -53,6 +62,8 @@ MODES = {
     # Horizon transfer here (linear radius in two_stage): the contract checks the factor either way.
     # Its final run releases no score, so it trains on the validation rows too.
     "public_proxy": lambda: public_proxy(transfer="horizon", train_on_validation=True),
+    # Adaptive proposals, K drawn as in random/best and kept secret: released as release: best.
+    "hypo": lambda: hypo(expected_trials=3.0),
 }
 
 

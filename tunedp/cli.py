@@ -310,6 +310,9 @@ def print_plan(
         rows.extend(_preflight_rows(preflight, figures))
     if figures.best_release_epsilon is not None:
         rows.append(("ε with release: best", f"{figures.best_release_epsilon:.4f}"))
+    if figures.density_ratio is not None:  # hypo: the span its adaptive proposals are charged for
+        gamma = f"; K's γ = {figures.count_gamma:.4g}" if figures.count_gamma is not None else ""
+        rows.append(("proposal density ratio C/c", f"{figures.density_ratio:g} (DP-HyPO Theorem 1{gamma})"))
     rows.append(_ledger_row(ledger_path, verdict))
     for name, value in rows:
         table.add_row(name, value)
