@@ -38,10 +38,11 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from tunedp.accounting.ledger import Fingerprinter, PrivacyLedger, default_ledger_path
+from tunedp.accounting.ledger import Fingerprinter, PrivacyLedger
 from tunedp.errors import DataMismatchError, one_line
 
 if TYPE_CHECKING:
+    from tunedp.ledger import LedgerUrl
     from tunedp.workloads import Split, Workload, WorkloadReference
 
 __all__ = [
@@ -183,7 +184,7 @@ def _the_workload_of(dataset: str) -> str | None:
 
 
 def create_ledger(
-    path: Path, *, dataset: str, epsilon: float, delta: float, workload: WorkloadReference | None = None
+    path: Path | LedgerUrl, *, dataset: str, epsilon: float, delta: float, workload: WorkloadReference | None = None
 ) -> PrivacyLedger:
     """Create a ledger bound to the data the dataset's workload loads (loads it once).
 
@@ -197,7 +198,9 @@ def create_ledger(
         require_dataset(workload, dataset, "--dataset")
     else:
         workload = _the_workload_of(dataset)
-    return PrivacyLedger.create(
+    from tunedp.ledger import create_ledger_at
+
+    return create_ledger_at(  # type: ignore[return-value]  # the sqlite ledger's interface (tunedp.ledger.Ledger)
         path,
         dataset=dataset,
         epsilon=epsilon,
@@ -221,15 +224,23 @@ def bind_ledger(ledger: PrivacyLedger, workload: WorkloadReference | None = None
     return workload
 
 
-def open_search_ledger(workload: WorkloadReference, named: str | None, path: Path | None) -> PrivacyLedger:
-    """The ledger a search of ``workload`` charges: its dataset's (default path unless ``path``), opened.
+def open_search_ledger(
+    workload: WorkloadReference, named: str | None, path: Path | str | LedgerUrl | None
+) -> PrivacyLedger:
+    """The ledger a search of ``workload`` charges: its dataset's, opened.
 
-    ``named`` is what the config or ``--dataset-ledger`` called the dataset;
-    anything but the workload's dataset is refused, and so is a ``--ledger``
-    file that belongs to another dataset.
+    ``path`` is a ledger file or a PostgreSQL URL (``--ledger``); without it,
+    ``$TUNEDP_LEDGER_URL``, else the dataset's default file. ``named`` is what
+    the config or ``--dataset-ledger`` called the dataset; anything but the
+    workload's dataset is refused, and so is a ``--ledger`` file that belongs
+    to another dataset. (Typed as the sqlite ledger, whose interface the
+    PostgreSQL one shares: :class:`tunedp.ledger.Ledger`.)
     """
+    from tunedp.ledger import LedgerUrl, ledger_location, open_ledger
+
     dataset = require_dataset(workload, named, "dataset")
-    return PrivacyLedger.open(path if path is not None else default_ledger_path(dataset), dataset=dataset)
+    location = path if isinstance(path, LedgerUrl) else ledger_location(dataset, path)
+    return open_ledger(location, dataset=dataset)  # type: ignore[return-value]
 
 
 def verify_search_data(ledger: PrivacyLedger, workload: WorkloadReference) -> None:

@@ -44,6 +44,12 @@ class LedgerUrl:
     conninfo: str
     shown: str
 
+    def __str__(self) -> str:
+        return self.shown
+
+    def __repr__(self) -> str:  # never the password, wherever an object is printed or logged
+        return f"LedgerUrl({self.shown!r})"
+
     @classmethod
     def parse(cls, text: str, *, field: str = "--ledger") -> LedgerUrl:
         """Validate ``text`` as a PostgreSQL URL (scheme, port, database) without connecting."""
