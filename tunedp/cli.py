@@ -15,7 +15,7 @@ import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, NoReturn
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
 from rich.console import Console
@@ -568,41 +568,38 @@ def budget_history(dataset: DatasetOption = None, ledger: LedgerOption = None, a
     _quiet_libraries()
     path, opened = _open_for_reading(dataset, ledger)
     charges, refusals = opened.charges(), opened.refusals()
-    trail = {
-        "dataset": opened.dataset,
-        "ledger": str(path),
-        "charges": [
-            {
-                "search_id": c.search_id,
-                "role": c.charged_by,
-                "day": c.created_at[:10],
-                "mode": c.mode,
-                "label": c.label,
-                "epsilon": c.epsilon,
-                "status": c.status,
-                "event": event_to_json(c.event),
-            }
-            for c in charges
-        ],
-        "refusals": [
-            {
-                "search_id": r.search_id,
-                "role": r.refused_by,
-                "day": r.day,
-                "mode": r.mode,
-                "reason": r.reason,
-                "epsilon_after": r.epsilon_after,
-            }
-            for r in refusals
-        ],
-    }
+    charge_rows: list[dict[str, Any]] = [
+        {
+            "search_id": c.search_id,
+            "role": c.charged_by,
+            "day": c.created_at[:10],
+            "mode": c.mode,
+            "label": c.label,
+            "epsilon": c.epsilon,
+            "status": c.status,
+            "event": event_to_json(c.event),
+        }
+        for c in charges
+    ]
+    refusal_rows: list[dict[str, Any]] = [
+        {
+            "search_id": r.search_id,
+            "role": r.refused_by,
+            "day": r.day,
+            "mode": r.mode,
+            "reason": r.reason,
+            "epsilon_after": r.epsilon_after,
+        }
+        for r in refusals
+    ]
     if as_json:
+        trail = {"dataset": opened.dataset, "ledger": str(path), "charges": charge_rows, "refusals": refusal_rows}
         print(json.dumps(trail, indent=2))
         return
     console.print(
         f"[bold]{opened.dataset}[/] at {escape(str(path))}: {len(charges)} charge(s), {len(refusals)} refusal(s)"
     )
-    for entry in trail["charges"]:
+    for entry in charge_rows:
         event = json.dumps(entry["event"], separators=(",", ":"))
         console.print(
             f"{entry['day']}  charged  {entry['search_id']}  role={entry['role'] or '-'}  mode={entry['mode']}  "
@@ -611,7 +608,7 @@ def budget_history(dataset: DatasetOption = None, ledger: LedgerOption = None, a
             markup=False,
             soft_wrap=True,
         )
-    for entry in trail["refusals"]:
+    for entry in refusal_rows:
         after = "" if entry["epsilon_after"] is None else f"  would bring spent to {entry['epsilon_after']:.4f}"
         console.print(
             f"{entry['day']}  REFUSED  {entry['search_id']}  role={entry['role']}  mode={entry['mode']}  "

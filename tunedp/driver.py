@@ -35,6 +35,7 @@ from tunedp.disclosure import Disclosure, disclosure_for
 from tunedp.errors import one_line
 from tunedp.failures import failure_reasons
 from tunedp.fingerprint import open_search_ledger, verify_cluster_copies, verify_search_data
+from tunedp.ledger import LedgerUrl
 from tunedp.observers import SearchObserver, SearchOutcome, notify
 from tunedp.plan import SearchPlan
 from tunedp.planning import plan_search
@@ -58,7 +59,7 @@ class SearchError(RuntimeError):
 def search(
     config: SearchConfig,
     *,
-    ledger_path: Path | None = None,
+    ledger_path: Path | str | LedgerUrl | None = None,
     ray_address: str | None = None,
     max_concurrent: int | None = None,
     seed: int | None = None,
@@ -94,7 +95,7 @@ def search(
 
 
 def open_checked_ledger(
-    plan: SearchPlan, ledger_path: Path | None = None, *, event: dp_event.DpEvent | None = None
+    plan: SearchPlan, ledger_path: Path | str | LedgerUrl | None = None, *, event: dp_event.DpEvent | None = None
 ) -> PrivacyLedger:
     """The ledger a charge of ``plan``'s data goes to, after the checks a search makes before its charge.
 
@@ -277,7 +278,8 @@ def _charge_and_run(
     finally:
         ledger.set_status(search_id, status, at=_public_iso(disclosure, datetime.now(UTC)))
         # The ledger file (and its folder: sqlite's journal comes and goes) was just written.
-        disclosure.settle(ledger.path, ledger.path.parent, tree=False)
+        if isinstance(ledger.path, Path):  # a PostgreSQL ledger records the server's UTC day itself
+            disclosure.settle(ledger.path, ledger.path.parent, tree=False)
         recorder.close()
 
     released, best_model = _release_model(config, best, output)
@@ -414,6 +416,26 @@ def _report(
     )
 
 
+def _reopen_ledger(where: str, dataset: str) -> PrivacyLedger:
+    """The ledger a search was charged to, from what its state recorded: a file, or a URL without its password.
+
+    A PostgreSQL URL takes its password from ``$TUNEDP_LEDGER_URL`` when that
+    names the same server, database and role, else from libpq
+    (``PGPASSWORD``, ``~/.pgpass``).
+    """
+    import os
+
+    from tunedp.ledger import LEDGER_URL_ENV, LedgerUrl, looks_like_url, open_ledger
+
+    if not looks_like_url(where):
+        return PrivacyLedger.open(Path(where), dataset=dataset)
+    location = LedgerUrl.parse(where)
+    from_env = os.environ.get(LEDGER_URL_ENV)
+    if from_env and looks_like_url(from_env) and LedgerUrl.parse(from_env).shown == location.shown:
+        location = LedgerUrl.parse(from_env)
+    return open_ledger(location, dataset=dataset)  # type: ignore[return-value]  # the interface both backends share
+
+
 def resume_search(
     output_dir: Path,
     *,
@@ -435,11 +457,14 @@ def resume_search(
     output = Path(output_dir)
     unverified = read_state(output)  # names the ledger whose key authenticates it
     check_unlocked(output)
-    ledger = PrivacyLedger.open(Path(unverified.ledger_path))
+    # (A shared PostgreSQL ledger is opened for the state's dataset; its key then authenticates the state.)
+    ledger = _reopen_ledger(
+        unverified.ledger_path, SearchConfig.model_validate(unverified.config, strict=False).dataset_name
+    )
     state = verified_state(output, ledger)  # refuses an edited state: nothing runs, nothing is charged
     config = SearchConfig.model_validate(state.config, strict=False)
     plan = plan_search(config)
-    ledger = PrivacyLedger.open(Path(state.ledger_path), dataset=config.dataset_name)
+    ledger = _reopen_ledger(state.ledger_path, config.dataset_name)
     charged_search(ledger, plan, state.search_id)  # refuses a plan that differs from what was charged
     if isinstance(config.search, GridSearch) and state.completed:
         # Tune's grid runs every point again: more trials than were charged. Refused, not approximated.

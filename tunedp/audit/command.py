@@ -132,7 +132,7 @@ def run_config_audit(
     *,
     public: bool,
     canaries: int = 1000,
-    ledger_path: Path | None = None,
+    ledger_path: Path | str | None = None,
     announce: Callable[[str], None] = print,
 ) -> AuditResult:
     """Check and charge as a search does (unless ``public``), then run the audit; claimed vs empirical ε."""

@@ -200,6 +200,24 @@ class PostgresLedger:
             )
         self._proven = computed
 
+    def derived_key(self, purpose: str) -> bytes:
+        """A secret key for ``purpose`` derived from the dataset's key (as the sqlite ledger derives its own).
+
+        Used to authenticate a search's secret resume state; the dataset key
+        comes from the server (``tunedp.data_key``: the dataset's analysts and
+        its owner only).
+        """
+        import hashlib
+
+        with _session(self.url) as connection:
+            row = _call(self.url, lambda: connection.execute("SELECT tunedp.data_key(%s)", (self.dataset,)).fetchone())
+        if row is None or row[0] is None:
+            raise LedgerError(
+                f"dataset {self.dataset!r} on {self.url.shown} is not bound to its data yet; its owner binds it with "
+                f"`tunedp budget bind --ledger {self.url.shown} --dataset {self.dataset}`"
+            )
+        return hmac.new(bytes(row[0]), f"tunedp-derived-key|{purpose}".encode(), hashlib.sha256).digest()
+
     def bind(self, fingerprint_of: Fingerprinter) -> None:
         """Bind an unbound budget to the rows ``fingerprint_of`` reads (the owner's role only; never re-bound)."""
         if self.bound:

@@ -46,6 +46,9 @@ class Ledger(Protocol):
     def bind(self, fingerprint_of: Fingerprinter) -> None:
         """Bind an unbound ledger to the rows ``fingerprint_of`` reads."""
 
+    def derived_key(self, purpose: str) -> bytes:
+        """A secret key for ``purpose`` derived from the ledger's data key (authenticates resume state)."""
+
     def charges(self) -> list[Charge]:
         """Every charge, oldest first, verified and decoded."""
 
