@@ -12,6 +12,7 @@ from torch.nn import functional
 
 import tunedp.optim.ghost as ghost
 from tunedp.optim import Privatizer, make_generator, make_private
+from tunedp.optim.per_sample import BatchMixingError
 from tunedp.workloads import resolve_workload
 from tunedp.workloads.adult import FEATURES
 from tunedp.workloads.metrics import cross_entropy_per_example
@@ -211,7 +212,6 @@ class _Reorders(nn.Module):
 @pytest.mark.parametrize(
     ("factory", "reason"),
     [
-        (_MixesExamples, "mixes or reorders examples"),
         (_Reorders, "mixes or reorders examples"),
         (_Reused, "called twice"),
     ],
@@ -230,6 +230,21 @@ def test_auto_falls_back_to_vmap_and_ghost_refuses(batch, factory, reason):
     strict = Privatizer(model, expected_batch_size=1.0, clipping="ghost")
     with pytest.raises(ValueError, match=rf"^clipping='ghost' cannot run this model: .*{reason}") as info:
         strict.clipped_sum(inputs, targets, functional.cross_entropy, clip_norm=0.1)
+    assert "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize("clipping", ["auto", "ghost", "vmap"])
+def test_a_model_that_mixes_examples_is_refused_on_every_path(batch, clipping):
+    """No fallback for mixing: the vmap path cannot make it per-example either (one line, nothing summed)."""
+    torch.manual_seed(0)
+    model = _MixesExamples()
+    inputs, targets = batch(size=6)
+    privatizer = Privatizer(model, expected_batch_size=1.0, clipping=clipping)
+    with pytest.raises(
+        BatchMixingError,
+        match=r"^model: _MixesExamples.forward \(before its submodule 'linear'\) mixes examples .*GroupNorm",
+    ) as info:
+        privatizer.clipped_sum(inputs, targets, functional.cross_entropy, clip_norm=0.1)
     assert "\n" not in str(info.value)
 
 

@@ -24,10 +24,12 @@ The flat norm over all parameters, the factors and the sum are exactly those
 of the vmap path, up to floating-point rounding.
 
 Why this is only correct under conditions, which are checked: the batched
-forward must treat examples independently (the vmap path guarantees that by
-construction; here a batch of a few examples is compared against the same
-examples one at a time on the first batch, the output and every layer's
-input row by row), every layer must be called once
+forward must treat examples independently in training mode, as it trains (a
+model that mixes them is refused on every path:
+:func:`~tunedp.optim.per_sample.check_batch_independence` changes one example
+of a few from the first batch and compares the others, and compares them with
+one example at a time), row i of every layer's input must be example i's (the
+same probe, layer by layer), every layer must be called once
 per forward with one tensor in and one tensor out, and no parameter may be
 shared between modules. When a check fails :class:`GhostUnsupported` says why,
 and the privatizer either falls back to the vmap path (``clipping="auto"``) or
@@ -46,7 +48,7 @@ from torch import Tensor, nn
 from torch.func import functional_call, vjp, vmap
 from torch.nn import functional
 
-from tunedp.optim.per_sample import LossFn
+from tunedp.optim.per_sample import LossFn, check_batch_independence
 
 __all__ = ["GhostClipper", "GhostUnsupported", "LayerGradients"]
 
@@ -221,6 +223,7 @@ class GhostClipper:
         self.model = model
         self._layers: list[_Layer] = []
         self._independence_checked = False
+        self._layer_problem: str | None = None
         self._recomputing = False
         self._copy_outputs = False
         owners: dict[int, str] = {}
@@ -254,59 +257,31 @@ class GhostClipper:
             and not isinstance(module.padding, str)
         )
 
-    def check_independence(self, inputs: Tensor) -> None:
-        """Refuse a model whose batched forward mixes or reorders examples (checked on up to 4 of ``inputs``).
+    def check_independence(self, inputs: Tensor) -> bool:
+        """Refuse a model whose batched forward mixes or reorders examples (probed on up to 4 of ``inputs``).
 
-        The batch of a few examples is run together and one example at a time:
-        the outputs must agree (no mixing), and so must every layer's input row
-        by row (row i of every layer is example i, which the per-layer
-        book-keeping relies on). Runs once, in eval mode (dropout off), without
-        gradients; a data-dependent mixing this comparison cannot see is
-        outside what it can check.
+        :func:`~tunedp.optim.per_sample.check_batch_independence` runs the
+        model as it trains (training mode, dropout on under a fixed seed) and
+        raises :class:`~tunedp.optim.per_sample.BatchMixingError` for a model
+        whose examples affect one another's outputs or that keeps statistics
+        of them: no clipping path can train that one. Beyond that, row i of
+        every layer's input must be example i's alone (the per-layer
+        book-keeping relies on it), else :class:`GhostUnsupported`. Runs once;
+        returns whether it ran (a batch of fewer than 2 examples is not
+        enough). The model is left as it was.
         """
-        count = min(inputs.shape[0], 4)
-        if self._independence_checked or count < 2:
-            return
-        seen: dict[int, list[Any]] = {index: [] for index in range(len(self._layers))}
-
-        def recorder(index: int) -> Callable[..., None]:
-            def record(module: nn.Module, args: tuple[Any, ...], output: Any) -> None:
-                del module, output
-                seen[index].append(args[0] if args else None)
-
-            return record
-
-        handles = [layer.module.register_forward_hook(recorder(i)) for i, layer in enumerate(self._layers)]
-        modes = [(module, module.training) for module in self.model.modules()]
-        self.model.eval()
-        try:
-            with torch.no_grad():
-                together = self.model(inputs[:count])
-                alone = [self.model(inputs[i : i + 1]) for i in range(count)]
-        finally:
-            for module, training in modes:
-                module.training = training
-            for handle in handles:
-                handle.remove()
-        if not isinstance(together, Tensor) or not all(isinstance(out, Tensor) for out in alone):
-            raise GhostUnsupported("the model's output is not one tensor")
-        pairs = [(together, torch.cat(alone))]
-        for rows in seen.values():
-            # A layer called other than once per forward is refused when the chunk runs.
-            if len(rows) == count + 1 and all(isinstance(row, Tensor) for row in rows):
-                if rows[0].shape[:1] != (count,) or any(row.shape[:1] != (1,) for row in rows[1:]):
-                    raise GhostUnsupported("a layer does not keep the batch as its first dimension")
-                pairs.append((rows[0], torch.cat(rows[1:])))
-        for batched, single in pairs:
-            scale = float(single.abs().max()) if single.numel() else 0.0
-            if batched.shape != single.shape or not torch.allclose(
-                batched.to(single.dtype), single, rtol=1e-4, atol=1e-5 * max(scale, 1.0)
-            ):
-                raise GhostUnsupported(
-                    "the model's batched forward pass mixes or reorders examples "
-                    "(a layer's input or the output differs from one example at a time)"
-                )
+        if self._independence_checked:
+            if self._layer_problem is not None:
+                raise GhostUnsupported(self._layer_problem)
+            return True
+        probe = check_batch_independence(self.model, inputs, watch=[layer.module for layer in self._layers])
+        if probe is None:
+            return False
         self._independence_checked = True
+        if probe.layer_problems:
+            self._layer_problem = probe.layer_problems[0]
+            raise GhostUnsupported(self._layer_problem)
+        return True
 
     def _hook(self, layer: _Layer) -> Callable[..., Tensor | None]:
         def capture(module: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any], output: Any) -> Tensor | None:

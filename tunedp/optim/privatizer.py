@@ -9,6 +9,10 @@ clipped sum from one batched backward of linear and convolution layers
 path otherwise; a step with a pre-clip hook always takes the vmap path,
 because the hook needs each example's whole gradient.
 
+A model whose training forward mixes examples (a statistic over the batch)
+or keeps statistics of them is refused on both paths, on the first batch and
+before anything of it is summed (:func:`~tunedp.optim.per_sample.check_batch_independence`).
+
 This is the whole DP-relevant computation of one step; update rules only
 post-process its output. Each example contributes at most ``clip_norm`` (in L2)
 to the sum, Gaussian noise of std ``noise_multiplier · clip_norm`` is added to
@@ -33,7 +37,14 @@ from torch import Tensor, nn
 from tunedp.optim.clipping import clip_factors, clipped_sum, per_example_norms
 from tunedp.optim.ghost import GhostClipper, GhostUnsupported
 from tunedp.optim.noise import gaussian_noise_like
-from tunedp.optim.per_sample import LossFn, _chunks, _PerExample, check_model, trainable_parameters
+from tunedp.optim.per_sample import (
+    LossFn,
+    _chunks,
+    _PerExample,
+    check_batch_independence,
+    check_model,
+    trainable_parameters,
+)
 
 __all__ = ["CLIPPING_METHODS", "DEFAULT_CHUNK_SIZES", "PerExampleHook", "Privatizer"]
 
@@ -85,6 +96,7 @@ class Privatizer:
         if not self._params:
             raise ValueError("model has no trainable parameters (all have requires_grad=False)")
         self.clipping = clipping
+        self._examples_checked = False
         self._ghost: GhostClipper | None = None
         if clipping != "vmap":
             try:
@@ -99,6 +111,29 @@ class Privatizer:
                 f"clipping='ghost' cannot run this model: {error}; use clipping='auto' or 'vmap'"
             ) from None
         self._ghost = None
+
+    def _check_examples(self, inputs: Tensor) -> None:
+        """Once, on the first batch of 2 or more: refuse a model that mixes examples in training mode.
+
+        Both paths need it: the ghost path's batched backward would sum
+        gradients that depend on other examples, and the vmap path would train
+        a batch-of-one function that is not the model (and a model that keeps
+        statistics of the data would release them). It runs before anything
+        of the batch is summed, so the pre-flight's synthetic step refuses such
+        a model before a search is charged. The ghost clipper's probe is the
+        same, with its layers' inputs compared as well; a layer problem there
+        only means the vmap path (``auto``) or a refusal (``ghost``).
+        """
+        if self._examples_checked:
+            return
+        if self._ghost is None:
+            self._examples_checked = check_batch_independence(self.model, inputs) is not None
+            return
+        try:
+            self._examples_checked = self._ghost.check_independence(inputs)
+        except GhostUnsupported as error:
+            self._examples_checked = True  # the probe refuses mixing before it judges the layers
+            self._refuse_ghost(error)
 
     def chunk_size(self, *, hooked: bool = False) -> int:
         """Examples per pass: the given ``chunk_size``, else the default of the method a step uses."""
@@ -138,6 +173,7 @@ class Privatizer:
         total = [torch.zeros_like(param) for param in self._params.values()]
         if inputs.shape[0] == 0:
             return total
+        self._check_examples(inputs)
         function = _PerExample(self.model, loss_fn)
         for rows in _chunks(inputs.shape[0], self.chunk_size(hooked=hook is not None)):
             if hook is None and self._ghost is not None:
@@ -171,6 +207,7 @@ class Privatizer:
 
     def per_example_norms(self, inputs: Tensor, targets: Tensor, loss_fn: LossFn) -> Tensor:
         """Each example's flat gradient norm by the current method (tests and diagnostics; no hook)."""
+        self._check_examples(inputs)
         if self._ghost is not None:
             try:
                 return self._ghost.norms(inputs, targets, loss_fn)
