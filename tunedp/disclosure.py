@@ -12,7 +12,11 @@ the search was charged for:
   best-of-k for a known k, which the bound does not cover. This is stricter
   than logging every trial's prior-drawn hyperparameters, on purpose.
   (The wall-clock duration of a search correlates with K; we cannot hide it
-  from the operator, and say so in the report.)
+  from the operator, and say so in the report.) So every time the search
+  *publishes* is :meth:`Disclosure.public_time`: the times tunedp writes, and,
+  through :meth:`Disclosure.settle`, the modification times of every file and
+  folder it publishes, after its last write (docs/architecture.md, "What a
+  search publishes").
 - ``two_stage`` and ``public_proxy`` (shape ``release: best``) release only
   their final run: stage-1 trials, K and their scores stay inside, as above.
 - every other mode (``release: all``, ``adaptive``, ``grid``) was charged as
@@ -25,8 +29,10 @@ leave: those were never privatised.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 
 from tunedp.records import TrialRecord, TrialStatus
 
@@ -67,6 +73,27 @@ class Disclosure:
         if self.shows_duration:
             return moment
         return moment.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+
+    def settle(self, *paths: Path, tree: bool = True) -> None:
+        """Give ``paths`` (with ``tree``, folders with everything under them) the public time as file times.
+
+        A file's or folder's modification time is the moment it was last
+        written: for anything written as the search ends (the report, the
+        released model, the MLflow store, the ledger file and the folders
+        holding them) that is the end of the search. Called by each publisher
+        after its last write. Nothing to do where the duration may show.
+        Missing paths are skipped (a publisher may not have written one).
+        """
+        if self.shows_duration:
+            return
+        moment = self.public_time().timestamp()
+        for path in paths:
+            if not path.exists():
+                continue
+            inside = sorted(path.rglob("*"), reverse=True) if tree and path.is_dir() else []
+            for item in [*inside, path]:  # children first: restamping a folder's entries leaves its time
+                if not item.is_symlink():
+                    os.utime(item, (moment, moment))
 
 
 def disclosure_for(mode: str, release: str) -> Disclosure:

@@ -34,6 +34,7 @@ import logging
 import math
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -41,6 +42,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import UTC
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
@@ -53,7 +55,7 @@ from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
 from tunedp import plots
-from tunedp.disclosure import disclosure_for
+from tunedp.disclosure import Disclosure, disclosure_for
 from tunedp.errors import one_line
 from tunedp.interrupts import sigterm_as_interrupt
 from tunedp.observers import SearchObserver, SearchOutcome
@@ -329,7 +331,11 @@ class MlflowTracker(SearchObserver):
         if sqlite is not None:
             sqlite.parent.mkdir(parents=True, exist_ok=True)
         client = MlflowClient(tracking_uri=self.tracking_uri)
-        experiment_id = _experiment(client, f"{EXPERIMENT_PREFIX}{plan.config.workload_label}", self.artifact_root)
+        experiment_id, created = _experiment(
+            client, f"{EXPERIMENT_PREFIX}{plan.config.workload_label}", self.artifact_root
+        )
+        if created and sqlite is not None:
+            _set_experiment_times(sqlite, experiment_id, self._clock_ms())
         name = f"{plan.config.name or plan.config.workload_label}-{plan.shape.mode}-{charge.search_id[:8]}"
         run = client.create_run(
             experiment_id,
@@ -392,8 +398,29 @@ class MlflowTracker(SearchObserver):
         finally:
             try:
                 client.set_terminated(run_id, status, end_time=self._clock_ms())
+                self._settle_store(client, run_id)
             except Exception:  # the first error is the one worth reporting
                 log.debug("could not terminate MLflow run %s", run_id, exc_info=True)
+
+    def _settle_store(self, client: MlflowClient, run_id: str) -> None:
+        """After the search's last MLflow write, the local store's files carry the public time.
+
+        The sqlite file and a local artifact folder are written as the search
+        ends; their modification times would record when (see
+        :meth:`Disclosure.settle`). A remote server's files are its own.
+        """
+        state = self._state
+        assert state is not None
+        rule = disclosure_for(state.plan.shape.mode, state.plan.shape.release)
+        artifacts = urlsplit(client.get_run(run_id).info.artifact_uri)
+        if artifacts.scheme in ("", "file"):
+            run_folder = Path(artifacts.path).parent  # <experiment folder>/<run id>/artifacts
+            rule.settle(run_folder)
+            if self.artifact_root is not None and run_folder.parent.parent == self.artifact_root:
+                rule.settle(run_folder.parent, self.artifact_root, tree=False)
+        sqlite = _sqlite_path(self.tracking_uri)
+        if sqlite is not None:
+            rule.settle(sqlite, sqlite.parent, tree=False)
 
     def _log_outcome(self, state: _SearchState, outcome: SearchOutcome) -> None:
         assert state.client is not None and state.parent_run_id is not None and state.experiment_id is not None
@@ -437,15 +464,13 @@ class MlflowTracker(SearchObserver):
             if path.is_file():
                 client.log_artifact(run_id, str(path))
         if best is not None and (outcome.output_dir / "best_model.pt").is_file():
-            self._log_released_model(client, state.experiment_id, run_id, outcome)
+            self._log_released_model(client, run_id, outcome)
         with tempfile.TemporaryDirectory(prefix="tunedp-plots-") as folder:
             for name, figure in self._figures(state, outcome):
                 plots.save_figure(figure, Path(folder) / f"{name}.png")
             client.log_artifacts(run_id, folder, artifact_path="plots")
 
-    def _log_released_model(
-        self, client: MlflowClient, experiment_id: str, run_id: str, outcome: SearchOutcome
-    ) -> None:
+    def _log_released_model(self, client: MlflowClient, run_id: str, outcome: SearchOutcome) -> None:
         """The released model as an MLflow PyTorch model (signature, data-free input example) on the parent run.
 
         Only the selected model is logged — under ``release: best`` it is the
@@ -455,9 +480,8 @@ class MlflowTracker(SearchObserver):
         """
         import mlflow.pytorch
         import torch
-        from mlflow.models import infer_signature
+        from mlflow.models import Model, infer_signature
 
-        import mlflow
         import tunedp
         from tunedp.released_model import load_released_model
 
@@ -465,22 +489,19 @@ class MlflowTracker(SearchObserver):
         best = outcome.report.best
         variant = best.variant if best is not None and best.variant is not None else config.model
         released = load_released_model(config.workload, variant, outcome.output_dir / "best_model.pt")
-        signature = infer_signature(released.input_example, released.output_example)
-        # The LoggedModel is created here, in the search's experiment and linked to the parent
-        # run: left to itself the fluent API files it under the default experiment.
-        logged = client.create_logged_model(
-            experiment_id,
-            name=MODEL_NAME,
-            source_run_id=run_id,
-            tags={TAG_SEARCH_ID: outcome.search_id, TAG_DATASET: outcome.report.ledger.dataset},
-        )
-        with _tracking_uri(self.tracking_uri):
-            mlflow.pytorch.log_model(
+        rule = disclosure_for(outcome.plan.shape.mode, outcome.plan.shape.release)
+        # Saved here and logged as the run's artifacts, not as an MLflow LoggedModel: a
+        # LoggedModel's creation and update times are stamped by the tracking server's clock
+        # as the search ends, which no client can set, and under ``release: best`` an end time
+        # records the duration (so K). MLmodel's own time is the public one.
+        described = Model(run_id=run_id, artifact_path=MODEL_NAME, utc_time_created=self._clock_text(rule))
+        with tempfile.TemporaryDirectory(prefix="tunedp-model-") as folder, _quiet_mlflow_logs(logging.ERROR):
+            # ERROR: MLflow warns about pickle on every save, a warning the user cannot act on.
+            mlflow.pytorch.save_model(
                 released.model,
-                name=MODEL_NAME,
-                model_id=logged.model_id,
-                run_id=run_id,
-                signature=signature,
+                Path(folder) / MODEL_NAME,
+                mlflow_model=described,
+                signature=infer_signature(released.input_example, released.output_example),
                 input_example=released.input_example,
                 # Pickle, not torch.export: an exported program fixes the batch size of the example.
                 serialization_format="pickle",
@@ -488,6 +509,12 @@ class MlflowTracker(SearchObserver):
                 code_paths=[str(Path(tunedp.__file__).parent)],
                 pip_requirements=[f"torch=={torch.__version__.split('+')[0]}", f"numpy=={np.__version__}"],
             )
+            rule.settle(Path(folder))  # a local artifact store copies the files' times with them
+            client.log_artifacts(run_id, str(Path(folder) / MODEL_NAME), artifact_path=MODEL_NAME)
+
+    def _clock_text(self, rule: Disclosure) -> str:
+        """The public time in MLmodel's ``utc_time_created`` format (naive UTC)."""
+        return str(rule.public_time().astimezone(UTC).replace(tzinfo=None))
 
     def _log_trial(self, state: _SearchState, outcome: SearchOutcome, trial: TrialLog) -> None:
         assert state.client is not None and state.experiment_id is not None and state.parent_run_id is not None
@@ -583,20 +610,38 @@ def _search_label(tags: Mapping[str, str], run_id: str) -> str:
     return f"{tags.get(TAG_MODE, '?')}/{tags.get(TAG_RELEASE, '?')} {search_id[:6]}"
 
 
-def _experiment(client: MlflowClient, name: str, artifact_root: Path | None) -> str:
-    """The experiment's id, created (or restored) if needed; safe against a concurrent creator."""
+def _experiment(client: MlflowClient, name: str, artifact_root: Path | None) -> tuple[str, bool]:
+    """The experiment's id, and whether this call created it (or restored it); safe against a concurrent creator."""
     experiment = client.get_experiment_by_name(name)
     if experiment is None:
         location = (artifact_root / name).as_uri() if artifact_root is not None else None
         try:
-            return client.create_experiment(name, artifact_location=location, tags={TAG_EXPERIMENT_KIND: _KIND})
+            created = client.create_experiment(name, artifact_location=location, tags={TAG_EXPERIMENT_KIND: _KIND})
+            return created, True
         except MlflowException:
             experiment = client.get_experiment_by_name(name)  # another search created it meanwhile
             if experiment is None:
                 raise
     if experiment.lifecycle_stage == "deleted":
         client.restore_experiment(experiment.experiment_id)
-    return str(experiment.experiment_id)
+        return str(experiment.experiment_id), True
+    return str(experiment.experiment_id), False
+
+
+def _set_experiment_times(sqlite: Path, experiment_id: str, moment_ms: int) -> None:
+    """An experiment this search created, stamped with the search's public time (local sqlite store only).
+
+    MLflow stamps a new experiment with its own clock and offers no way to
+    set it. The moment is the search's charge, which does not depend on K,
+    but under ``release: best`` everything a search publishes carries the
+    day only (docs/architecture.md), so the local store is corrected here;
+    a remote server keeps its own clock (the README says so).
+    """
+    with contextlib.closing(sqlite3.connect(sqlite, timeout=30)) as connection, connection:
+        connection.execute(
+            "UPDATE experiments SET creation_time = ?, last_update_time = ? WHERE experiment_id = ?",
+            (moment_ms, moment_ms, int(experiment_id)),
+        )
 
 
 #: Shows the experiment as model training (runs table) rather than GenAI traces in MLflow 3's UI.
@@ -696,12 +741,12 @@ def _tracking_uri(uri: str) -> Iterator[None]:
 
 
 @contextmanager
-def _quiet_mlflow_logs() -> Iterator[None]:
+def _quiet_mlflow_logs(level: int = logging.WARNING) -> Iterator[None]:
     """MLflow and alembic announce store creation at INFO; a search's console keeps to its own lines."""
     loggers = [logging.getLogger(name) for name in ("mlflow", "alembic")]
     levels = [logger.level for logger in loggers]
     for logger in loggers:
-        logger.setLevel(max(logger.getEffectiveLevel(), logging.WARNING))
+        logger.setLevel(max(logger.getEffectiveLevel(), level))
     try:
         yield
     finally:
