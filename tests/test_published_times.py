@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 import pytest
 import yaml
-from search_helpers import REPO, example_dict
+from search_helpers import example_dict
 
 from tunedp.accounting.search_event import draw_trial_count
 from tunedp.config import parse_config
@@ -149,7 +149,7 @@ def _published_times(root: Path, ledger: Path, console: str) -> dict[str, float]
     with sqlite3.connect(ledger) as connection:
         tables = [name for (name,) in connection.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
         for table in tables:
-            cursor = connection.execute(f"SELECT * FROM {table}")  # noqa: S608 - names from sqlite_master
+            cursor = connection.execute(f"SELECT * FROM {table}")
             columns = [d[0] for d in cursor.description]
             for number, row in enumerate(cursor.fetchall()):
                 for column, value in zip(columns, row, strict=True):
