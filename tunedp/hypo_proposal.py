@@ -63,7 +63,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 import numpy as np
-from scipy import stats
+from scipy import special, stats
 
 from tunedp.config import ChoiceParam, FixedParam, LogUniformParam, SearchConfig, UniformParam
 
@@ -193,16 +193,26 @@ class BoundedProposal:
         ratio = 1.0
         for axis in self.axes:
             if axis.kind in ("log", "linear"):
-                ratio *= float(self._truncated(axis.to_unit(centre[axis.name])).pdf(axis.to_unit(point[axis.name])))
+                ratio *= self._kernel_density(axis.to_unit(centre[axis.name]), axis.to_unit(point[axis.name]))
             elif axis.kind == "choice":
                 prior = axis.prior_probability(point[axis.name])
                 kept = CHOICE_KEEP if point[axis.name] == centre[axis.name] else 0.0
                 ratio *= (kept + (1.0 - CHOICE_KEEP) * prior) / prior
         return ratio
 
-    def _truncated(self, centre: float) -> Any:
+    def _kernel_density(self, centre: float, unit: float) -> float:
+        """The truncated normal's density at ``unit``: φ((u − x)/s) / (s·Z(x)), 0 outside [0, 1]."""
+        if not 0.0 <= unit <= 1.0:
+            return 0.0
         s = self.bandwidth
-        return stats.truncnorm(-centre / s, (1.0 - centre) / s, loc=centre, scale=s)
+        mass = special.ndtr((1.0 - centre) / s) - special.ndtr(-centre / s)
+        return float(stats.norm.pdf((unit - centre) / s) / (s * mass))
+
+    def _kernel_draw(self, centre: float, rng: np.random.Generator) -> float:
+        """A draw of the truncated normal by inverting its CDF (stable here: Φ(a) ≤ ½ ≤ Φ(b))."""
+        s = self.bandwidth
+        low, high = special.ndtr(-centre / s), special.ndtr((1.0 - centre) / s)
+        return float(centre + s * special.ndtri(low + float(rng.random()) * (high - low)))
 
     # ------------------------------------------------------------------ sampling
 
@@ -215,8 +225,7 @@ class BoundedProposal:
         point: dict[str, Any] = {}
         for axis in self.axes:
             if axis.kind in ("log", "linear"):
-                unit = float(self._truncated(axis.to_unit(centre[axis.name])).rvs(random_state=rng))
-                point[axis.name] = axis.from_unit(unit)
+                point[axis.name] = axis.from_unit(self._kernel_draw(axis.to_unit(centre[axis.name]), rng))
             elif axis.kind == "choice":
                 keep = rng.random() < CHOICE_KEEP
                 point[axis.name] = centre[axis.name] if keep else axis.values[int(rng.integers(len(axis.values)))]

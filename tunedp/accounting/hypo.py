@@ -51,7 +51,7 @@ __all__ = ["HypoDpEvent", "HypoRdpAccountant", "check_hypo_parameters", "hypo_ep
 
 
 @attr.s(frozen=True, slots=True, auto_attribs=True)
-class HypoDpEvent(dp_event.DpEvent):
+class HypoDpEvent(dp_event.DpEvent):  # type: ignore[misc]  # dp_accounting is untyped
     """A DP-HyPO search: ``event`` repeated K ~ TNB(``shape``, γ(``mean``)) times with
     adaptive proposals whose density ratio to the prior spans at most ``density_ratio`` = C/c;
     only the best trial is released."""
@@ -80,7 +80,12 @@ def hypo_gamma(mean: float, shape: float) -> float:
 
 
 def hypo_rdp(
-    orders: Sequence[float], rdp: Sequence[float], *, mean: float, shape: float, density_ratio: float
+    orders: Sequence[float] | np.ndarray,
+    rdp: Sequence[float] | np.ndarray,
+    *,
+    mean: float,
+    shape: float,
+    density_ratio: float,
 ) -> np.ndarray:
     """The search's RDP at ``orders`` from one trial's RDP ``rdp`` at the same orders (Theorem 1).
 
@@ -111,7 +116,7 @@ def hypo_rdp(
     return result
 
 
-class HypoRdpAccountant(rdp_privacy_accountant.RdpAccountant):
+class HypoRdpAccountant(rdp_privacy_accountant.RdpAccountant):  # type: ignore[misc]  # dp_accounting is untyped
     """dp_accounting's RDP accountant that also composes :class:`HypoDpEvent` (Theorem 1).
 
     Every other event goes to dp_accounting unchanged, and an event neither
@@ -128,7 +133,7 @@ class HypoRdpAccountant(rdp_privacy_accountant.RdpAccountant):
         except ValueError as error:
             return rdp_privacy_accountant.CompositionErrorDetails(invalid_event=event, error_message=str(error))
         # As dp_accounting does for RepeatAndSelectDpEvent: price the trial alone, then restore.
-        saved = self._rdp
+        saved: np.ndarray = self._rdp
         if do_compose:
             self._rdp = np.zeros_like(self._orders, dtype=np.float64)
         error_details = self._maybe_compose(event.event, 1, do_compose)
