@@ -123,6 +123,9 @@ class HypoRdpAccountant(rdp_privacy_accountant.RdpAccountant):  # type: ignore[m
     knows is still refused (``supports`` is False, ``compose`` raises).
     """
 
+    _orders: np.ndarray  # set by dp_accounting's __init__
+    _rdp: np.ndarray
+
     def _maybe_compose(
         self, event: dp_event.DpEvent, count: int, do_compose: bool
     ) -> rdp_privacy_accountant.CompositionErrorDetails | None:
