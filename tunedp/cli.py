@@ -204,7 +204,7 @@ def plan(
     Exits 1 (after printing the plan) when the ledger cannot admit it, 2 when a pre-flight check fails.
     """
     from tunedp.planning import plan_search
-    from tunedp.preflight import run_preflight, score_noise_std
+    from tunedp.preflight import check_ledger_delta, run_preflight, score_noise_std
 
     _quiet_libraries()
     if max_concurrent is not None and max_concurrent < 1:
@@ -217,6 +217,7 @@ def plan(
     verdict: LedgerVerdict | None = None
     if _ledger_exists(ledger_path, search_config.dataset_name):
         opened = open_ledger(ledger_path, search_config.dataset_name)
+        check_ledger_delta(search_plan, opened)  # the ε printed is the ε this ledger would record
         fits, after = opened.admissible(search_plan.event)
         verdict = LedgerVerdict(
             admissible=fits,
@@ -731,8 +732,6 @@ def ledger_grant(
     auditor: Annotated[bool, typer.Option("--auditor", help="Read-only access to every dataset.", metavar="")] = False,
 ) -> None:
     """The owner grants a login role: analyst of one dataset (--dataset), or auditor of all (--auditor)."""
-    from psycopg import sql
-
     from tunedp.ledger._postgres import _call
 
     if (dataset is None) == (not auditor):
@@ -740,14 +739,7 @@ def ledger_grant(
     target = _url(url)
     with target.connect() as connection:
         if auditor:
-            row = _call(target, lambda: connection.execute("SELECT auditor_role FROM tunedp.settings").fetchone())
-            assert row is not None
-            _call(
-                target,
-                lambda: connection.execute(
-                    sql.SQL("GRANT {} TO {}").format(sql.Identifier(str(row[0])), sql.Identifier(role))
-                ),
-            )
+            _call(target, lambda: connection.execute("SELECT tunedp.grant_auditor(%s)", (role,)))
         else:
             _call(target, lambda: connection.execute("SELECT tunedp.grant_dataset(%s, %s)", (dataset, role)))
     console.print(

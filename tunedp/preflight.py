@@ -60,6 +60,7 @@ __all__ = [
     "PreflightResult",
     "check_admissible",
     "check_data_files",
+    "check_ledger_delta",
     "check_model_and_optimizer",
     "check_output",
     "connect_ray",
@@ -110,11 +111,27 @@ def check_admissible(plan: SearchPlan, ledger: PrivacyLedger, *, event: DpEvent 
     """
     from tunedp.errors import BudgetExceededError
 
+    check_ledger_delta(plan, ledger)
     fits, after = ledger.admissible(plan.event if event is None else event)
     if not fits:
         raise BudgetExceededError(
             f"budget: dataset {ledger.dataset!r} has spent epsilon={ledger.spent_epsilon():.4g} of "
             f"{ledger.epsilon:g}; this search would bring it to {after:.4g}; lower --budget or raise the global budget"
+        )
+
+
+def check_ledger_delta(plan: SearchPlan, ledger: PrivacyLedger) -> None:
+    """Refuse a plan priced at another δ than the ledger's (nothing charged).
+
+    σ is calibrated so the search costs its budget at the *config's* δ, but
+    the ledger records every charge at *its* δ: at a larger config δ the
+    ledger would record more than the budget the plan printed (ε 3.46 for a
+    plan that said 3.00 at δ = 5e-4 against a ledger at 1e-5).
+    """
+    if not math.isclose(plan.delta, ledger.delta, rel_tol=1e-9, abs_tol=0.0):
+        raise PreflightError(
+            f"budget.delta: the config prices the search at delta={plan.delta:g} but ledger {ledger.dataset!r} "
+            f"accounts at delta={ledger.delta:g}; give --delta {ledger.delta:g}"
         )
 
 
