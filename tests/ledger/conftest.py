@@ -153,9 +153,22 @@ class OwnServer:
     def admin_url(self) -> str:
         return f"postgresql://postgres:{self.password}@127.0.0.1:{self.port}/postgres"
 
+    options: str = ""
+
     def pg_ctl(self, *args: str) -> None:
         command = [str(PG_BIN / "pg_ctl"), "-D", str(self.data), "-w", "-t", "60", *args]
-        subprocess.run(_as_user(self.user, command), check=True, capture_output=True, timeout=120)
+        # No pipes: the server it starts would hold them open.
+        subprocess.run(
+            _as_user(self.user, command), check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=120
+        )
+
+    def start(self) -> None:
+        self.pg_ctl("-o", self.options, "-l", str(self.data.parent / "log"), "start")
+
+    def restart(self) -> None:
+        """Stop (fast: clients are disconnected) and start again, on the same port."""
+        self.pg_ctl("-m", "fast", "stop")
+        self.start()
 
 
 def _as_user(user: str, command: list[str]) -> list[str]:
@@ -186,7 +199,9 @@ def own_server() -> Iterator[OwnServer]:
     if os.geteuid() == 0:
         shutil.chown(folder, user=user)
         shutil.chown(secret, user=user)
-    server = OwnServer(data=data, port=_free_port(), password=password, user=user)
+    port = _free_port()
+    options = f"-p {port} -k {folder} -c listen_addresses=127.0.0.1 -c fsync=off"
+    server = OwnServer(data=data, port=port, password=password, user=user, options=options)
     subprocess.run(
         _as_user(
             user,
@@ -196,8 +211,7 @@ def own_server() -> Iterator[OwnServer]:
         capture_output=True,
         timeout=300,
     )
-    options = f"-p {server.port} -k {folder} -c listen_addresses=127.0.0.1 -c fsync=off"
-    server.pg_ctl("-o", options, "-l", str(folder / "log"), "start")
+    server.start()
     try:
         yield server
     finally:

@@ -246,6 +246,19 @@ BEGIN
     VALUES (p_dataset, p_grantee, session_user, tunedp.today()) ON CONFLICT DO NOTHING;
 END $$;
 
+CREATE FUNCTION tunedp.grant_auditor(p_grantee name) RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE auditor name;
+BEGIN
+    PERFORM tunedp.require_owner();
+    IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = p_grantee) THEN
+        RAISE EXCEPTION 'role % does not exist; create it first (CREATE ROLE % LOGIN ...)', p_grantee, p_grantee
+            USING ERRCODE = '42704';
+    END IF;
+    SELECT auditor_role INTO auditor FROM tunedp.settings;
+    EXECUTE format('GRANT %I TO %I', auditor, p_grantee);
+END $$;
+
 CREATE FUNCTION tunedp.revoke_dataset(p_dataset text, p_grantee name) RETURNS void
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
@@ -388,6 +401,7 @@ _OWNER_FUNCTIONS = (
     "create_budget(text, float8, float8, text, bytea, text)",
     "bind_dataset(text, text, bytea, text)",
     "grant_dataset(text, name)",
+    "grant_auditor(name)",
     "revoke_dataset(text, name)",
     "import_dataset(text, float8, float8, text, bytea, text, jsonb)",
     "set_status(text, text)",
