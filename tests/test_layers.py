@@ -35,6 +35,8 @@ LAYERS: dict[str, set[str]] = {
     "tunedp.staged": set(),
     "tunedp.public_proxy": set(),
     "tunedp.accounting.staged_event": set(),
+    "tunedp.accounting.hypo": set(),
+    "tunedp.hypo_proposal": set(),
     "tunedp.disclosure": set(),
     "tunedp.records": set(),
     "tunedp.report": set(),

@@ -62,7 +62,7 @@ def test_at_c_equal_to_big_c_it_is_dp_accountings_repeat_and_select(
     reference = _curve(dp_event.RepeatAndSelectDpEvent(trial, mean, shape), plain)
     ours = _curve(HypoDpEvent(trial, mean, shape, 1.0))
     np.testing.assert_allclose(ours, reference, rtol=1e-13, atol=0)
-    assert hypo_epsilon(HypoDpEvent(trial, mean, shape, 1.0), DELTA) == pytest.approx(
+    assert hypo_epsilon(HypoDpEvent(trial, mean, shape, 1.0), DELTA, orders=RDP_ORDERS) == pytest.approx(
         plain.get_epsilon(DELTA), rel=1e-12
     )
 
@@ -114,7 +114,7 @@ def test_matches_theorem_1_written_from_the_paper(
         orders, _theorem_1(orders, trial, mean=mean, shape=shape, ratio=ratio, gamma=gamma), DELTA
     )
     event = HypoDpEvent(dp_event.SelfComposedDpEvent(dp_event.GaussianDpEvent(sigma), releases), mean, shape, ratio)
-    ours = hypo_epsilon(event, DELTA)
+    ours = hypo_epsilon(event, DELTA, orders=RDP_ORDERS)
     # dp_accounting solves for γ by bisection (tolerance 1e-9, on the conservative side); the rest is exact.
     assert ours == pytest.approx(reference, rel=1e-7)
     assert ours >= reference * (1 - 1e-9)
@@ -254,7 +254,7 @@ def test_a_hypo_charge_composes_with_the_others_on_a_real_ledger(tmp_path: Path)
     )
     by_hand, _ = rdp_privacy_accountant.compute_epsilon(orders, list(summed), DELTA)
     assert ledger.spent_epsilon() == pytest.approx(by_hand, rel=1e-12)
-    assert ledger.spent_epsilon() < hypo_epsilon(hypo, DELTA) + rdp_epsilon(other, DELTA)
+    assert ledger.spent_epsilon() < hypo_epsilon(hypo, DELTA, orders=RDP_ORDERS) + rdp_epsilon(other, DELTA)
 
 
 @pytest.mark.parametrize("ratio", [1.0, 1.2, 1.5])
@@ -263,7 +263,9 @@ def test_calibration_fits_the_whole_hypo_search_within_the_budget(ratio: float) 
     calibration = calibrate_noise_multiplier(
         lambda sigma: HypoDpEvent(_subsampled_trial(sigma), 4.0, 1.0, ratio), target_epsilon=target, delta=DELTA
     )
-    spent = hypo_epsilon(HypoDpEvent(_subsampled_trial(calibration.noise_multiplier), 4.0, 1.0, ratio), DELTA)
+    spent = hypo_epsilon(
+        HypoDpEvent(_subsampled_trial(calibration.noise_multiplier), 4.0, 1.0, ratio), DELTA, orders=RDP_ORDERS
+    )
     assert spent == pytest.approx(calibration.epsilon, rel=1e-12)
     assert 0.99 * target <= spent <= target
 

@@ -150,18 +150,15 @@ class HypoRdpAccountant(rdp_privacy_accountant.RdpAccountant):  # type: ignore[m
         return error_details
 
 
-def hypo_epsilon(event: HypoDpEvent, delta: float, orders: Sequence[float] | None = None) -> float:
+def hypo_epsilon(event: HypoDpEvent, delta: float, *, orders: Sequence[float]) -> float:
     """ε′ at ``delta`` of a hypo search: Theorem 1 minimised over α̂ and α on the trial's RDP curve.
 
     The trial's RDP comes from dp_accounting's RDP accountant at ``orders``
-    (default: the ledger's, :data:`tunedp.accounting.epsilon.RDP_ORDERS`);
+    (the ledger's are :data:`tunedp.accounting.epsilon.RDP_ORDERS`, where
+    :func:`~tunedp.accounting.epsilon.rdp_epsilon` gives the same figure);
     RDP → (ε, δ) is dp_accounting's ``compute_epsilon``, the conversion
     every tunedp ε goes through.
     """
-    if orders is None:
-        from tunedp.accounting.epsilon import RDP_ORDERS  # epsilon imports this module
-
-        orders = RDP_ORDERS
     if not (math.isfinite(delta) and 0 < delta < 1):
         raise ValueError(f"Expected delta={delta} in (0, 1)")
     accountant = rdp_privacy_accountant.RdpAccountant(list(orders))
