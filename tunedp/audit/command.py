@@ -131,7 +131,7 @@ def run_config_audit(
     config: SearchConfig,
     *,
     public: bool,
-    canaries: int = 1000,
+    canaries: int = 5000,
     ledger_path: Path | str | None = None,
     announce: Callable[[str], None] = print,
 ) -> AuditResult:
