@@ -335,7 +335,8 @@ def _figures(case: Case) -> dict[str, Any]:
 
 def _assert_recomputable(figures: dict[str, Any]) -> None:
     event = _event_from_plan_json(figures)
-    recomputed = _rdp(event, figures["delta"], list(RDP_ORDERS))
+    assert figures["rdp_orders"] == list(RDP_ORDERS)  # the orders travel with the figures
+    recomputed = _rdp(event, figures["delta"], figures["rdp_orders"])
     assert figures["search_epsilon"] == pytest.approx(recomputed, rel=1e-9)
     assert 0.99 * figures["budget_epsilon"] <= recomputed <= figures["budget_epsilon"]
     # With dp_accounting's default orders alone the figure can only be the same or higher.

@@ -19,7 +19,7 @@ from typing import Any
 from dp_accounting import dp_event
 
 from tunedp.accounting.calibration import Calibration, calibrate_noise_multiplier
-from tunedp.accounting.epsilon import pld_epsilon, rdp_epsilon
+from tunedp.accounting.epsilon import RDP_ORDERS, pld_epsilon, rdp_epsilon
 from tunedp.accounting.schedule import noise_segments
 from tunedp.accounting.search_event import SearchShape, naive_event, search_event, tnb_gamma
 from tunedp.accounting.trial_event import TrialPlan
@@ -319,6 +319,9 @@ class PlanFigures:
         document["shape"] = _json_shape(document.pop("count_shape"))
         document["schedule"] = [{"noise_multiplier": sigma, "steps": steps} for sigma, steps in self.schedule]
         document["evaluation_steps"] = list(self.evaluation_steps)
+        # The RDP orders every ε above is minimised over (dp_accounting's defaults plus a few
+        # large ones): a reviewer recomputing at other orders gets another figure.
+        document["rdp_orders"] = list(RDP_ORDERS)
         return document
 
 
