@@ -1,4 +1,4 @@
-"""The layering of DESIGN.md, asserted: which heavy libraries each layer loads, and no import cycles.
+"""The layering of docs/architecture.md (§2), asserted: which heavy libraries each layer loads, and no import cycles.
 
 Each import runs in a clean subprocess, so what one test imported cannot
 hide what another loads. Only the Ray backend may load Ray/Tune/Optuna; the

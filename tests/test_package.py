@@ -1,4 +1,4 @@
-"""The Python entry points of DESIGN.md: ``tunedp.search(config)`` and friends, lazily imported."""
+"""The Python entry points of docs/architecture.md (§1): ``tunedp.search(config)`` and friends, lazily imported."""
 
 from __future__ import annotations
 

@@ -11,7 +11,7 @@ selection, and — unlike on a live terminal, where the clock is seen and not
 kept — a line in a log is *recorded*: periodic "still running" lines (their
 times, their number) or an elapsed time at the end would record the
 search's duration, which grows with the secret number of trials K
-(DESIGN.md's threat model). So a plain-line search under ``release: best``
+(docs/architecture.md, §4.1). So a plain-line search under ``release: best``
 says once that it is running and why it stays silent, and ends without a
 duration. :class:`Heartbeat` ("still running, elapsed …" every
 ``TUNEDP_HEARTBEAT_S`` seconds) remains for the modes that release every
