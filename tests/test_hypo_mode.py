@@ -275,11 +275,23 @@ def test_plan_cli_prints_the_density_ratio(
 # ----------------------------------------------------------------------------- Tune's searcher
 
 
+class _Watched(BoundedProposal):
+    """The real proposal, remembering the history each draw was made from."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.histories: list[list[tuple[dict[str, Any], float]]] = []
+
+    def sample(self, history: Any, rng: np.random.Generator) -> dict[str, Any]:
+        self.histories.append([(dict(p), s) for p, s in history])
+        return super().sample(history, rng)
+
+
 def test_the_searcher_learns_only_from_finished_trials_released_scores() -> None:
     from tunedp.ray_backend import METRIC, HypoSearcher
 
-    proposal = BoundedProposal([Axis(name="lr", kind="log", low=1e-3, high=0.3)], density_ratio=2.0, bandwidth=0.1)
-    searcher = HypoSearcher(proposal, seed=1)
+    proposal = _Watched([Axis(name="lr", kind="log", low=1e-3, high=0.3)], density_ratio=2.0, bandwidth=0.1)
+    searcher = HypoSearcher(proposal, seed=1, lag=3)
     first, second, third = (searcher.suggest(t) for t in ("a", "b", "c"))
     assert first is not None and second is not None and third is not None
     searcher.on_trial_result("a", {METRIC: 0.99})  # an intermediate report: not a finished trial
@@ -288,6 +300,27 @@ def test_the_searcher_learns_only_from_finished_trials_released_scores() -> None
     searcher.on_trial_complete("b", None, error=True)  # failed: teaches nothing
     searcher.on_trial_complete("c", {METRIC: math.nan})
     assert searcher.history == [(first, 0.8)]
+    assert searcher.suggest("d") is not None
+    assert proposal.histories[-1] == [(first, 0.8)]
+
+
+def test_which_trials_a_point_learns_from_is_fixed_by_position_not_by_timing() -> None:
+    """Two at a time: the third point learns from the first trial only, and waits for it even
+    when the second finished first (a trial's wall time is not a release)."""
+    from tunedp.ray_backend import METRIC, HypoSearcher
+
+    proposal = _Watched([Axis(name="lr", kind="log", low=1e-3, high=0.3)], density_ratio=2.0, bandwidth=0.1)
+    searcher = HypoSearcher(proposal, seed=2, lag=2)
+    first, second = searcher.suggest("a"), searcher.suggest("b")
+    assert proposal.histories == [[], []]
+    searcher.on_trial_complete("b", {METRIC: 0.9})
+    assert searcher.suggest("c") is None  # trial a, which the third point learns from, still runs
+    searcher.on_trial_complete("a", {METRIC: 0.6})
+    assert searcher.suggest("c2") is not None
+    assert proposal.histories[-1] == [(first, 0.6)]  # not b's 0.9, although b finished first
+    searcher.on_trial_complete("c2", {METRIC: 0.7})
+    assert searcher.suggest("d") is not None
+    assert proposal.histories[-1] == [(first, 0.6), (second, 0.9)]
 
 
 def test_the_searchers_state_survives_tunes_checkpoint(tmp_path: Path) -> None:

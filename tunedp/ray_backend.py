@@ -30,6 +30,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import math
 import os
 import shutil
 import tempfile
@@ -347,12 +348,13 @@ def check_resources(resources: Resources) -> int:
     cpus, gpus = float(available.get("CPU", 0)), float(available.get("GPU", 0))
     if resources.gpus > 0 and gpus < resources.gpus:
         raise ConfigError(
-            f"resources.gpus={resources.gpus:g} per trial but the Ray cluster has {gpus:g} GPUs; "
-            "lower resources.gpus (0 trains on CPUs) or connect a cluster with GPUs (--ray-address)"
+            f"resources.gpus (--gpus-per-trial) = {resources.gpus:g} per trial but the Ray cluster has {gpus:g} GPUs; "
+            "give at most that (0 trains on CPUs) or connect a cluster with GPUs (--ray-address)"
         )
     if cpus < resources.cpus:
         raise ConfigError(
-            f"resources.cpus={resources.cpus:g} per trial but the Ray cluster has {cpus:g} CPUs; lower resources.cpus"
+            f"resources.cpus (--cpus-per-trial) = {resources.cpus:g} per trial but the Ray cluster has {cpus:g} CPUs; "
+            f"give at most {cpus:g}"
         )
     slots = int(cpus // resources.cpus)
     if resources.gpus > 0:
@@ -476,12 +478,14 @@ def _tune_config(plan: SearchPlan, trial_count: int, concurrency: int, rng: np.r
     if isinstance(config.search, GridSearch):
         return tune.TuneConfig(num_samples=1, max_concurrent_trials=concurrency, reuse_actors=True)
     if isinstance(config.search, HypoSearch):
-        # Tune wraps the searcher in a ConcurrencyLimiter: a new point is proposed
-        # only when a slot is free, so it sees every trial finished by then.
+        # Tune wraps the searcher in a ConcurrencyLimiter; the searcher itself fixes which
+        # earlier trials each point learns from (by position, lagging by the concurrency).
         return tune.TuneConfig(
             metric=METRIC,
             mode="max",
-            search_alg=HypoSearcher(BoundedProposal.of_config(config, model_key=MODEL_KEY), seed=sampler_seed),
+            search_alg=HypoSearcher(
+                BoundedProposal.of_config(config, model_key=MODEL_KEY), seed=sampler_seed, lag=concurrency
+            ),
             num_samples=trial_count,
             max_concurrent_trials=concurrency,
             reuse_actors=True,
@@ -498,46 +502,70 @@ def _tune_config(plan: SearchPlan, trial_count: int, concurrency: int, rng: np.r
 
 
 class HypoSearcher(Searcher):
-    """Tune's side of a ``hypo`` search: each point drawn from the bounded proposal of the history so far.
+    """Tune's side of a ``hypo`` search: each point drawn from the bounded proposal of the trials before it.
 
-    The history is (point, released score) of every trial that finished
-    without error: ``result[METRIC]`` is the last score the trial released,
-    noisy and already charged. Failed trials teach nothing. However the
-    history turns out, the proposal's ratio to the prior stays in [c, C]
-    (:mod:`tunedp.hypo_proposal`), which is all DP-HyPO's bound asks. The
-    searcher lives in the driver; Tune's copy of its state goes to the
-    search's temporary storage, deleted with it.
+    What the proposal learns is (point, released score) of earlier trials:
+    ``result[METRIC]``, the last score a trial released, noisy and already
+    charged. Failed trials teach nothing. Which earlier trials it learns from
+    is fixed by position, not by timing: the j-th point (0-based) learns from
+    trials 0 … j − ``lag`` exactly, and waits (Tune asks again) until those
+    have finished. With ``lag`` the number of trials run at once, trials that
+    happen to finish early (their wall time is no release) cannot change what
+    a later proposal saw. However the history turns out, the proposal's ratio
+    to the prior stays in [c, C] (:mod:`tunedp.hypo_proposal`), which is all
+    DP-HyPO's bound asks; a resumed search restarts with no history, which
+    stays inside the same bounds. The searcher lives in the driver; Tune's
+    copy of its state goes to the search's temporary storage, deleted with it.
     """
 
-    def __init__(self, proposal: BoundedProposal, *, seed: int) -> None:
+    def __init__(self, proposal: BoundedProposal, *, seed: int, lag: int = 1) -> None:
         super().__init__(metric=METRIC, mode="max")
+        if lag < 1:
+            raise ValueError(f"Expected lag={lag} >= 1")
         self._proposal = proposal
         self._rng = np.random.default_rng(seed)
-        self._live: dict[str, dict[str, Any]] = {}
-        self.history: list[tuple[dict[str, Any], float]] = []
+        self._lag = lag
+        self._ids: list[str] = []  # trial ids in the order their points were proposed
+        self._points: list[dict[str, Any]] = []
+        self._outcomes: dict[int, float | None] = {}  # position → released score (None: failed, no score)
+
+    @property
+    def history(self) -> list[tuple[dict[str, Any], float]]:
+        """The finished trials with a score, in proposal order."""
+        return [(self._points[i], s) for i, s in sorted(self._outcomes.items()) if s is not None]
 
     def suggest(self, trial_id: str) -> dict[str, Any] | None:
-        point = self._proposal.sample(self.history, self._rng)
-        self._live[trial_id] = point
+        position = len(self._ids)
+        known = max(0, position - self._lag + 1)  # trials 0 … known − 1 inform this point
+        if any(i not in self._outcomes for i in range(known)):
+            return None  # an earlier trial it must learn from is still running: Tune asks again
+        history = [(self._points[i], score) for i in range(known) if (score := self._outcomes[i]) is not None]
+        point = self._proposal.sample(history, self._rng)
+        self._ids.append(trial_id)
+        self._points.append(point)
         return dict(point)
 
     def on_trial_complete(self, trial_id: str, result: dict[str, Any] | None = None, error: bool = False) -> None:
-        point = self._live.pop(trial_id, None)
-        if point is None or error or not result or METRIC not in result:
+        if trial_id not in self._ids:
             return
-        score = float(result[METRIC])
-        if np.isfinite(score):
-            self.history.append((point, score))
+        score = float(result[METRIC]) if result and not error and METRIC in result else math.nan
+        self._outcomes[self._ids.index(trial_id)] = score if math.isfinite(score) else None
 
     def save(self, checkpoint_path: str) -> None:
-        state = {"rng": self._rng.bit_generator.state, "live": self._live, "history": self.history}
+        state = {
+            "rng": self._rng.bit_generator.state,
+            "lag": self._lag,
+            "ids": self._ids,
+            "points": self._points,
+            "outcomes": [[i, s] for i, s in sorted(self._outcomes.items())],
+        }
         Path(checkpoint_path).write_text(json.dumps(state))
 
     def restore(self, checkpoint_path: str) -> None:
         state = json.loads(Path(checkpoint_path).read_text())
         self._rng.bit_generator.state = state["rng"]
-        self._live = state["live"]
-        self.history = [(point, float(score)) for point, score in state["history"]]
+        self._lag, self._ids, self._points = int(state["lag"]), list(state["ids"]), list(state["points"])
+        self._outcomes = {int(i): (None if s is None else float(s)) for i, s in state["outcomes"]}
 
 
 def trial_record(
