@@ -183,6 +183,20 @@ REFUSALS: dict[str, tuple[tuple[tuple[tuple[str, ...], object], ...], str]] = {
     ),
     "clip norm searched and fixed": (((("training", "clip_norm"), 1.0),), "clip_norm is both searched"),
     "adam searching clip_norm": (((("optimizer",), "dp_adam"),), "space.coupling: dp_adam is invariant to clip_norm"),
+    "adam with fixed_clip searching clip_norm": (
+        (
+            (("optimizer",), "dp_adam"),
+            (("space", "coupling"), "fixed_clip"),
+            (
+                ("space", "params"),
+                {
+                    "lr": {"distribution": "log_uniform", "low": 0.01, "high": 1.0},
+                    "clip_norm": {"distribution": "log_uniform", "low": 0.1, "high": 1.0},
+                },
+            ),
+        ),
+        "space.params.clip_norm: dp_adam is invariant to clip_norm, so it is not searched; move it to training",
+    ),
     "adamwosm with lr_clip": (
         ((("optimizer",), "dp_adamwosm"), (("space", "params", "clip_norm"), ...), (("training", "clip_norm"), 1.0)),
         "space.coupling: dp_adamwosm is invariant to clip_norm",

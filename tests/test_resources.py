@@ -50,9 +50,11 @@ def test_the_cluster_must_have_what_a_trial_asks_for(ray_session: str) -> None:
 
     assert check_resources(Resources(cpus=1, gpus=0)) == 2
     assert check_resources(Resources(cpus=2, gpus=0)) == 1
-    with pytest.raises(ConfigError, match=r"resources.gpus=0.5 per trial but the Ray cluster has 0 GPUs"):
+    with pytest.raises(
+        ConfigError, match=r"resources\.gpus \(--gpus-per-trial\) = 0\.5 per trial but the Ray cluster has 0 GPUs"
+    ):
         check_resources(Resources(cpus=1, gpus=0.5))
-    with pytest.raises(ConfigError, match=r"resources\.cpus=4"):
+    with pytest.raises(ConfigError, match=r"resources\.cpus \(--cpus-per-trial\) = 4 per trial .*; give at most 2$"):
         check_resources(Resources(cpus=4, gpus=0))
 
 

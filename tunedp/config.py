@@ -537,6 +537,11 @@ class SearchConfig(BaseModel):
         clip_fixed = self.training.clip_norm is not None
         if "clip_norm" in params and clip_fixed:
             raise ValueError("clip_norm is both searched (space.params) and fixed (training.clip_norm); keep one")
+        if self.optimizer in ADAM_TYPE_OPTIMIZERS and coupling == "fixed_clip" and "clip_norm" in params:
+            raise ValueError(
+                f"space.params.clip_norm: {self.optimizer} is invariant to clip_norm, so it is not searched; "
+                "move it to training.clip_norm and search only lr"
+            )
         if self.optimizer in ADAM_TYPE_OPTIMIZERS and (
             coupling != "fixed_clip" or "clip_norm" in params or "step_size" in params
         ):
