@@ -138,7 +138,7 @@ def _seed_with_trials(low: int, high: int) -> int:
 
 def _completed(out: Path) -> int:
     try:
-        return len(json.loads((out / STATE_DIR / "state.json").read_text())["completed"])
+        return len(json.loads((out / STATE_DIR / "state.json").read_text())["state"]["completed"])
     except (FileNotFoundError, json.JSONDecodeError, KeyError):
         return 0
 
