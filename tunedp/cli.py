@@ -25,12 +25,13 @@ from rich.table import Table
 from tunedp.accounting.remaining import remaining_epsilon
 from tunedp.config import SearchConfig, load_config
 from tunedp.errors import UserFacingError
+from tunedp.observers import SearchObserver
 
 if TYPE_CHECKING:
-    from tunedp.accounting.ledger import PrivacyLedger
+    from tunedp.accounting.ledger import Charge, PrivacyLedger
     from tunedp.ledger import LedgerUrl
-    from tunedp.observers import SearchObserver, SearchOutcome
-    from tunedp.plan import PlanFigures
+    from tunedp.observers import SearchOutcome
+    from tunedp.plan import PlanFigures, SearchPlan
     from tunedp.preflight import PreflightResult
     from tunedp.workloads import WorkloadReference
 
@@ -887,6 +888,7 @@ def search_command(
     # BudgetExceededError there (one line, exit 2, nothing charged).
     # SIGTERM (timeout, systemd, Kubernetes) takes Ctrl-C's path: trials
     # stopped, report written, nothing released; exit 143 instead of 130.
+    witness = _ChargeWitness()
     with sigterm_as_interrupt() as interrupt:
         try:
             outcome = search(
@@ -896,19 +898,40 @@ def search_command(
                 max_concurrent=max_concurrent,
                 seed=seed,
                 output_dir=output,
-                observers=_observers(tracking_uri),
+                observers=[witness, *_observers(tracking_uri)],
                 force=force,
             )
         except SearchError as error:
             _print_error(str(error), prefix="search failed:")
             raise typer.Exit(1) from None
         except KeyboardInterrupt:
-            err_console.print(
-                "interrupted: trials stopped; nothing released; the charge stays on the ledger "
-                "(continue with `tunedp search --resume OUTPUT`)"
-            )
+            err_console.print(witness.interrupted_line(output))
             raise typer.Exit(interrupt.exit_code) from None
     _print_outcome(outcome)
+
+
+class _ChargeWitness(SearchObserver):
+    """Remembers whether (and as which search) the ledger was charged, so an interruption says what is true."""
+
+    def __init__(self) -> None:
+        self.search_id: str | None = None
+
+    def on_charged(self, plan: SearchPlan, charge: Charge, ledger: PrivacyLedger) -> None:
+        self.search_id = charge.search_id
+
+    def interrupted_line(self, output: Path | None) -> str:
+        """What an interrupted search left: nothing, a charge alone, or a charge and a resumable folder."""
+        from tunedp.resume import state_dir
+
+        if self.search_id is None:
+            return "interrupted before the charge: nothing was charged and nothing ran"
+        folder = output if output is not None else Path("runs") / self.search_id  # the driver's default
+        if not state_dir(folder).is_dir():
+            return "interrupted after the charge, before any trial ran: the charge stays; there is nothing to resume"
+        return (
+            "interrupted: trials stopped; nothing released; the charge stays on the ledger "
+            f"(continue with `tunedp search --resume {folder}`, or give it up with `tunedp search --abandon {folder}`)"
+        )
 
 
 def _print_outcome(outcome: SearchOutcome) -> None:
