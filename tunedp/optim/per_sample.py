@@ -45,11 +45,9 @@ It may reduce by mean or sum, or return the per-example vector of length one:
 the result is summed, and on a batch of one all three are that example's loss.
 """
 
-_FIX = "normalise each example on its own (GroupNorm, LayerNorm), not over the batch (BatchNorm, x - x.mean(0))"
-_NO_STATISTICS = (
-    "keep no statistics of the data in the model (GroupNorm or LayerNorm for BatchNorm, "
-    "InstanceNorm with track_running_stats=False)"
-)
+_FIX = "use GroupNorm or LayerNorm (per example), not batch statistics (BatchNorm, x - x.mean(0))"
+_NO_STATISTICS = "keep no statistics of the data in the model (GroupNorm or LayerNorm, not BatchNorm)"
+_WHY = "per-example clipping cannot bound its sensitivity"
 
 
 class BatchMixingError(UserFacingError):
@@ -170,12 +168,10 @@ class _State:
 
     def restore(self) -> None:
         for (_, module), (params, buffers) in zip(self.modules, self.slots, strict=True):
-            if dict(module._parameters) != params:
-                module._parameters.clear()
-                module._parameters.update(params)
-            if dict(module._buffers) != buffers:
-                module._buffers.clear()
-                module._buffers.update(buffers)
+            for now, before in ((module._parameters, params), (module._buffers, buffers)):
+                if now.keys() != before.keys() or any(now[key] is not value for key, value in before.items()):
+                    now.clear()
+                    now.update(before)
         with torch.no_grad():
             for tensor, saved in self.values:
                 if not _identical(tensor.detach(), saved):
@@ -400,9 +396,9 @@ def check_batch_independence(
         _refuse_writes(state)
         if not _outputs_same(base, recorder.run(probe), everyone, count):
             raise BatchMixingError(
-                "model: its training forward gives another output for the same batch under the same torch seed "
-                "(state kept between calls, or randomness outside torch), so it cannot be checked to treat "
-                "examples independently; keep no state between forward calls"
+                "model: its training forward gives another output for the same batch under the same torch seed: "
+                "keep no state between calls and draw randomness from torch; otherwise it cannot be checked to "
+                "treat examples independently"
             )
         for row in everyone:
             changed = _perturbed(probe, row)
@@ -412,10 +408,7 @@ def check_batch_independence(
             others = [i for i in everyone if i != row]
             if not _outputs_same(base, run, others, count):
                 where = recorder.where(base, run, others, count)
-                raise BatchMixingError(
-                    f"model: {where} mixes examples in training mode (one example changes another's output), "
-                    f"so clipping cannot bound its sensitivity; {_FIX}"
-                )
+                raise BatchMixingError(f"model: {where} mixes examples in training mode: {_FIX}; {_WHY}")
             problems += _layer_rows(base, [(run, others)], watched, count)
         if not _outputs_same(base, recorder.run(probe, _PROBE_SEED + 1), everyone, count):
             # Random in training mode: dropout masks differ between batch shapes, so compare without them.
@@ -429,16 +422,15 @@ def check_batch_independence(
             if joined is None or not _outputs_same(base, joined, everyone, count):
                 where = recorder.name(model) if joined is None else recorder.where(base, joined, everyone, count)
                 raise BatchMixingError(
-                    f"model: {where} makes an example's training-mode output depend on the batch it is in, "
-                    f"so clipping cannot bound its sensitivity; {_FIX}"
+                    f"model: {where} makes an example's training-mode output depend on its batch: {_FIX}; {_WHY}"
                 )
             problems += _layer_rows(base, [(run, k) for k, run in enumerate(alone)], watched, count)
         _refuse_writes(state)
         model.eval()
         if not _outputs_same(eval_before, recorder.run(probe), everyone, count):
             raise BatchMixingError(
-                "model: a training forward changes its later eval-mode output (statistics of the data kept "
-                f"outside its parameters and buffers, released without noise); {_NO_STATISTICS}"
+                f"model: a training forward changes its later eval-mode output: {_NO_STATISTICS}, not even outside "
+                "its buffers; they would be released without noise"
             )
         if watched:
             alone = [recorder.run(probe[i : i + 1]) for i in everyone]
@@ -456,8 +448,8 @@ def _refuse_writes(state: _State) -> None:
     written = state.changed()
     if written:
         raise BatchMixingError(
-            f"model: its training forward writes {'; '.join(written[:2])} (statistics of private data, released "
-            f"with the model without noise); {_NO_STATISTICS}"
+            f"model: its training forward writes {'; '.join(written[:2])}: {_NO_STATISTICS}; "
+            "statistics of the private data would be released without noise"
         )
 
 
