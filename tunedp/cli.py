@@ -24,7 +24,7 @@ from rich.table import Table
 
 from tunedp.accounting.remaining import remaining_epsilon
 from tunedp.config import SearchConfig, load_config
-from tunedp.errors import UserFacingError
+from tunedp.errors import UnboundLedgerError, UserFacingError
 from tunedp.observers import SearchObserver
 
 if TYPE_CHECKING:
@@ -842,6 +842,15 @@ def search_command(
             "--abandon", help="Give up the interrupted search in this folder: delete its secret state.", file_okay=False
         ),
     ] = None,
+    register: Annotated[
+        str | None,
+        typer.Option(
+            "--register",
+            help="Register the released model as a new version of NAME in the MLflow Model Registry "
+            "(checked before the charge).",
+            metavar="NAME",
+        ),
+    ] = None,
 ) -> None:
     """Plan, charge the ledger, run the trials on Ray Tune, release the best and a privacy report."""
     from tunedp.driver import SearchError, resume_search, search
@@ -863,10 +872,13 @@ def search_command(
     if resume is not None:
         if config is not None or output is not None:
             raise UserError("--resume: the folder holds the config and is the output; drop --config and --output")
+        if register is not None:
+            raise UserError("--register: a resumed search keeps the version its first start registered; drop it")
+        observers = _observers(tracking_uri)
         with sigterm_as_interrupt() as interrupt:
             try:
                 outcome = resume_search(
-                    resume, ray_address=ray_address, max_concurrent=max_concurrent, observers=_observers(tracking_uri)
+                    resume, ray_address=ray_address, max_concurrent=max_concurrent, observers=observers
                 )
             except SearchError as error:
                 _print_error(str(error), prefix="search failed:")
@@ -874,10 +886,13 @@ def search_command(
             except KeyboardInterrupt:
                 err_console.print("interrupted again: resume it later with --resume; the charge stays on the ledger")
                 raise typer.Exit(interrupt.exit_code) from None
-        _print_outcome(outcome)
+        _print_outcome(outcome, observers)
         return
     if config is None:
         raise UserError("--config: give the search config (or --resume DIR to continue an interrupted search)")
+    observers = _observers(tracking_uri)
+    if register is not None and not any(type(o).__name__ == "MlflowTracker" for o in observers):
+        raise UserError("--register: MLflow tracking is off (TUNEDP_TRACKING=0); unset it or give --tracking-uri")
     search_config = _with_resources(_load(config, budget, delta), cpus_per_trial, gpus_per_trial)
     if dataset_ledger is not None:
         from tunedp.fingerprint import require_dataset
@@ -898,16 +913,26 @@ def search_command(
                 max_concurrent=max_concurrent,
                 seed=seed,
                 output_dir=output,
-                observers=[witness, *_observers(tracking_uri)],
+                observers=[witness, *observers],
                 force=force,
+                register=register,
             )
         except SearchError as error:
             _print_error(str(error), prefix="search failed:")
             raise typer.Exit(1) from None
+        except UnboundLedgerError as error:
+            raise UserError(error.with_config(config)) from None
         except KeyboardInterrupt:
             err_console.print(witness.interrupted_line(output))
             raise typer.Exit(interrupt.exit_code) from None
-    _print_outcome(outcome)
+    _print_outcome(outcome, observers)
+    if register is not None and _registered(observers) is None:
+        _print_error(
+            f"the search completed but registering it as {register!r} failed (see the MLflow line above); "
+            f"its model is in {outcome.output_dir}",
+            prefix="register failed:",
+        )
+        raise typer.Exit(1)
 
 
 class _ChargeWitness(SearchObserver):
@@ -934,11 +959,28 @@ class _ChargeWitness(SearchObserver):
         )
 
 
-def _print_outcome(outcome: SearchOutcome) -> None:
+def _registered(observers: list[SearchObserver]) -> tuple[str, str] | None:
+    for observer in observers:
+        registered: tuple[str, str] | None = getattr(observer, "registered", None)
+        if registered is not None:
+            return registered
+    return None
+
+
+def _print_outcome(outcome: SearchOutcome, observers: list[SearchObserver] | None = None) -> None:
     from tunedp.report import human_summary
 
     console.print(human_summary(outcome.report), highlight=False)
     console.print(f"report: {outcome.output_dir / 'report.json'}")
+    # Where the released model went in MLflow: a pyfunc that takes the raw rows.
+    for observer in observers or ():
+        uri: str | None = getattr(observer, "model_uri", None)
+        if uri is not None:
+            console.print(f"MLflow model: {uri}  (mlflow.pyfunc.load_model({uri!r}).predict(rows))", highlight=False)
+    registered = _registered(observers or [])
+    if registered is not None:
+        name, version = registered
+        console.print(f"registered: models:/{name}/{version} (alias models:/{name}@released)", highlight=False)
 
 
 def _with_resources(config: SearchConfig, cpus: float | None, gpus: float | None) -> SearchConfig:
@@ -969,6 +1011,28 @@ def _observers(tracking_uri: str | None) -> list[SearchObserver]:
 
         observers.append(MlflowTracker(tracking_uri=tracking_uri))
     return observers
+
+
+@app.command("predict")
+def predict_command(
+    rows: Annotated[
+        Path, typer.Argument(help="Raw rows: a CSV with the table's own columns (or a .npy array of inputs).")
+    ],
+    report: Annotated[
+        Path,
+        typer.Option("--report", help="A search's output folder (report.json and best_model.pt).", file_okay=False),
+    ],
+    output: Annotated[
+        Path | None,
+        typer.Option("--output", "-o", help="Write the predictions here (default: stdout).", dir_okay=False),
+    ] = None,
+) -> None:
+    """Predict labels and class probabilities for raw rows with a search's released model (no MLflow needed)."""
+    from tunedp.predict import predict_file
+
+    count = predict_file(report, rows, output)
+    if output is not None:
+        console.print(f"wrote {count} predictions to {output}", highlight=False)
 
 
 @app.command("report")

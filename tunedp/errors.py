@@ -17,6 +17,7 @@ __all__ = [
     "LedgerCorruptError",
     "LedgerError",
     "LedgerMissingError",
+    "UnboundLedgerError",
     "UserFacingError",
     "one_line",
 ]
@@ -44,6 +45,31 @@ class LedgerMissingError(LedgerError):
 
 class LedgerCorruptError(LedgerError):
     """The ledger file was edited or damaged outside tunedp; it refuses to operate."""
+
+
+class UnboundLedgerError(LedgerError):
+    """The ledger exists but is bound to no data yet; binding it needs the workload that reads the data.
+
+    A workload declared in a search config (a CSV table) is known only to
+    that config, so the command that binds is ``budget bind --config`` with
+    it: :meth:`with_config` writes that command once the caller knows the
+    config's path (the command line does).
+    """
+
+    def __init__(self, ledger: str, *, declared_in_config: bool) -> None:
+        self.ledger, self.declared_in_config = ledger, declared_in_config
+        config = " --config <the search config>" if declared_in_config else ""
+        super().__init__(self._line(config))
+
+    def _line(self, config: str) -> str:
+        return (
+            f"ledger {self.ledger} is not bound to its data yet; bind it with "
+            f"`tunedp budget bind --ledger {self.ledger}{config}` (loads the workload's data)"
+        )
+
+    def with_config(self, config: object) -> str:
+        """The message with a command that works as pasted: the real config path where one is needed."""
+        return self._line(f" --config {config}" if self.declared_in_config else "")
 
 
 class DataMismatchError(LedgerError):

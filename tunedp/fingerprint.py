@@ -39,7 +39,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from tunedp.accounting.ledger import Fingerprinter, PrivacyLedger
-from tunedp.errors import DataMismatchError, one_line
+from tunedp.errors import DataMismatchError, UnboundLedgerError, one_line
 
 if TYPE_CHECKING:
     from tunedp.ledger import LedgerUrl
@@ -258,6 +258,11 @@ def verify_search_data(ledger: PrivacyLedger, workload: WorkloadReference) -> No
             f"--ledger: ledger {ledger.path} belongs to dataset {ledger.dataset!r}, but workload {workload!r} "
             f"reads {dataset!r}; use that dataset's ledger"
         )
+    if not ledger.bound:
+        from tunedp.workloads import CsvWorkloadSpec
+
+        # `budget bind --ledger` finds a registered workload by the dataset; a config's table only by its config.
+        raise UnboundLedgerError(str(ledger.path), declared_in_config=isinstance(workload, CsvWorkloadSpec))
     ledger.verify_data(fingerprinter(workload))
 
 
