@@ -67,6 +67,7 @@ def search(
     observers: Sequence[SearchObserver] = (),
     force: bool = False,
     progress: ProgressCallback | None = None,
+    register: str | None = None,
 ) -> SearchOutcome:
     """Plan, charge and run a search; the Python API behind ``tunedp search``.
 
@@ -76,11 +77,18 @@ def search(
     rule (e.g. ``tunedp.tracking.MlflowTracker``, ``tunedp.progress.ConsoleProgress``).
     ``progress`` receives one plain line per event (charge, trial or heartbeat,
     finish) within the same rule; the lines also go to the ``tunedp.progress``
-    logger. ``force`` lets ``output_dir`` be a non-empty folder.
+    logger. ``force`` lets ``output_dir`` be a non-empty folder. ``register``
+    registers the released model as a new version of that name in the MLflow
+    Model Registry (through the first ``MlflowTracker`` in ``observers``, or
+    one on the default store); an unreachable registry is refused before the charge.
     """
     plan = plan_search(config)
     # The ledger of the data the workload reads (no aliases); its data is verified in run_search.
     ledger = open_search_ledger(config.workload, config.dataset, ledger_path)
+    if register is not None:
+        from tunedp.tracking import registering  # MLflow loads only for a search that registers
+
+        observers = registering(observers, register)  # checks the registry: nothing charged yet
     return run_search(
         plan,
         ledger=ledger,

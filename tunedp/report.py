@@ -212,18 +212,25 @@ def human_summary(report: SearchReport) -> str:
         if best.test_metric is not None:
             lines.append(f"best model test metric ({best.test_label}): {best.test_metric:.4f}")
         if best.model is not None:
-            lines.append(f"model: {best.model} (a state dict; load it with {_load_hint(report)})")
+            lines.append(f"model: {best.model} ({_load_hint(report, best.model)})")
     else:
         lines.append("interrupted: nothing released" if report.status == "interrupted" else "no trial succeeded")
     lines.extend(f"at least one trial failed: {reason}" for reason in report.failure_reasons)
     return "\n".join(lines)
 
 
-def _load_hint(report: SearchReport) -> str:
-    """The Python that rebuilds the released model from its file."""
+def _load_hint(report: SearchReport, model: str) -> str:
+    """One line: how to score raw rows with the released model (a table's own columns, else arrays)."""
     workload = report.config.get("workload", "WORKLOAD")
-    model = report.config.get("model")
+    folder = Path(model).parent
+    if isinstance(workload, dict) or workload == "adult":  # a table: its own columns, by name
+        return (
+            f"predict on raw rows: tunedp predict --report {folder} rows.csv; "
+            "in MLflow: mlflow.pyfunc.load_model('runs:/<run id>/model')"
+        )
+    variant = report.best.variant if report.best is not None and report.best.variant else report.config.get("model")
     return (
-        f"model = tunedp.workloads.resolve_workload({workload!r}).build_model({model!r}); "
+        f"a state dict; predict: tunedp predict --report {folder} inputs.npy, or load it with "
+        f"model = tunedp.workloads.resolve_workload({workload!r}).build_model({variant!r}); "
         "model.load_state_dict(torch.load(path, weights_only=True))"
     )

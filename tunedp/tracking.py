@@ -1,7 +1,9 @@
 """MLflow tracking of searches: what may be logged, and where.
 
-Where: one MLflow experiment per workload (``tunedp-<workload>``), one parent
-run per search, one nested run per *disclosed* trial. The default store is
+Where: one MLflow experiment per protected dataset (``tunedp-<dataset>``, the
+ledger's dataset: every search charged to one budget, whatever its workload
+or file name), one parent run per search (a resumed search reopens its run),
+one nested run per *disclosed* trial. The default store is
 ``sqlite:///<repo>/mlflow/mlflow.db`` (``$TUNEDP_MLFLOW_DIR`` moves the
 folder; MLflow 3 refuses plain ``file:`` stores) with artifacts under
 ``mlflow/artifacts``; any tracking URI, e.g. a server started by ``tunedp ui``,
@@ -10,7 +12,12 @@ works instead.
 What: the parent run holds what the search was charged and what it released
 (config, σ, planned and charged ε, δ, the ledger before and after, the best
 configuration, its released score and test metric, the privacy report, the
-best model and the plots of :mod:`tunedp.plots`). Which trials get a run, and
+released model and the plots of :mod:`tunedp.plots`). The run's *name*
+carries what the runs table should show without configuring columns: the
+charged ε, the ledger's total spent, the test metric. The released model is
+an MLflow pyfunc at ``runs:/<run id>/model`` that takes raw rows (see
+:mod:`tunedp.released_model`); ``register=NAME`` also makes it a version of
+NAME in the Model Registry, created at the charge (see :meth:`MlflowTracker._register`). Which trials get a run, and
 which of their fields, is decided in one place, :func:`trial_logs`, by the
 rule of :mod:`tunedp.disclosure`: under ``random``/``release: best`` only the
 best trial gets a run (named ``best``: not even its index, which would bound
@@ -39,6 +46,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -52,11 +60,12 @@ import requests
 import yaml
 from mlflow.entities import Metric, Param, RunStatus
 from mlflow.exceptions import MlflowException
+from mlflow.pyfunc.model import PythonModel
 from mlflow.tracking import MlflowClient
 
 from tunedp import plots
 from tunedp.disclosure import Disclosure, disclosure_for
-from tunedp.errors import one_line
+from tunedp.errors import UserFacingError, one_line
 from tunedp.interrupts import sigterm_as_interrupt
 from tunedp.observers import SearchObserver, SearchOutcome
 from tunedp.records import TrialRecord
@@ -67,13 +76,20 @@ if TYPE_CHECKING:
 
     from tunedp.accounting.ledger import Charge, PrivacyLedger
     from tunedp.plan import SearchPlan
+    from tunedp.released_model import ReleasedModel
 
 __all__ = [
     "MlflowTracker",
+    "RegistryUnavailable",
+    "ReleasedPyfunc",
     "TrialLog",
+    "check_registry",
     "default_artifact_root",
     "default_mlflow_dir",
     "default_tracking_uri",
+    "experiment_name",
+    "registering",
+    "run_name",
     "serve_dashboard",
     "server_command",
     "server_environment",
@@ -103,9 +119,14 @@ TAG_DELTA = "tunedp.delta"
 TAG_LEDGER = "tunedp.ledger"
 TAG_LEDGER_FINGERPRINT = "tunedp.ledger_fingerprint"
 TAG_ACCOUNTANT = "tunedp.accountant"
+TAG_SPENT = "tunedp.ledger_spent"
+#: On a registered model version: pending (charged, running), released, failed or interrupted.
+TAG_RELEASE_STATUS = "tunedp.release_status"
+#: The registry alias that follows the newest version whose search released a model.
+RELEASED_ALIAS = "released"
 #: The accountant behind every ε tunedp logs.
 ACCOUNTANT = "rdp (dp_accounting)"
-#: Artifact path (and LoggedModel name) of the released model in MLflow's PyTorch flavour.
+#: Artifact path of the released model (an MLflow pyfunc for raw rows) on the parent run.
 MODEL_NAME = "model"
 
 #: How long to wait for a tracking server to answer before giving up on it.
@@ -246,8 +267,11 @@ class _SearchState:
     client: MlflowClient | None = None
     experiment_id: str | None = None
     parent_run_id: str | None = None
+    #: The registered model (name, version) this search created at its charge (``None``: none).
+    registered: tuple[str, str] | None = None
     error: str | None = None
     trial_runs: list[str] = field(default_factory=list)
+    model_logged: bool = False
 
 
 class MlflowTracker(SearchObserver):
@@ -260,13 +284,41 @@ class MlflowTracker(SearchObserver):
     where the driver has already written the report and the best model.
     """
 
-    def __init__(self, tracking_uri: str | None = None, *, artifact_root: Path | None = None) -> None:
+    def __init__(
+        self, tracking_uri: str | None = None, *, artifact_root: Path | None = None, register: str | None = None
+    ) -> None:
         self.tracking_uri = tracking_uri or default_tracking_uri()
         sqlite = _sqlite_path(self.tracking_uri)
         if artifact_root is None and sqlite is not None:
             artifact_root = (sqlite.parent / "artifacts").resolve()
         self.artifact_root = artifact_root
+        #: Register the released model as a new version of this Model Registry name (see :func:`registering`).
+        self.register = register
         self._state: _SearchState | None = None
+
+    @property
+    def run_id(self) -> str | None:
+        """The search's parent run, once created (``None`` before the charge or when tracking failed)."""
+        return self._state.parent_run_id if self._state is not None else None
+
+    @property
+    def model_uri(self) -> str | None:
+        """``runs:/<run id>/model``: where the released model was logged (``None``: it was not)."""
+        state = self._state
+        if state is None or state.error is not None or state.parent_run_id is None or not state.model_logged:
+            return None
+        return f"runs:/{state.parent_run_id}/{MODEL_NAME}"
+
+    @property
+    def registered(self) -> tuple[str, str] | None:
+        """The registered model's (name, version) this search created (``None``: none, or tracking failed)."""
+        state = self._state
+        return state.registered if state is not None and state.error is None else None
+
+    @property
+    def error(self) -> str | None:
+        """Why tracking stopped for this search (one line), or ``None``."""
+        return self._state.error if self._state is not None else None
 
     # ------------------------------------------------------------------ hooks
 
@@ -331,12 +383,29 @@ class MlflowTracker(SearchObserver):
         if sqlite is not None:
             sqlite.parent.mkdir(parents=True, exist_ok=True)
         client = MlflowClient(tracking_uri=self.tracking_uri)
-        experiment_id, created = _experiment(
-            client, f"{EXPERIMENT_PREFIX}{plan.config.workload_label}", self.artifact_root
-        )
+        # Named by the ledger's dataset: every search charged to one budget lands in one experiment.
+        experiment_id, created = _experiment(client, experiment_name(ledger.dataset), self.artifact_root)
         if created and sqlite is not None:
             _set_experiment_times(sqlite, experiment_id, self._clock_ms())
-        name = f"{plan.config.name or plan.config.workload_label}-{plan.shape.mode}-{charge.search_id[:8]}"
+        spent = ledger.spent_epsilon()
+        name = run_name(
+            label=plan.config.name or plan.config.workload_label,
+            mode=plan.shape.mode,
+            search_id=charge.search_id,
+            charged=charge.epsilon,
+            spent=spent,
+            cap=ledger.epsilon,
+            seeded=charge.seeded,
+        )
+        resumed = _search_run(client, experiment_id, charge.search_id)
+        if resumed is not None:
+            # A resumed search (same search id, no new charge) goes on in the run its first start
+            # opened, which an interruption left KILLED: one search, one run.
+            state.client, state.experiment_id, state.parent_run_id = client, experiment_id, resumed
+            client.update_run(resumed, status=RunStatus.to_string(RunStatus.RUNNING))
+            state.registered = _version_of(client, resumed)
+            atexit.register(self._abandon)
+            return
         run = client.create_run(
             experiment_id,
             run_name=name,
@@ -351,6 +420,7 @@ class MlflowTracker(SearchObserver):
                 # What the search cost and where it was charged, searchable in the run list.
                 TAG_EPSILON: repr(float(charge.epsilon)),
                 TAG_DELTA: repr(float(plan.delta)),
+                TAG_SPENT: repr(float(spent)),
                 TAG_LEDGER: str(ledger.path),
                 TAG_LEDGER_FINGERPRINT: ledger.fingerprint,  # keyed: reveals nothing about the rows
                 TAG_ACCOUNTANT: ACCOUNTANT,
@@ -382,6 +452,65 @@ class MlflowTracker(SearchObserver):
         _log_batch(client, run.info.run_id, params=params, metrics=_at_step(metrics), timestamp=self._clock_ms())
         client.log_text(run.info.run_id, yaml.safe_dump(config, sort_keys=False), "config.yaml")
         client.log_text(run.info.run_id, json.dumps(config, indent=2) + "\n", "config.json")
+        if self.register is not None:
+            self._register(client, run.info.run_id, spent)
+
+    def _register(self, client: MlflowClient, run_id: str, spent: float) -> None:
+        """A new version of :attr:`register`, created now — at the charge, before any trial runs.
+
+        The registry stamps a version's creation and update times with the
+        server's clock, and no client can set them. Created at the search's
+        end they would publish the end time, so (under ``release: best`` and
+        the staged modes) the duration and with it the secret K. Created at
+        the charge they carry a moment that does not depend on K, and every
+        tag is known then: dataset, charged ε, δ, the ledger's total spent.
+        The version's source is ``runs:/<run id>/model``, where the model is
+        logged when the search releases it; until then (and for a search that
+        releases nothing) the version is tagged ``tunedp.release_status``
+        ``pending`` (``failed``, ``interrupted``), and the alias ``released``
+        moves to it only once its model is there. Tags and aliases carry no
+        time in MLflow's registry; a local sqlite store's times are set to
+        the search's public time here, like a new experiment's.
+        """
+        state = self._state
+        assert state is not None and self.register is not None
+        plan, charge, ledger = state.plan, state.charge, state.ledger
+        name = self.register
+        created = False
+        try:
+            client.create_registered_model(
+                name, tags={TAG_DATASET: ledger.dataset}, description="Released by tunedp searches."
+            )
+            created = True
+        except MlflowException as error:
+            if error.error_code != "RESOURCE_ALREADY_EXISTS":
+                raise
+        version = client.create_model_version(
+            name,
+            source=f"runs:/{run_id}/{MODEL_NAME}",
+            run_id=run_id,
+            tags={
+                TAG_DATASET: ledger.dataset,
+                TAG_SEARCH_ID: charge.search_id,
+                TAG_EPSILON: repr(float(charge.epsilon)),
+                TAG_DELTA: repr(float(plan.delta)),
+                TAG_SPENT: repr(float(spent)),
+                TAG_PRIVACY: "seeded: not private" if charge.seeded else "private",
+                TAG_ACCOUNTANT: ACCOUNTANT,
+                TAG_RELEASE_STATUS: "pending",
+            },
+            description=(
+                f"tunedp search {charge.search_id[:12]} on {ledger.dataset!r}: charged ε = {charge.epsilon:.4g} "
+                f"at δ = {plan.delta:g}; the ledger's total spent ε = {spent:.4g} of {ledger.epsilon:g}. "
+                f"Its model is at runs:/{run_id}/{MODEL_NAME} once the search releases it "
+                f"(tag {TAG_RELEASE_STATUS})."
+            ),
+            await_creation_for=0,
+        )
+        state.registered = (name, str(version.version))
+        sqlite = _sqlite_path(self.tracking_uri)
+        if sqlite is not None:
+            _set_registry_times(sqlite, name, str(version.version), self._clock_ms(), registered_model=created)
 
     def _log_progress(self, done: int) -> None:
         state = self._state
@@ -392,15 +521,36 @@ class MlflowTracker(SearchObserver):
         state = self._state
         assert state is not None and state.client is not None and state.parent_run_id is not None
         client, run_id = state.client, state.parent_run_id
-        status = RunStatus.to_string(RunStatus.FINISHED if outcome.ok else RunStatus.FAILED)
+        if outcome.report.status == "interrupted":  # a later --resume reopens this run and finishes it
+            status = RunStatus.to_string(RunStatus.KILLED)
+        else:
+            status = RunStatus.to_string(RunStatus.FINISHED if outcome.ok else RunStatus.FAILED)
         try:
             self._log_outcome(state, outcome)
+            self._settle_version(client, outcome)
         finally:
             try:
                 client.set_terminated(run_id, status, end_time=self._clock_ms())
                 self._settle_store(client, run_id)
             except Exception:  # the first error is the one worth reporting
                 log.debug("could not terminate MLflow run %s", run_id, exc_info=True)
+
+    def _settle_version(self, client: MlflowClient, outcome: SearchOutcome) -> None:
+        """The registered version's release status (a tag), and the ``released`` alias once its model is there.
+
+        Neither a tag nor an alias carries a time in MLflow's registry, so
+        nothing here publishes when the search ended.
+        """
+        state = self._state
+        assert state is not None
+        if state.registered is None:
+            return
+        name, version = state.registered
+        released = state.model_logged
+        status = "released" if released else ("interrupted" if outcome.report.status == "interrupted" else "failed")
+        client.set_model_version_tag(name, version, TAG_RELEASE_STATUS, status)
+        if released:
+            client.set_registered_model_alias(name, RELEASED_ALIAS, version)
 
     def _settle_store(self, client: MlflowClient, run_id: str) -> None:
         """After the search's last MLflow write, the local store's files carry the public time.
@@ -447,8 +597,12 @@ class MlflowTracker(SearchObserver):
         if rule.shows_trial_count:
             metrics["trials_disclosed"] = float(len(outcome.disclosed_trials))
             metrics["trials_failed"] = float(outcome.failed_trials_disclosed)
+        if outcome.report.status == "interrupted":
+            params = {}  # MLflow params are write-once: the resumed search, in this run, logs its final status
         _log_batch(client, run_id, params=params, metrics=_at_step(metrics), timestamp=self._clock_ms())
         client.set_tag(run_id, TAG_NOTE, f"```\n{human_summary(outcome.report)}\n```")
+        # The runs table shows a run's name without any column set up: what was charged and what came out.
+        client.update_run(run_id, name=_outcome_run_name(outcome))
 
         for trial in trial_logs(
             outcome.disclosed_trials,
@@ -465,52 +619,74 @@ class MlflowTracker(SearchObserver):
                 client.log_artifact(run_id, str(path))
         if best is not None and (outcome.output_dir / "best_model.pt").is_file():
             self._log_released_model(client, run_id, outcome)
+            state.model_logged = True
         with tempfile.TemporaryDirectory(prefix="tunedp-plots-") as folder:
             for name, figure in self._figures(state, outcome):
                 plots.save_figure(figure, Path(folder) / f"{name}.png")
             client.log_artifacts(run_id, folder, artifact_path="plots")
 
     def _log_released_model(self, client: MlflowClient, run_id: str, outcome: SearchOutcome) -> None:
-        """The released model as an MLflow PyTorch model (signature, data-free input example) on the parent run.
+        """The released model as an MLflow pyfunc for raw rows (:class:`ReleasedPyfunc`) on the parent run.
 
         Only the selected model is logged — under ``release: best`` it is the
         one thing released, and nothing about the other trials goes with it.
+        Its input schema is the raw columns (or the image array), its output
+        a label and each class's probability; the workload's declared
+        encoding travels in ``recipe.json``, the weights as the state dict.
+        Saved as "models from code" (a three-line script importing tunedp,
+        which ships in the model's ``code/``): nothing is pickled, so loading
+        it executes no stored object and MLflow has no pickle warning to give.
         Requirements are pinned here rather than inferred (inference loads the
         model in a subprocess: slow, and nothing it could add).
         """
-        import mlflow.pytorch
+        import mlflow.pyfunc
         import torch
-        from mlflow.models import Model, infer_signature
+        from mlflow.models import Model
 
         import tunedp
-        from tunedp.released_model import load_released_model
+        from tunedp.released_model import ReleasedModel
 
         config = outcome.plan.config
         best = outcome.report.best
         variant = best.variant if best is not None and best.variant is not None else config.model
-        released = load_released_model(config.workload, variant, outcome.output_dir / "best_model.pt")
+        released = ReleasedModel.load(config.workload, variant, outcome.output_dir / "best_model.pt")
         rule = disclosure_for(outcome.plan.shape.mode, outcome.plan.shape.release)
         # Saved here and logged as the run's artifacts, not as an MLflow LoggedModel: a
         # LoggedModel's creation and update times are stamped by the tracking server's clock
         # as the search ends, which no client can set, and under ``release: best`` an end time
         # records the duration (so K). MLmodel's own time is the public one.
         described = Model(run_id=run_id, artifact_path=MODEL_NAME, utc_time_created=self._clock_text(rule))
-        with tempfile.TemporaryDirectory(prefix="tunedp-model-") as folder, _quiet_mlflow_logs(logging.ERROR):
-            # ERROR: MLflow warns about pickle on every save, a warning the user cannot act on.
-            mlflow.pytorch.save_model(
-                released.model,
-                Path(folder) / MODEL_NAME,
+        with (
+            tempfile.TemporaryDirectory(prefix="tunedp-model-") as folder,
+            _quiet_mlflow_logs(logging.ERROR),
+            _environment(MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR="false"),  # a bar per file copied into the model
+            warnings.catch_warnings(),
+        ):
+            # MLflow warns that predict's type hints give no signature: the signature is given.
+            warnings.simplefilter("ignore", UserWarning)
+            scratch = Path(folder)
+            (scratch / "recipe.json").write_text(json.dumps(released.recipe(), indent=2) + "\n", encoding="utf-8")
+            (scratch / PYFUNC_SCRIPT).write_text(_PYFUNC_CODE, encoding="utf-8")
+            mlflow.pyfunc.save_model(
+                scratch / MODEL_NAME,
+                python_model=str(scratch / PYFUNC_SCRIPT),
+                artifacts={
+                    "recipe": str(scratch / "recipe.json"),
+                    "weights": str(outcome.output_dir / "best_model.pt"),
+                },
                 mlflow_model=described,
-                signature=infer_signature(released.input_example, released.output_example),
-                input_example=released.input_example,
-                # Pickle, not torch.export: an exported program fixes the batch size of the example.
-                serialization_format="pickle",
-                # The model classes live in tunedp.workloads: ship the package so serving needs no install.
+                signature=pyfunc_signature(released),
+                input_example=released.input_example(),
+                # The model's code is tunedp's: ship the package so serving needs no install.
                 code_paths=[str(Path(tunedp.__file__).parent)],
-                pip_requirements=[f"torch=={torch.__version__.split('+')[0]}", f"numpy=={np.__version__}"],
+                pip_requirements=[
+                    f"torch=={torch.__version__.split('+')[0]}",
+                    f"numpy=={np.__version__}",
+                    f"mlflow=={mlflow.__version__}",
+                ],
             )
-            rule.settle(Path(folder))  # a local artifact store copies the files' times with them
-            client.log_artifacts(run_id, str(Path(folder) / MODEL_NAME), artifact_path=MODEL_NAME)
+            rule.settle(scratch / MODEL_NAME)  # a local artifact store copies the files' times with them
+            client.log_artifacts(run_id, str(scratch / MODEL_NAME), artifact_path=MODEL_NAME)
 
     def _clock_text(self, rule: Disclosure) -> str:
         """The public time in MLmodel's ``utc_time_created`` format (naive UTC)."""
@@ -601,7 +777,207 @@ class MlflowTracker(SearchObserver):
             )
 
 
+# ---------------------------------------------------------------------------- names a user sees
+
+
+def experiment_name(dataset: str) -> str:
+    """``tunedp-<dataset>``: one experiment per ledger's dataset (not per workload or file name)."""
+    return f"{EXPERIMENT_PREFIX}{dataset}"
+
+
+def run_name(
+    *,
+    label: str,
+    mode: str,
+    search_id: str,
+    charged: float,
+    spent: float,
+    cap: float,
+    seeded: bool = False,
+    test_metric: float | None = None,
+) -> str:
+    """``compas · ε 1 charged · 3 of 10 spent · test 0.652 · random 1a2b3c4d``: the runs table shows it by default.
+
+    Every figure is public: the charge and the ledger's total are in the
+    ledger's readable history, the released model's test metric in the report.
+    """
+    parts = [label, f"ε {charged:.3g} charged", f"{spent:.3g} of {cap:g} spent"]
+    if test_metric is not None:
+        parts.append(f"test {test_metric:.3f}")
+    if seeded:
+        parts.append("seeded: not private")
+    parts.append(f"{mode} {search_id[:8]}")
+    return " · ".join(parts)
+
+
+def _outcome_run_name(outcome: SearchOutcome) -> str:
+    report = outcome.report
+    best = report.best
+    return run_name(
+        label=outcome.plan.config.name or outcome.plan.config.workload_label,
+        mode=outcome.plan.shape.mode,
+        search_id=outcome.search_id,
+        charged=report.privacy.charged_epsilon,
+        spent=report.ledger.spent_after,
+        cap=report.ledger.global_epsilon,
+        seeded=report.privacy.seeded,
+        test_metric=best.test_metric if best is not None else None,
+    )
+
+
+# ---------------------------------------------------------------------------- the released model as a pyfunc
+
+
+class ReleasedPyfunc(PythonModel):
+    """The released model for MLflow: raw rows in (the input schema), ``label`` and ``probability_<class>`` out.
+
+    A thin adapter: everything that matters is :class:`tunedp.released_model.ReleasedModel`,
+    rebuilt from the model's ``recipe.json`` and state dict (no pickle).
+    """
+
+    def load_context(self, context: Any) -> None:
+        from tunedp.released_model import ReleasedModel
+
+        self._model = ReleasedModel.from_recipe(Path(context.artifacts["recipe"]), Path(context.artifacts["weights"]))
+
+    def predict(self, context: Any, model_input: Any, params: dict[str, Any] | None = None) -> Any:
+        import pandas as pd
+
+        from tunedp.released_model import TableInput
+
+        model = self._model
+        if isinstance(model.raw_input, TableInput):
+            frame = model_input if isinstance(model_input, pd.DataFrame) else pd.DataFrame(model_input)
+            rows: Any = {name: frame[name].tolist() for name in model.raw_input.names if name in frame.columns}
+        else:
+            rows = np.asarray(model_input, dtype=np.float32)
+        return pd.DataFrame(model.predict(rows).columns())
+
+
+#: The "models from code" script MLflow runs to build the pyfunc (saved as the model's code).
+PYFUNC_SCRIPT = "tunedp_model.py"
+_PYFUNC_CODE = """\
+# The released tunedp model: raw rows in, label and class probabilities out (tunedp ships in code/).
+import mlflow.models
+
+from tunedp.tracking import ReleasedPyfunc
+
+mlflow.models.set_model(ReleasedPyfunc())
+"""
+
+
+def pyfunc_signature(released: ReleasedModel) -> Any:
+    """The raw columns by name (or the image tensor) in; ``label`` and ``probability_<class>`` out.
+
+    The columns are typed ``Any``: MLflow refuses to convert a 64-bit integer
+    column to ``double`` (``pandas.read_csv`` reads ``age`` as int64) and any
+    number to ``string`` (a category coded ``1``), while the encoding reads
+    each cell as the training did, as text, and refuses a bad value itself.
+    """
+    from mlflow.models import ModelSignature
+    from mlflow.types import ColSpec, DataType, Schema, TensorSpec
+    from mlflow.types.schema import AnyType
+
+    from tunedp.released_model import LABEL_COLUMN, TableInput, probability_column
+
+    raw = released.raw_input
+    inputs: Schema
+    if isinstance(raw, TableInput):
+        inputs = Schema([ColSpec(AnyType(), c.name) for c in raw.columns])
+    else:
+        inputs = Schema([TensorSpec(np.dtype(np.float32), (-1, *raw.shape))])
+    outputs = Schema(
+        [
+            ColSpec(DataType.string, LABEL_COLUMN),
+            *(ColSpec(DataType.double, probability_column(name)) for name in released.classes),
+        ]
+    )
+    return ModelSignature(inputs=inputs, outputs=outputs)
+
+
+# ---------------------------------------------------------------------------- the Model Registry
+
+
+class RegistryUnavailable(UserFacingError):
+    """``register``: the Model Registry cannot take the version (refused before the charge)."""
+
+
+def check_registry(tracking_uri: str, name: str) -> None:
+    """Before the charge: ``name`` is a valid registered-model name and the registry answers.
+
+    A search that registers is refused here, in one line, rather than found
+    unable to register after it spent the budget.
+    """
+    from mlflow.utils.validation import _validate_model_name
+
+    try:
+        _validate_model_name(name)
+    except MlflowException as error:
+        raise RegistryUnavailable(f"register: {one_line(error.message)}") from None
+    shown = one_line(_redacted(tracking_uri), 200)
+    try:
+        _check_reachable(tracking_uri)
+        sqlite = _sqlite_path(tracking_uri)
+        if sqlite is not None:
+            sqlite.parent.mkdir(parents=True, exist_ok=True)
+        with _fast_failing_http(), _quiet_mlflow_logs():
+            MlflowClient(tracking_uri=tracking_uri).search_registered_models(max_results=1)
+    except Exception as error:
+        raise RegistryUnavailable(
+            f"register: the MLflow Model Registry at {shown} is unreachable ({one_line(error, 160)}); "
+            "start the server (tunedp ui) or give another --tracking-uri; nothing was charged"
+        ) from None
+
+
+def registering(observers: Sequence[SearchObserver], name: str) -> list[SearchObserver]:
+    """``observers`` with an :class:`MlflowTracker` that registers the released model as a version of ``name``.
+
+    The first tracker among ``observers`` registers (one on the default store
+    is added when there is none); the registry is checked here, before anything is charged.
+    """
+    found = [o for o in observers if isinstance(o, MlflowTracker)]
+    tracker = found[0] if found else MlflowTracker()
+    tracker.register = name
+    check_registry(tracker.tracking_uri, name)
+    return list(observers) if found else [*observers, tracker]
+
+
+def _version_of(client: MlflowClient, run_id: str) -> tuple[str, str] | None:
+    """The registered model version whose source is ``run_id``'s model (a resumed search's), if any."""
+    for version in client.search_model_versions(f"run_id = '{run_id}'"):
+        if version.source == f"runs:/{run_id}/{MODEL_NAME}":
+            return str(version.name), str(version.version)
+    return None
+
+
+def _set_registry_times(sqlite: Path, name: str, version: str, moment_ms: int, *, registered_model: bool) -> None:
+    """A version (and the registered model it updated or created) stamped with the search's public time.
+
+    Local sqlite store only, like :func:`_set_experiment_times`: the moment is
+    the charge, which does not depend on K, but a K-hiding search publishes
+    the UTC day only. A remote registry keeps its own clock (at the charge).
+    """
+    with contextlib.closing(sqlite3.connect(sqlite, timeout=30)) as connection, connection:
+        connection.execute(
+            "UPDATE model_versions SET creation_time = ?, last_updated_time = ? WHERE name = ? AND version = ?",
+            (moment_ms, moment_ms, name, int(version)),
+        )
+        connection.execute("UPDATE registered_models SET last_updated_time = ? WHERE name = ?", (moment_ms, name))
+        if registered_model:
+            connection.execute("UPDATE registered_models SET creation_time = ? WHERE name = ?", (moment_ms, name))
+
+
 # ---------------------------------------------------------------------------- MLflow helpers
+
+
+def _search_run(client: MlflowClient, experiment_id: str, search_id: str) -> str | None:
+    """The parent run of ``search_id`` in the experiment, if one exists (a resumed search's first start)."""
+    runs = client.search_runs(
+        [experiment_id],
+        filter_string=f"tags.`{TAG_SEARCH_ID}` = '{search_id}' AND tags.`{TAG_ROLE}` = 'search'",
+        max_results=1,
+    )
+    return str(runs[0].info.run_id) if runs else None
 
 
 def _search_label(tags: Mapping[str, str], run_id: str) -> str:
