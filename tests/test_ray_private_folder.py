@@ -20,6 +20,7 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -113,7 +114,7 @@ def _seed_with_trials(low: int, high: int) -> int:
     raise AssertionError("no seed found")
 
 
-def _completed(out: Path) -> list[dict[str, object]]:
+def _completed(out: Path) -> list[dict[str, Any]]:
     try:
         document = json.loads((out / STATE_DIR / "state.json").read_text())
     except (FileNotFoundError, json.JSONDecodeError):
@@ -145,7 +146,7 @@ def test_a_killed_search_leaves_nothing_of_k_and_its_ray_folder_was_private(tmp_
         deadline = time.monotonic() + 240
         while time.monotonic() < deadline and len(_completed(out)) < 2 and driver.poll() is None:
             time.sleep(0.2)
-        assert len(_completed(out)) >= 2, driver.stderr.read().decode() if driver.poll() is not None else "too slow"
+        assert len(_completed(out)) >= 2, "the search ended or was too slow"
         # Item 3, while the search runs: its one private folder is 0700 and Ray's own files 0600.
         (root,) = BASE.glob(f"{ROOT_PREFIX}{driver.pid}-*")
         info = root.stat()

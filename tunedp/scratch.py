@@ -23,7 +23,9 @@ folder per driver process, ``<tmp>/tdp-ray-<pid>-<random>``:
   belongs to a process started at another time: a reused pid).
 
 ``/tmp`` (not ``$TMPDIR``) is the base when it exists: Ray's unix sockets live
-under the folder and their paths must stay within 107 bytes.
+under the folder and their paths must stay within 107 bytes. (A ``/tmp``
+shared between pid namespaces — containers mounting the host's — would make
+another namespace's running driver look dead: do not share ``/tmp`` that way.)
 
 Imports nothing beyond the standard library: the command line calls it first.
 """
