@@ -192,12 +192,22 @@ def _identical(a: Tensor, b: Tensor) -> bool:
     return torch.equal(a, b)
 
 
+def _cuda_devices() -> list[int]:
+    """The CUDA devices whose generators a probe seeds and restores: all, once CUDA is in use; none before.
+
+    A process that has not touched CUDA keeps it untouched (seeding it would
+    queue a seed for its first use), and a model cannot be on CUDA before.
+    """
+    initialized: bool = torch.cuda.is_initialized()  # type: ignore[no-untyped-call]
+    return list(range(torch.cuda.device_count())) if initialized else []
+
+
 @contextmanager
 def _preserved(model: nn.Module) -> Iterator[_State]:
     """Run probes with no lasting effect: parameters, buffers, training modes and torch's RNG are put back."""
     modes = [(module, module.training) for module in model.modules()]
     state = _State(model)
-    devices = list(range(torch.cuda.device_count())) if torch.cuda.is_initialized() else []  # type: ignore[no-untyped-call]
+    devices = _cuda_devices()
     try:
         with torch.random.fork_rng(devices=devices), torch.no_grad():
             yield state
@@ -214,6 +224,7 @@ class _Recorder:
         self.model = model
         self.names = {id(m): name for name, m in model.named_modules()}
         self._calls: list[_Call] = []
+        self._cuda = bool(_cuda_devices())
 
     @contextmanager
     def hooked(self) -> Iterator[_Recorder]:
@@ -229,7 +240,10 @@ class _Recorder:
                 handle.remove()
 
     def run(self, inputs: Tensor, seed: int = _PROBE_SEED) -> _Run:
-        torch.manual_seed(seed)
+        # The CPU generator, and CUDA's where it is in use (torch.manual_seed would also queue a CUDA seed).
+        torch.default_generator.manual_seed(seed)
+        if self._cuda:
+            torch.cuda.manual_seed_all(seed)
         self._calls = []
         outputs = _tensors(self.model(inputs))
         return _Run(outputs, self._calls)
