@@ -38,6 +38,7 @@ import re
 import secrets
 import sqlite3
 import stat
+import tempfile
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -305,6 +306,7 @@ class PrivacyLedger:
             raise LedgerError(f"--delta: {delta} must be in (0, 1)")
         if path.exists():
             raise LedgerError(f"ledger {path} already exists; a global budget cannot be reset")
+        _check_writable_folder(path.parent)  # before the data is loaded to fingerprint it
         key = secrets.token_bytes(KEY_BYTES)
         fingerprint = fingerprint_of(key) if fingerprint_of is not None else UNBOUND
         key_id = _key_id(key) if fingerprint_of is not None else UNBOUND
@@ -629,6 +631,23 @@ class PrivacyLedger:
         return rdp_epsilon(dp_event.ComposedDpEvent(events), self.delta)
 
 
+def _check_writable_folder(folder: Path) -> None:
+    """Refuse, in one line naming the folder and the cause, a ledger folder that cannot be written."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".tunedp-write-check-"):
+            pass
+    except OSError as error:
+        raise LedgerError(
+            f"ledger folder {folder}: cannot write there ({error.strerror or error}); "
+            "set TUNEDP_HOME (or --ledger) to a writable folder"
+        ) from None
+
+
+#: sqlite's words for a file or folder it may not write (a read-only file system, permissions).
+_NOT_WRITABLE = ("readonly", "read-only", "unable to open database file")
+
+
 @contextmanager
 def _connect(path: Path) -> Iterator[sqlite3.Connection]:
     # isolation_level=None: we issue BEGIN IMMEDIATE / COMMIT ourselves.
@@ -639,6 +658,11 @@ def _connect(path: Path) -> Iterator[sqlite3.Connection]:
     except sqlite3.OperationalError as error:
         if "locked" in str(error) or "busy" in str(error):
             raise LedgerError(f"ledger {path} is busy (another process holds it); retry") from None
+        if any(words in str(error) for words in _NOT_WRITABLE):
+            raise LedgerError(
+                f"ledger folder {path.parent}: cannot write the ledger there ({error}); "
+                "make it writable, or set TUNEDP_HOME (or --ledger) to a writable folder"
+            ) from None
         raise LedgerCorruptError(f"ledger {path} is not a readable tunedp ledger ({error})") from None
     except sqlite3.DatabaseError as error:
         raise LedgerCorruptError(f"ledger {path} is not a readable tunedp ledger ({error})") from None
