@@ -27,10 +27,12 @@ import pytest
 import yaml
 from search_helpers import random_best
 
+from tunedp.accounting.ledger import PrivacyLedger
 from tunedp.accounting.search_event import draw_trial_count
+from tunedp.cli import main
 from tunedp.fingerprint import create_ledger
 from tunedp.plan import plan_search
-from tunedp.resume import STATE_DIR
+from tunedp.resume import STATE_DIR, ResumeState, StateRecorder
 from tunedp.scratch import OWNER_FILE, ROOT_PREFIX, remove_dead_scratch, scratch_root
 
 TUNEDP = str(Path(sys.executable).with_name("tunedp"))
@@ -101,6 +103,28 @@ def test_this_process_folder_is_private_and_never_taken_for_a_dead_one() -> None
     assert root.parent == BASE and root.name.startswith(f"{ROOT_PREFIX}{os.getpid()}-")
     assert stat.S_IMODE(root.stat().st_mode) == 0o700
     assert root not in remove_dead_scratch() and root.is_dir()
+
+
+def test_abandon_removes_what_dead_drivers_left(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    ledger_path = tmp_path / "digits.sqlite"
+    create_ledger(ledger_path, dataset="digits", epsilon=40.0, delta=1e-5)
+    out = tmp_path / "out"
+    state = ResumeState(
+        search_id="c" * 32,
+        config=random_best().model_dump(mode="json"),
+        ledger_path=str(ledger_path),
+        trial_count=9,
+        seed=None,
+    )
+    StateRecorder(out, state, PrivacyLedger.open(ledger_path)).close()
+    dead = _folder(_dead_pid())
+    try:
+        with pytest.raises(SystemExit) as exited:
+            main(["search", "--abandon", str(out)])
+        assert exited.value.code == 0, capsys.readouterr().err
+        assert not dead.exists() and not (out / STATE_DIR).exists()
+    finally:
+        subprocess.run(["rm", "-rf", str(dead)], check=True)
 
 
 # ---------------------------------------------------------------------------- a real search, then SIGKILL
