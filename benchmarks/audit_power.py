@@ -166,7 +166,7 @@ def _range(values: list[float]) -> str:
     if not values:
         return "—"
     low, high = min(values), max(values)
-    return f"{low:.2f}" if math.isclose(low, high, abs_tol=5e-3) else f"{low:.2f}–{high:.2f}"
+    return f"{low:.2f}" if math.isclose(low, high, abs_tol=5e-3) else f"{low:.2f} to {high:.2f}"
 
 
 def report() -> str:
