@@ -49,8 +49,10 @@ app.add_typer(budget_app, name="budget")
 ledger_app = typer.Typer(help="A team's shared PostgreSQL ledger: set it up, grant analysts.", no_args_is_help=True)
 app.add_typer(ledger_app, name="ledger")
 
-console = Console()
-err_console = Console(stderr=True)
+# soft_wrap: a line longer than the terminal (or than rich's 80 columns when piped) stays one
+# line, so that logs and pipes get whole lines (paths, commands) and a terminal wraps them itself.
+console = Console(soft_wrap=True)
+err_console = Console(stderr=True, soft_wrap=True)
 
 USER_ERRORS = (UserFacingError,)
 
