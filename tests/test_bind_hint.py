@@ -7,6 +7,7 @@ alone fails ("declare the workload first"): the config is what declares it.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shlex
@@ -46,3 +47,16 @@ def test_a_search_on_an_unbound_csv_ledger_prints_the_bind_command_that_works(tm
     bound = _run(*argv[1:], env=env, cwd=tmp_path)
     assert bound.returncode == 0, bound.stdout + bound.stderr
     assert PrivacyLedger.open(ledger_path).bound
+
+
+def test_budget_show_takes_the_config_as_budget_init_does(tmp_path: Path) -> None:
+    data = digits_table_search(tmp_path)
+    config = tmp_path / "table.yaml"
+    config.write_text(yaml.safe_dump(data))
+    env = {**os.environ, "TUNEDP_HOME": str(tmp_path / "home")}
+    made = _run("budget", "init", "--config", str(config), "--epsilon", "8", "--delta", "1e-5", env=env, cwd=tmp_path)
+    assert made.returncode == 0, made.stdout + made.stderr
+    shown = _run("budget", "show", "--config", str(config), "--json", env=env, cwd=tmp_path)
+    assert shown.returncode == 0, shown.stdout + shown.stderr
+    summary = json.loads(shown.stdout)
+    assert summary["dataset"] == "digits_table" and summary["epsilon"] == 8.0 and summary["spent_epsilon"] == 0.0

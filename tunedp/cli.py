@@ -490,11 +490,14 @@ def budget_show(
     dataset: Annotated[
         str | None, typer.Option("--dataset", help="Protected dataset name.", show_default=False)
     ] = None,
+    config: WorkloadConfigOption = None,
     ledger: LedgerOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Global, spent and remaining budget, and one line per charged search."""
     _quiet_libraries()
+    if config is not None:  # the dataset the config's workload reads, as for `budget init --config`
+        dataset = _budget_target(dataset, config, None)[1]
     path, opened = _open_for_reading(dataset, ledger)
     charges = opened.charges()
     spent = opened.spent_epsilon()
