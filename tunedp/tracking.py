@@ -662,7 +662,7 @@ class MlflowTracker(SearchObserver):
             _environment(MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR="false"),  # a bar per file copied into the model
             warnings.catch_warnings(),
         ):
-            # MLflow warns that predict's type hints give no signature: the signature is given.
+            # Saving, MLflow tries predict's type hints for a signature and warns they give none: it is given.
             warnings.simplefilter("ignore", UserWarning)
             scratch = Path(folder)
             (scratch / "recipe.json").write_text(json.dumps(released.recipe(), indent=2) + "\n", encoding="utf-8")
@@ -840,6 +840,10 @@ class ReleasedPyfunc(PythonModel):
 
         self._model = ReleasedModel.from_recipe(Path(context.artifacts["recipe"]), Path(context.artifacts["weights"]))
 
+    #: MLflow reads ``predict``'s type hints as an input schema and warns, at every import, about
+    #: ``Any`` (or about no hints); the model's signature is the one :func:`pyfunc_signature` gives.
+    _skip_type_hint_validation = True
+
     def predict(self, context: Any, model_input: Any, params: dict[str, Any] | None = None) -> Any:
         import pandas as pd
 
@@ -883,7 +887,7 @@ def pyfunc_signature(released: ReleasedModel) -> Any:
     raw = released.raw_input
     inputs: Schema
     if isinstance(raw, TableInput):
-        inputs = Schema([ColSpec(AnyType(), c.name) for c in raw.columns])
+        inputs = Schema([ColSpec(AnyType(), c.name) for c in raw.columns])  # type: ignore[no-untyped-call]
     else:
         inputs = Schema([TensorSpec(np.dtype(np.float32), (-1, *raw.shape))])
     outputs = Schema(
