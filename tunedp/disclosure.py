@@ -17,6 +17,8 @@ the search was charged for:
   through :meth:`Disclosure.settle`, the modification times of every file and
   folder it publishes, after its last write (docs/architecture.md, "What a
   search publishes").
+- ``hypo`` (DP-HyPO, always ``release: best``) is charged with K random and
+  unseen too: the same rule as random/best.
 - ``two_stage`` and ``public_proxy`` (shape ``release: best``) release only
   their final run: stage-1 trials, K and their scores stay inside, as above.
 - every other mode (``release: all``, ``adaptive``, ``grid``) was charged as
