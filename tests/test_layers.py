@@ -67,6 +67,8 @@ LAYERS: dict[str, set[str]] = {
     "tunedp.audit.bound": set(),
     "tunedp.audit.run": set(),
     "tunedp.audit.command": set(),
+    "tunedp.audit.clip_check": set(),
+    "tunedp.scratch": set(),
     "tunedp.audit.canaries": {"torch"},
 }
 
