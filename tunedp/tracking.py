@@ -46,7 +46,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -60,6 +59,7 @@ import requests
 import yaml
 from mlflow.entities import Metric, Param, RunStatus
 from mlflow.exceptions import MlflowException
+from mlflow.models.signature import _TypeHints
 from mlflow.pyfunc.model import PythonModel
 from mlflow.tracking import MlflowClient
 
@@ -660,10 +660,7 @@ class MlflowTracker(SearchObserver):
             tempfile.TemporaryDirectory(prefix="tunedp-model-") as folder,
             _quiet_mlflow_logs(logging.ERROR),
             _environment(MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR="false"),  # a bar per file copied into the model
-            warnings.catch_warnings(),
         ):
-            # Saving, MLflow tries predict's type hints for a signature and warns they give none: it is given.
-            warnings.simplefilter("ignore", UserWarning)
             scratch = Path(folder)
             (scratch / "recipe.json").write_text(json.dumps(released.recipe(), indent=2) + "\n", encoding="utf-8")
             (scratch / PYFUNC_SCRIPT).write_text(_PYFUNC_CODE, encoding="utf-8")
@@ -840,9 +837,11 @@ class ReleasedPyfunc(PythonModel):
 
         self._model = ReleasedModel.from_recipe(Path(context.artifacts["recipe"]), Path(context.artifacts["weights"]))
 
-    #: MLflow reads ``predict``'s type hints as an input schema and warns, at every import, about
-    #: ``Any`` (or about no hints); the model's signature is the one :func:`pyfunc_signature` gives.
+    #: MLflow reads ``predict``'s type hints as an input schema and warns about ``Any`` (at every
+    #: import, and again at every save, through a filter of its own that no caller can override);
+    #: the model's signature is the one :func:`pyfunc_signature` gives, so MLflow is told of no hints.
     _skip_type_hint_validation = True
+    _predict_type_hints = _TypeHints()  # type: ignore[no-untyped-call]
 
     def predict(self, context: Any, model_input: Any, params: dict[str, Any] | None = None) -> Any:
         import pandas as pd
