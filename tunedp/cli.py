@@ -388,7 +388,7 @@ def budget_init(
         _check_delta_against_dataset(dataset, delta, size)
     path = resolve_ledger_path(dataset, ledger)
     if _ledger_exists(path, dataset):
-        raise UserError(f"--ledger: ledger {path} already holds {dataset!r}; a global budget cannot be reset")
+        raise UserError(f"--ledger: ledger {path} already exists for {dataset!r}; a global budget cannot be reset")
     readers = [_workload_label(workload)] if workload is not None else workloads_of(dataset)
     if readers:
         console.print(f"loading the data of workload {readers[0]!r} to fingerprint it …", highlight=False)
