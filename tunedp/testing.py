@@ -251,8 +251,10 @@ class LedgerContract:
         ledger = make_ledger(3.0)
         cheap, dear = dp_event.GaussianDpEvent(3.0), dp_event.GaussianDpEvent(0.5)
         rows = self.stored_rows(ledger)
-        assert ledger.admissible(cheap) == (True, pytest.approx(self._composed([cheap])))
-        assert ledger.admissible(dear) == (False, pytest.approx(self._composed([dear])))
+        fits, after = ledger.admissible(cheap)
+        assert fits and after == pytest.approx(self._composed([cheap]))
+        fits, after = ledger.admissible(dear)
+        assert not fits and after == pytest.approx(self._composed([dear]))
         assert self.stored_rows(ledger) == rows
 
     def test_set_status_never_changes_what_was_spent(self, make_ledger: Callable[..., Ledger]) -> None:
