@@ -448,3 +448,20 @@ def test_a_deleted_charge_is_detected_not_forgotten(tmp_path: Path) -> None:
             tampered.charge(event, config_hash="x", mode="grid")
     # The untouched ledger still reads and composes all three charges.
     assert len(PrivacyLedger.open(path).charges()) == 3
+
+
+# ----------------------------------------------------------------------------- times: the UTC day only
+
+
+def test_a_ledger_records_only_the_day_and_still_reads_rows_that_stored_seconds(charged: PrivacyLedger) -> None:
+    """Issue 23: a charge's time and a search's end would give its duration (which grows with K)."""
+    search_id = charged.charges()[0].search_id
+    charged.set_status(search_id, "completed", at="2026-12-06T23:59:58-02:00")  # 01:59:58 UTC on the 7th
+    with sqlite3.connect(charged.path) as connection:
+        created, updated = connection.execute("SELECT created_at, updated_at FROM charges").fetchone()
+        meta_created = dict(connection.execute("SELECT key, value FROM ledger_meta").fetchall())["created_at"]
+    assert updated == "2026-12-07"
+    assert len(created) == len(meta_created) == len("2026-12-06") and "T" not in created + meta_created
+    # A ledger written before days-only stored seconds: still read, shown as the day.
+    _sql(charged.path, "UPDATE charges SET created_at = '2025-03-04T05:06:07+00:00'")
+    assert charged.charges()[0].created_at == "2025-03-04"
