@@ -168,6 +168,8 @@ def test_the_scheduled_job_example_runs_end_to_end(tmp_path: Path) -> None:
     first = subprocess.run(job, capture_output=True, text=True, env=env, timeout=600)
     assert first.returncode == 0, first.stdout + first.stderr
     assert "registered models:/compas-nightly/1" in first.stdout
+    report = json.loads((tmp_path / "out" / "report.json").read_text())
+    assert f"charged ε = {report['privacy']['charged_epsilon']:.4g}, δ = 1e-05" in first.stdout
     with (tmp_path / "predictions.csv").open() as handle:
         written = list(csv.DictReader(handle))
     assert len(written) == 50 and {row["label"] for row in written} <= {"0", "1"}
@@ -179,3 +181,64 @@ def test_the_scheduled_job_example_runs_end_to_end(tmp_path: Path) -> None:
     assert second.returncode == 0 and second.stdout.startswith("skipped:"), second.stdout + second.stderr
     assert ledger.read_bytes() == before
     print(first.stdout)
+
+
+@pytest.mark.slow
+def test_an_interrupted_then_resumed_search_is_one_run_and_one_version(ray_session: str, tmp_path: Path) -> None:
+    """Item 5: SIGTERM mid-way, ``--resume``: MLflow holds one run (FINISHED), the version is released once."""
+    import signal
+
+    import numpy as np
+    import yaml
+    from mlflow.tracking import MlflowClient
+    from search_helpers import random_best
+    from test_resume import _completed
+
+    from tunedp.accounting.search_event import draw_trial_count
+    from tunedp.plan import plan_search
+
+    config = random_best(expected_trials=6.0)
+    shape = plan_search(config).shape
+    seed = next(s for s in range(1000) if 5 <= draw_trial_count(shape, np.random.default_rng(s)) <= 7)
+    config_path = tmp_path / "c.yaml"
+    config_path.write_text(yaml.safe_dump(config.model_dump(mode="json", exclude_none=True)))
+    ledger = tmp_path / "digits.sqlite"
+    create_ledger(ledger, dataset="digits", epsilon=40.0, delta=1e-5)
+    store = f"sqlite:///{tmp_path / 'mlflow' / 'mlflow.db'}"
+    out = tmp_path / "out"
+    first = subprocess.Popen(
+        [TUNEDP, "search", "--config", str(config_path), "--ledger", str(ledger), "--ray-address", ray_session,
+         "--max-concurrent", "1", "--seed", str(seed), "--output", str(out), "--tracking-uri", store,
+         "--register", "digits-resumed"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 180
+        while time.monotonic() < deadline and _completed(out) < 2:
+            time.sleep(0.2)
+        assert _completed(out) >= 2
+        first.send_signal(signal.SIGTERM)
+        out1, err1 = first.communicate(timeout=120)
+    finally:
+        if first.poll() is None:
+            first.kill()
+    assert first.returncode == 143, out1 + err1
+    client = MlflowClient(store)
+    (version,) = client.search_model_versions("name = 'digits-resumed'")
+    assert version.tags["tunedp.release_status"] == "interrupted"
+
+    second = subprocess.run(
+        [TUNEDP, "search", "--resume", str(out), "--ray-address", ray_session, "--max-concurrent", "1",
+         "--tracking-uri", store],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert second.returncode == 0, second.stdout + second.stderr
+    experiment = client.get_experiment_by_name("tunedp-digits")
+    parents = client.search_runs([experiment.experiment_id], "tags.`tunedp.role` = 'search'")
+    assert len(parents) == 1, [(r.info.run_name, r.info.status) for r in parents]
+    (run,) = parents
+    assert run.info.status == "FINISHED" and run.data.params["status"] == "completed"
+    (version,) = client.search_model_versions("name = 'digits-resumed'")  # still one version, now released
+    assert version.run_id == run.info.run_id and version.tags["tunedp.release_status"] == "released"
+    assert client.get_model_version_by_alias("digits-resumed", "released").version == version.version
+    assert f"MLflow model: runs:/{run.info.run_id}/model" in second.stdout
