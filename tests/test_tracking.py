@@ -470,8 +470,9 @@ def test_tunedp_ui_serves_the_store_and_stops_cleanly_on_ctrl_c(
 
 @pytest.mark.slow
 @ON_SHARED_SERVER
-def test_the_released_model_is_an_mlflow_pytorch_model_that_loads_and_registers(tracked: Tracked) -> None:
-    """``mlflow.pytorch`` flavour with signature and a data-free example; the registry serves it back."""
+def test_the_released_model_is_an_mlflow_pyfunc_that_loads_and_registers(tracked: Tracked) -> None:
+    """A pyfunc (raw input in, label and probabilities out) with signature and a data-free example; the
+    registry serves it back."""
     import mlflow.pyfunc
     import torch
 
@@ -496,25 +497,28 @@ def test_the_released_model_is_an_mlflow_pytorch_model_that_loads_and_registers(
         assert not mlflow.search_logged_models(experiment_ids=[experiment], output_format="list")
         uri = f"runs:/{parent.run_id}/model"
         info = mlflow.models.get_model_info(uri)
-        assert "pytorch" in info.flavors and info.signature is not None
-        assert [list(spec.shape) for spec in info.signature.inputs.inputs] == [[-1, 1, 8, 8]]
+        assert "python_function" in info.flavors and info.signature is not None
+        assert [list(spec.shape) for spec in info.signature.inputs.inputs] == [[-1, 1, 8, 8]]  # the image array
         example = mlflow.models.Model.load(uri).load_input_example(mlflow.artifacts.download_artifacts(uri))
         assert isinstance(example, np.ndarray) and example.shape == (1, 1, 8, 8) and not example.any()
 
-        # The logged network is the released weights: same outputs as best_model.pt on real test rows.
+        # The logged model is the released weights: the softmax of best_model.pt's network on real test rows.
         workload = resolve_workload("digits")
         reference = workload.build_model(small_config(**RANDOM_BEST).model)
         reference.load_state_dict(torch.load(outcome.output_dir / "best_model.pt", weights_only=True))
         reference.eval()
         rows = workload.load().test.inputs[:16]
         with torch.no_grad():
-            expected = reference(rows).numpy()
-        np.testing.assert_allclose(mlflow.pyfunc.load_model(uri).predict(rows.numpy()), expected, rtol=1e-5, atol=1e-6)
+            expected = torch.softmax(reference(rows).double(), dim=1).numpy()
+        columns = [f"probability_{k}" for k in range(10)]
+        scored = mlflow.pyfunc.load_model(uri).predict(rows.numpy())
+        np.testing.assert_allclose(scored[columns].to_numpy(), expected, rtol=1e-6, atol=1e-9)
+        assert scored["label"].tolist() == [str(k) for k in expected.argmax(axis=1)]
 
         # The Model Registry takes it and serves it back by name and version.
         version = mlflow.register_model(uri, f"tunedp-digits-{outcome.search_id[:8]}")
         served = mlflow.pyfunc.load_model(f"models:/{version.name}/{version.version}")
-        np.testing.assert_allclose(served.predict(rows.numpy()), expected, rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(served.predict(rows.numpy())[columns].to_numpy(), expected, rtol=1e-6, atol=1e-9)
         print(f"model {uri}, registered {version.name} v{version.version}")
     finally:
         mlflow.set_tracking_uri(previous)
