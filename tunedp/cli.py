@@ -493,12 +493,35 @@ def budget_show(
     config: WorkloadConfigOption = None,
     ledger: LedgerOption = None,
     as_json: JsonOption = False,
+    plot: Annotated[
+        bool,
+        typer.Option(
+            "--plot",
+            help="Draw the budget as one HTML page (ε spent over the charges, the cap, each search's charge) "
+            "and print its path; beside a sqlite ledger unless --plot-file.",
+        ),
+    ] = False,
+    plot_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--plot-file",
+            help="Where --plot writes the page (a file, or a folder for DATASET.budget.html); "
+            "needed for a PostgreSQL ledger. Implies --plot.",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
-    """Global, spent and remaining budget, and one line per charged search."""
+    """Global, spent and remaining budget, and one line per charged search (--plot: as an HTML page)."""
     _quiet_libraries()
+    plot = plot or plot_file is not None
+    if plot and as_json:
+        raise UserError("--plot: writes a page and prints its path; drop --json (or run budget show --json apart)")
     if config is not None:  # the dataset the config's workload reads, as for `budget init --config`
         dataset = _budget_target(dataset, config, None)[1]
     path, opened = _open_for_reading(dataset, ledger)
+    if plot:
+        _write_budget_page(path, opened, plot_file)
+        return
     charges = opened.charges()
     spent = opened.spent_epsilon()
     summary = {
@@ -550,6 +573,32 @@ def budget_show(
     for c in charges:
         table.add_row(c.search_id[:12], c.created_at[:10], c.mode, c.label, f"{c.epsilon:.4f}", c.status)
     console.print(table)
+
+
+def _write_budget_page(location: Path | LedgerUrl, opened: PrivacyLedger, target: Path | None) -> None:
+    """``budget show --plot``: the page beside a sqlite ledger (or at ``target``); prints its path, one line."""
+    from tunedp.budget_page import budget_page, default_page_path, write_page
+
+    if target is None:
+        if not isinstance(location, Path):
+            raise UserError(
+                f"--plot-file: a PostgreSQL ledger ({location}) has no folder to write the page beside; "
+                f"give its path, e.g. --plot-file {opened.dataset}.budget.html"
+            )
+        target, field = default_page_path(location), "--plot"
+    else:
+        field = "--plot-file"
+    folder = target if target.is_dir() else target.parent
+    if not folder.is_dir():
+        what = "is not a folder" if folder.exists() else "does not exist"
+        raise UserError(f"{field}: {folder} {what}; give --plot-file PATH in a folder you can write")
+    try:
+        written = write_page(budget_page(opened), target)
+    except OSError as error:
+        raise UserError(
+            f"{field}: cannot write the page to {target} ({error.strerror or error}); give --plot-file PATH elsewhere"
+        ) from error
+    console.print(str(written.absolute()), highlight=False, markup=False, soft_wrap=True)
 
 
 def _open_for_reading(dataset: str | None, ledger: str | None) -> tuple[Path | LedgerUrl, PrivacyLedger]:
