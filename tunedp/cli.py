@@ -281,7 +281,7 @@ def print_plan(
     preflight: PreflightResult | None = None,
     score_std: float | None = None,
 ) -> None:
-    from tunedp.plan import no_trial_note
+    from tunedp.plan import no_trial_note, trial_count_note
     from tunedp.staged_plan import StagedPlanFigures, staged_plan_rows
 
     table = Table(title=f"Plan: {figures.mode} search on {figures.workload}", show_header=False)
@@ -295,6 +295,7 @@ def print_plan(
         return
     trials = (
         f"{figures.expected_trials:g} expected (unbounded; K stays secret)"
+        + trial_count_note(figures.trial_count_median, figures.trial_count_p90)
         if figures.max_trials is None
         else f"{figures.max_trials} (charged as their composition)"
     ) + no_trial_note(figures.no_trial_probability)

@@ -253,6 +253,8 @@ class SearchPlan:
             score_releases=trial.score_releases,
             evaluation_steps=tuple(trial.evaluation_steps),
             no_trial_probability=self.shape.no_trial_probability,
+            trial_count_median=self.shape.trial_count_quantile(0.5),
+            trial_count_p90=self.shape.trial_count_quantile(0.9),
             density_ratio=self.shape.density_ratio,
             count_gamma=(
                 tnb_gamma(self.shape.expected_trials, self.shape.count_shape)
@@ -307,6 +309,9 @@ class PlanFigures:
     evaluation_steps: tuple[int, ...]
     #: P(K = 0): a Poisson K can draw no trial; the search then releases nothing and keeps its charge.
     no_trial_probability: float = 0.0
+    #: The median and the 90th percentile of K's distribution (public: fixed by the plan).
+    trial_count_median: int = 0
+    trial_count_p90: int = 0
     accountant: str = "rdp"
     #: ``hypo``: C/c, the span of the proposal's density ratio to the prior (DP-HyPO's Theorem 1).
     density_ratio: float | None = None
@@ -323,6 +328,11 @@ class PlanFigures:
         # large ones): a reviewer recomputing at other orders gets another figure.
         document["rdp_orders"] = list(RDP_ORDERS)
         return document
+
+
+def trial_count_note(median: int, p90: int) -> str:
+    """How many trials a random K will likely take: what a user waits for (the tail of a geometric K is long)."""
+    return f"; median {median}, 90% of draws ≤ {p90}"
 
 
 def no_trial_note(probability: float) -> str:

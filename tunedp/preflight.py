@@ -66,6 +66,7 @@ __all__ = [
     "connect_ray",
     "estimate_wall_seconds",
     "hyperparameter_corners",
+    "learning_noise_warning",
     "run_preflight",
     "score_noise_std",
     "score_noise_warning",
@@ -421,6 +422,27 @@ def score_noise_warning(plan: SearchPlan) -> str | None:
     )
 
 
+def learning_noise_warning(plan: SearchPlan) -> str | None:
+    """A warning when a step's noise exceeds anything its gradient can carry: training will not learn.
+
+    Each coordinate of the averaged clipped gradient is at most C in size
+    (a whole clipped gradient on one coordinate); the noise added to that
+    average has standard deviation σC / (qN) per coordinate. When σ / (qN)
+    exceeds 1 the noise is larger than the largest possible signal on every
+    coordinate at every step (σ = 157 at a batch of 120, a plan seen in the
+    wild): the budget buys nothing. Data-independent: σ and qN are the plan's.
+    """
+    sigma = max(segment.noise_multiplier for segment in plan.trial.segments)
+    batch = plan.trial.expected_batch_size
+    if sigma / batch <= 1.0:
+        return None
+    return (
+        f"training: noise multiplier σ = {sigma:.4g} at an expected batch of {batch:.4g} puts more noise on every "
+        "coordinate of the averaged gradient than any gradient can carry; training will not learn. Raise "
+        "training.expected_batch_size (σ grows more slowly than the batch), train fewer steps, or raise the budget"
+    )
+
+
 def estimate_wall_seconds(plan: SearchPlan, step_seconds: float, concurrency: int) -> float:
     """step time × steps × expected trials ÷ concurrency: a floor (evaluations and start-up come on top)."""
     trials = plan.shape.expected_trials
@@ -543,11 +565,11 @@ def run_preflight(
     check_data_files(plan.config.workload)
     concurrency = _concurrency(plan, max_concurrent)
     corners, seconds = check_model_and_optimizer(plan, concurrency=concurrency) if model else (0, None)
-    warning = score_noise_warning(plan)
+    warnings = tuple(warning for warning in (score_noise_warning(plan), learning_noise_warning(plan)) if warning)
     return PreflightResult(
         step_seconds=seconds,
         corners=corners,
         concurrency=concurrency,
         estimated_wall_s=None if seconds is None else estimate_wall_seconds(plan, seconds, concurrency),
-        warnings=(warning,) if warning else (),
+        warnings=warnings,
     )

@@ -20,7 +20,9 @@ This module imports neither torch nor Ray.
 
 from __future__ import annotations
 
+import itertools
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Literal
 
@@ -87,12 +89,53 @@ class SearchShape:
             return math.exp(-self.expected_trials)
         return 0.0
 
+    def trial_count_quantile(self, q: float) -> int:
+        """The smallest k with P(K ≤ k) ≥ q, K drawn as :func:`draw_trial_count` draws it.
+
+        A property of the plan, not of any draw (so public): the plan shows
+        the median and the 90th percentile, so that a user sees before paying
+        how long the wait may be — a geometric K has a long tail.
+        """
+        if not 0 < q < 1:
+            raise ValueError(f"Expected 0 < q={q} < 1")
+        if self.mode not in ("random", "hypo"):
+            assert self.max_trials is not None
+            return self.max_trials
+        assert self.count_shape is not None
+        cumulative = 0.0
+        for k, probability in _trial_count_pmf(float(self.expected_trials), float(self.count_shape)):
+            cumulative += probability
+            if cumulative >= q * (1 - 1e-12):
+                return k if self.max_trials is None else min(k, self.max_trials)
+        raise AssertionError("unreachable: the probabilities sum to 1")
+
     @property
     def composed_trials(self) -> int:
         """How many trials a naive composition of this search would charge."""
         if self.max_trials is not None:
             return self.max_trials
         return math.ceil(self.expected_trials)
+
+
+def _trial_count_pmf(mean: float, eta: float) -> Iterator[tuple[int, float]]:
+    """(k, P(K = k)) for k = 0, 1, … of the distribution :func:`draw_trial_count` samples."""
+    if math.isinf(eta):  # Poisson, not truncated
+        for k in itertools.count():
+            yield k, math.exp(k * math.log(mean) - mean - math.lgamma(k + 1))
+        return
+    if mean == 1.0:  # γ = 1: a point mass at 1
+        yield 1, 1.0
+        return
+    gamma = tnb_gamma(mean, eta)
+    if eta == 0:  # logarithmic with parameter 1 − γ
+        for k in itertools.count(1):
+            yield k, -math.exp(k * math.log1p(-gamma)) / (k * math.log(gamma))
+        return
+    # Negative binomial (η successes at probability γ; k failures) conditioned on k ≥ 1.
+    truncation = -math.expm1(eta * math.log(gamma))  # 1 − γ^η
+    for k in itertools.count(1):
+        log_pmf = math.lgamma(k + eta) - math.lgamma(eta) - math.lgamma(k + 1)
+        yield k, math.exp(log_pmf + eta * math.log(gamma) + k * math.log1p(-gamma)) / truncation
 
 
 def search_event(trial: dp_event.DpEvent, shape: SearchShape) -> dp_event.DpEvent:

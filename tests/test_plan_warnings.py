@@ -1,0 +1,53 @@
+"""What the plan tells a user about the wait and about a budget that buys nothing (before paying)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+from search_helpers import REPO, example_dict, small_config
+
+from tunedp.config import load_config
+from tunedp.planning import plan_search
+from tunedp.preflight import learning_noise_warning
+
+TUNEDP = str(Path(sys.executable).with_name("tunedp"))
+HOPELESS = {"epochs": 3000, "expected_batch_size": 120, "evaluations": 1}
+
+
+def test_a_plan_whose_noise_swamps_every_gradient_is_warned() -> None:
+    config = small_config(budget={"epsilon": 1.0, "delta": 1e-5}, training=HOPELESS,
+                          validation={"policy": "private", "score_noise_multiplier": 200.0})  # fmt: skip
+    plan = plan_search(config)
+    sigma = max(segment.noise_multiplier for segment in plan.trial.segments)
+    assert sigma / plan.trial.expected_batch_size > 1  # ≈ 128 at 120
+    warning = learning_noise_warning(plan)
+    assert warning is not None and warning.startswith(f"training: noise multiplier σ = {sigma:.4g}")
+
+
+@pytest.mark.parametrize("config", sorted((REPO / "search_spaces").glob("*.yaml")), ids=lambda p: p.stem)
+def test_no_shipped_config_is_warned(config: Path) -> None:
+    if config.stem == "adult_csv" and not (REPO / "data" / "adult.csv").is_file():
+        config = REPO / "search_spaces" / "adult.yaml"  # the same search over the built-in rows
+    assert learning_noise_warning(plan_search(load_config(config))) is None
+
+
+def test_plan_shows_the_spread_of_k_and_the_warning(tmp_path: Path) -> None:
+    data = example_dict()
+    data["budget"] = {"epsilon": 1.0, "delta": 1e-5}
+    data["training"] = HOPELESS
+    data["validation"] = {"policy": "private", "score_noise_multiplier": 200.0}
+    config = tmp_path / "hopeless.yaml"
+    config.write_text(yaml.safe_dump(data))
+    env = {**os.environ, "TUNEDP_HOME": str(tmp_path / "home"), "COLUMNS": "250"}
+    done = subprocess.run([TUNEDP, "plan", "--config", str(config), "--no-preflight"],
+                          capture_output=True, text=True, env=env, timeout=300)  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    shape = plan_search(load_config(config)).shape
+    median, p90 = shape.trial_count_quantile(0.5), shape.trial_count_quantile(0.9)
+    assert f"median {median}, 90% of draws ≤ {p90}" in done.stdout
+    assert "warning: training: noise multiplier" in done.stderr and "will not learn" in done.stderr
