@@ -241,6 +241,35 @@ def test_an_unwritable_place_is_one_line_exit_2(
     assert code == 2 and out == "" and len(err.strip().splitlines()) == 1 and "--json" in err
 
 
+def test_an_empty_and_a_long_ledger_are_drawn_too(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from tunedp.accounting.ledger import PrivacyLedger
+
+    empty = PrivacyLedger.create(tmp_path / "empty.sqlite", dataset="empty", epsilon=2.0, delta=DELTA)
+    code, out, err = _run(["budget", "show", "--ledger", str(empty.path), "--plot"], capsys)
+    assert code == 0, err
+    text = Path(out.strip()).read_text()
+    assert "No search has been charged yet" in text and float(_by_id(text, "spent")) == 0.0
+    assert float(_by_id(text, "remaining")) == 2.0 and "cap: global ε = 2" in text
+
+    long = PrivacyLedger.create(tmp_path / "long.sqlite", dataset="long", epsilon=1000.0, delta=DELTA)
+    events: list[dp_event.DpEvent] = [dp_event.GaussianDpEvent(20.0 + i % 7) for i in range(40)]
+    for i, event in enumerate(events):
+        long.charge(event, config_hash="h" * 64, mode="grid/all", label=f"sweep {i} costs $5")
+    code, out, err = _run(["budget", "show", "--ledger", str(long.path), "--plot-file", str(tmp_path)], capsys)
+    assert code == 0, err
+    text = Path(out.strip()).read_text()
+    assert Path(out.strip()) == tmp_path / "long.budget.html"
+    table = _Table()
+    table.feed(text)
+    _, spent = _independent(events)
+    assert [float(row[6]) for row in table.rows] == pytest.approx(spent, abs=5e-5)
+    svg = text[text.index("<svg") : text.index("</svg>")]
+    ticks = re.findall(r"<text[^>]*>#(\d+)", svg)
+    assert 2 <= len(ticks) <= 13 and {int(t) for t in ticks} <= set(range(1, 41))  # some charges, not 40 labels
+    assert "sweep" not in svg  # forty labels would be unreadable: the table carries them
+    assert "sweep 39 costs $5" in text
+
+
 # ---------------------------------------------------------------------------- in the browser
 
 
