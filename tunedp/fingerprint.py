@@ -48,6 +48,7 @@ if TYPE_CHECKING:
 __all__ = [
     "FINGERPRINT_SCHEME",
     "bind_ledger",
+    "check_rows_unprotected",
     "create_ledger",
     "fingerprinter",
     "open_search_ledger",
@@ -164,13 +165,47 @@ def _canonical_chunks(splits: Iterable[tuple[str, Split]]) -> Iterable[bytes]:
         yield targets.tobytes()
 
 
-def protected_fingerprint(workload: WorkloadReference, key: bytes) -> str:
-    """HMAC-SHA256 under ``key`` of the canonical bytes of ``workload``'s train and validation rows."""
-    train, validation = protected_splits(workload)
-    mac = hmac.new(key, f"{FINGERPRINT_SCHEME}|{protected_dataset(workload)}\n".encode(), hashlib.sha256)
+def _rows_fingerprint(splits: tuple[Split, Split], key: bytes, dataset: str) -> str:
+    """HMAC-SHA256 under ``key`` of the canonical bytes of (train, validation), for ``dataset``."""
+    train, validation = splits
+    mac = hmac.new(key, f"{FINGERPRINT_SCHEME}|{dataset}\n".encode(), hashlib.sha256)
     for chunk in _canonical_chunks((("train", train), ("validation", validation))):
         mac.update(chunk)
     return f"{FINGERPRINT_SCHEME}:{mac.hexdigest()}"
+
+
+def protected_fingerprint(workload: WorkloadReference, key: bytes) -> str:
+    """HMAC-SHA256 under ``key`` of the canonical bytes of ``workload``'s train and validation rows."""
+    return _rows_fingerprint(protected_splits(workload), key, protected_dataset(workload))
+
+
+def check_rows_unprotected(splits: tuple[Split, Split], dataset: str, folder: Path) -> None:
+    """Refuse a new ledger for rows that another ledger in ``folder`` already protects (nothing created).
+
+    The same rows declared under a new dataset name would otherwise get a
+    fresh budget. Each sqlite ledger in the folder is asked whether its key
+    fingerprints these rows, under *its* dataset name, to its bound
+    fingerprint (the keys never leave the ledger module). Ledgers elsewhere
+    (another ``--ledger`` folder or ``$TUNEDP_HOME``) are not seen: a limit
+    written in docs/architecture.md §4.5.
+    """
+    from tunedp.accounting.ledger import PrivacyLedger
+    from tunedp.errors import LedgerError
+
+    def fingerprint_as(key: bytes, name: str) -> str:
+        return _rows_fingerprint(splits, key, name)
+
+    for other_path in sorted(folder.glob("*.sqlite")):
+        try:
+            other = PrivacyLedger.open(other_path)
+            if other.dataset == dataset or not other.protects_rows(fingerprint_as):
+                continue
+        except LedgerError:  # not a ledger, or one this check cannot read: nothing to compare with
+            continue
+        raise DataMismatchError(
+            f"--dataset: these rows are already protected by ledger {other.dataset!r} ({other_path}); a new name "
+            f"would give them a second budget. Declare dataset: {other.dataset} and charge that ledger"
+        )
 
 
 def fingerprinter(workload: WorkloadReference) -> Fingerprinter:
@@ -200,12 +235,18 @@ def create_ledger(
         workload = _the_workload_of(dataset)
     from tunedp.ledger import create_ledger_at
 
+    fingerprint_of: Fingerprinter | None = None
+    if workload is not None:
+        splits = protected_splits(workload)  # loaded once: the duplicate check and the binding share it
+        if isinstance(path, Path):
+            check_rows_unprotected(splits, dataset, path.parent)
+        name = protected_dataset(workload)
+
+        def fingerprint_of(key: bytes) -> str:
+            return _rows_fingerprint(splits, key, name)
+
     return create_ledger_at(  # type: ignore[return-value]  # the sqlite ledger's interface (tunedp.ledger.Ledger)
-        path,
-        dataset=dataset,
-        epsilon=epsilon,
-        delta=delta,
-        fingerprint_of=fingerprinter(workload) if workload is not None else None,
+        path, dataset=dataset, epsilon=epsilon, delta=delta, fingerprint_of=fingerprint_of
     )
 
 

@@ -387,6 +387,20 @@ class PrivacyLedger:
         """Whether the ledger holds a fingerprint of its data (else no search may charge it)."""
         return self.fingerprint != UNBOUND
 
+    def protects_rows(self, fingerprint_as: Callable[[bytes, str], str]) -> bool:
+        """Whether this ledger is bound to the rows ``fingerprint_as(key, dataset)`` fingerprints.
+
+        For ``budget init``'s duplicate check: the same rows under a new
+        dataset name would get a fresh budget. The key stays in this module;
+        the caller passes the computation, as :meth:`verify_data` does.
+        """
+        with _connect(self.path) as connection:
+            header = _read_meta(connection, self.path)
+        if header.fingerprint == UNBOUND:
+            return False
+        key = _read_key(self.path, header.key_id)
+        return hmac.compare_digest(fingerprint_as(key, header.dataset), header.fingerprint)
+
     def verify_data(self, fingerprint_of: Fingerprinter) -> None:
         """Refuse (one line) unless the data ``fingerprint_of`` reads is the data this ledger protects.
 
