@@ -77,6 +77,10 @@ def test_the_wheel_installs_into_a_fresh_venv_and_plans_and_searches_outside_the
     where = _run([str(python), "-c", "import tunedp; print(tunedp.__file__)"], cwd=work, env=env).stdout
     assert where.startswith(purelib), where
     tunedp = str(env_dir / "bin" / "tunedp")
+    # An installed package keeps one MLflow store per user beside the ledgers, not ./mlflow of each folder.
+    store = _run([str(python), "-c", "from tunedp.tracking import default_mlflow_dir; print(default_mlflow_dir())"],
+                 cwd=work, env=env).stdout.strip()  # fmt: skip
+    assert store == str(tmp_path / "home" / "mlflow"), store
 
     _run([tunedp, "init", "--workload", "digits"], cwd=work, env=env)
     plan = json.loads(_run([tunedp, "plan", "--config", "digits.yaml", "--json"], cwd=work, env=env).stdout)

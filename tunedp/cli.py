@@ -39,7 +39,10 @@ __all__ = ["app", "main"]
 
 app = typer.Typer(
     name="tunedp",
-    help="Differentially private hyperparameter tuning, charged against one global privacy budget.",
+    help="Differentially private hyperparameter tuning, charged against one global privacy budget.\n\n"
+    "Where things live: ledgers in $TUNEDP_HOME/ledgers (default ~/.local/share/tunedp/ledgers); the MLflow "
+    "store in the source checkout's mlflow/ or, for an installed package, $TUNEDP_HOME/mlflow "
+    "($TUNEDP_MLFLOW_DIR overrides it); a search's results in ./runs/<search id> (--output).",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,

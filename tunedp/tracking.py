@@ -141,18 +141,24 @@ _BATCH = 100
 
 
 def default_mlflow_dir() -> Path:
-    """``$TUNEDP_MLFLOW_DIR``, else ``mlflow/`` of the source checkout, else ``./mlflow`` (absolute).
+    """``$TUNEDP_MLFLOW_DIR``, else ``mlflow/`` of the source checkout, else ``$TUNEDP_HOME/mlflow`` (absolute).
 
     The checkout's folder is the one ``make mlflow`` serves, so searches run
-    from anywhere inside the repository land in the dashboard.
+    from anywhere inside the repository land in the dashboard. An installed
+    wheel keeps one store per user beside the ledgers (``$TUNEDP_HOME``,
+    else ``$XDG_DATA_HOME/tunedp``, else ``~/.local/share/tunedp``), not one
+    per working folder: searches started from different folders land in one
+    dashboard (``tunedp ui``).
     """
+    from tunedp.accounting.ledger import tunedp_home
+
     configured = os.environ.get(MLFLOW_DIR_ENV)
     if configured:
         return Path(configured).expanduser().resolve()
     checkout = Path(__file__).resolve().parents[1]
     if (checkout / "pyproject.toml").is_file() and (checkout / "tunedp").is_dir():
         return checkout / "mlflow"
-    return (Path.cwd() / "mlflow").resolve()
+    return tunedp_home() / "mlflow"
 
 
 def default_tracking_uri() -> str:
