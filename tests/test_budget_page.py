@@ -22,6 +22,7 @@ import secrets
 import sqlite3
 import struct
 import subprocess
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from html.parser import HTMLParser
@@ -268,6 +269,19 @@ def test_an_empty_and_a_long_ledger_are_drawn_too(tmp_path: Path, capsys: pytest
     assert 2 <= len(ticks) <= 13 and {int(t) for t in ticks} <= set(range(1, 41))  # some charges, not 40 labels
     assert "sweep" not in svg  # forty labels would be unreadable: the table carries them
     assert "sweep 39 costs $5" in text
+
+
+def test_drawing_the_page_loads_no_heavy_library(ledger: Ledger) -> None:
+    """``budget show --plot`` stays a budget command: no torch, Ray, Optuna, MLflow, and no pyplot (no window)."""
+    code = (
+        "import sys, json\n"
+        "from tunedp.cli import main\n"
+        f"try:\n    main(['budget', 'show', '--ledger', {str(ledger.path)!r}, '--plot'])\n"
+        "except SystemExit as e:\n    assert not e.code, e.code\n"
+        "print(json.dumps([m for m in ('torch', 'ray', 'optuna', 'mlflow', 'matplotlib.pyplot') if m in sys.modules]))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=300)
+    assert done.stdout.splitlines()[-1] == "[]", done.stdout
 
 
 # ---------------------------------------------------------------------------- in the browser
