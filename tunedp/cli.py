@@ -503,6 +503,7 @@ def budget_show(
             "--plot",
             help="Draw the budget as one HTML page (ε spent over the charges, the cap, each search's charge) "
             "and print its path; beside a sqlite ledger unless --plot-file.",
+            metavar="",
         ),
     ] = False,
     plot_file: Annotated[
