@@ -51,3 +51,25 @@ def test_plan_shows_the_spread_of_k_and_the_warning(tmp_path: Path) -> None:
     median, p90 = shape.trial_count_quantile(0.5), shape.trial_count_quantile(0.9)
     assert f"median {median}, 90% of draws ≤ {p90}" in done.stdout
     assert "warning: training: noise multiplier" in done.stderr and "will not learn" in done.stderr
+
+
+def test_the_plan_suggests_showing_every_trial_when_that_costs_less() -> None:
+    from dp_accounting import dp_event
+    from dp_accounting.rdp import rdp_privacy_accountant
+
+    from tunedp.accounting.epsilon import RDP_ORDERS
+    from tunedp.plan import cheaper_mode_note
+
+    few = plan_search(small_config(search={"mode": "random", "expected_trials": 2.0, "shape": 3.0, "release": "best"}))
+    figures = few.figures()
+    accountant = rdp_privacy_accountant.RdpAccountant(list(RDP_ORDERS))
+    composed = accountant.compose(dp_event.SelfComposedDpEvent(few.trial.dp_event(), 2)).get_epsilon(few.delta)
+    assert composed < figures.search_epsilon  # two trials composed cost less than hiding K here
+    note = cheaper_mode_note(figures)
+    assert note is not None and f"max_trials: 2 would cost ε = {composed:.4f}" in note
+    # Showing every trial of that search, recalibrated, buys a smaller σ for the same budget.
+    shown = plan_search(small_config(search={"mode": "random", "expected_trials": 2.0, "shape": 3.0,
+                                             "release": "all", "max_trials": 2}))  # fmt: skip
+    assert shown.noise_multiplier < few.noise_multiplier
+    many = plan_search(small_config(search={"mode": "random", "expected_trials": 6.0, "shape": 1.0, "release": "best"}))
+    assert cheaper_mode_note(many.figures()) is None

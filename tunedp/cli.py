@@ -284,7 +284,7 @@ def print_plan(
     preflight: PreflightResult | None = None,
     score_std: float | None = None,
 ) -> None:
-    from tunedp.plan import no_trial_note, trial_count_note
+    from tunedp.plan import cheaper_mode_note, no_trial_note, trial_count_note
     from tunedp.staged_plan import StagedPlanFigures, staged_plan_rows
 
     table = Table(title=f"Plan: {figures.mode} search on {figures.workload}", show_header=False)
@@ -318,6 +318,8 @@ def print_plan(
         rows.extend(_preflight_rows(preflight, figures))
     if figures.best_release_epsilon is not None:
         rows.append(("ε with release: best", f"{figures.best_release_epsilon:.4f}"))
+    if (cheaper := cheaper_mode_note(figures)) is not None:
+        rows.append(("cheaper mode", cheaper))
     if figures.density_ratio is not None:  # hypo: the span its adaptive proposals are charged for
         gamma = f"; K's γ = {figures.count_gamma:.4g}" if figures.count_gamma is not None else ""
         rows.append(("proposal density ratio C/c", f"{figures.density_ratio:g} (DP-HyPO Theorem 1{gamma})"))

@@ -330,6 +330,22 @@ class PlanFigures:
         return document
 
 
+def cheaper_mode_note(figures: PlanFigures) -> str | None:
+    """A suggestion when showing every trial would cost less than hiding K (same σ, same expected trials).
+
+    Repeat-and-select pays for K's randomness; for few, long trials the plain
+    composition of ⌈mean⌉ trials can cost less (a wine search: 2.00 against
+    1.88). Then ``release: all`` with ``max_trials`` = ⌈mean⌉ buys a smaller σ
+    for the same budget — at the price of showing every trial.
+    """
+    if figures.mode != "random" or figures.release != "best" or figures.naive_epsilon >= figures.search_epsilon:
+        return None
+    return (
+        f"release: all with max_trials: {figures.naive_trials} would cost ε = {figures.naive_epsilon:.4f} instead of "
+        f"{figures.search_epsilon:.4f} at this σ (every trial shown, K fixed): cheaper for this search"
+    )
+
+
 def trial_count_note(median: int, p90: int) -> str:
     """How many trials a random K will likely take: what a user waits for (the tail of a geometric K is long)."""
     return f"; median {median}, 90% of draws ≤ {p90}"
