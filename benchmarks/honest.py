@@ -183,6 +183,14 @@ def _cells() -> dict[str, Cell]:
             kind="search",
             config="search_spaces/adult_two_stage.yaml",
         ),
+        Cell(name="adult-hypo-1", workload="adult", epsilon=1.0, kind="search", config="search_spaces/adult_hypo.yaml"),
+        Cell(
+            name="adult-two-stage-0.25",
+            workload="adult",
+            epsilon=0.25,
+            kind="search",
+            config="search_spaces/adult_two_stage.yaml",
+        ),
         Cell(name="adult-single-1", workload="adult", epsilon=1.0, kind="single", single="adult_logreg"),
         Cell(name="adult-single-0.5", workload="adult", epsilon=0.5, kind="single", single="adult_logreg"),
     ]
