@@ -298,7 +298,7 @@ def print_plan(
         return
     trials = (
         f"{figures.expected_trials:g} expected (unbounded; K stays secret)"
-        + trial_count_note(figures.trial_count_median, figures.trial_count_p90)
+        + trial_count_note(figures.trials_median, figures.trials_p90)
         if figures.max_trials is None
         else f"{figures.max_trials} (charged as their composition)"
     ) + no_trial_note(figures.no_trial_probability)

@@ -253,8 +253,8 @@ class SearchPlan:
             score_releases=trial.score_releases,
             evaluation_steps=tuple(trial.evaluation_steps),
             no_trial_probability=self.shape.no_trial_probability,
-            trial_count_median=self.shape.trial_count_quantile(0.5),
-            trial_count_p90=self.shape.trial_count_quantile(0.9),
+            trials_median=self.shape.trial_count_quantile(0.5),
+            trials_p90=self.shape.trial_count_quantile(0.9),
             density_ratio=self.shape.density_ratio,
             count_gamma=(
                 tnb_gamma(self.shape.expected_trials, self.shape.count_shape)
@@ -310,8 +310,8 @@ class PlanFigures:
     #: P(K = 0): a Poisson K can draw no trial; the search then releases nothing and keeps its charge.
     no_trial_probability: float = 0.0
     #: The median and the 90th percentile of K's distribution (public: fixed by the plan).
-    trial_count_median: int = 0
-    trial_count_p90: int = 0
+    trials_median: int = 0
+    trials_p90: int = 0
     accountant: str = "rdp"
     #: ``hypo``: C/c, the span of the proposal's density ratio to the prior (DP-HyPO's Theorem 1).
     density_ratio: float | None = None

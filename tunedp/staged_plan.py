@@ -329,7 +329,7 @@ def staged_plan_rows(figures: StagedPlanFigures) -> list[tuple[str, str]]:
     stage1, stage2, split, transfer = figures.stage1, figures.stage2, figures.split, figures.transfer
     if stage1["mode"] == "random":
         trials = f"random, {stage1['expected_trials']:g} expected (K secret; shape {stage1['shape']})"
-        trials += trial_count_note(stage1["trial_count_median"], stage1["trial_count_p90"])
+        trials += trial_count_note(stage1["trials_median"], stage1["trials_p90"])
         trials += no_trial_note(stage1["no_trial_probability"])
     else:
         trials = f"{stage1['mode']}, {stage1['max_trials']} trials (composed)"
