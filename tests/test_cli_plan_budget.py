@@ -122,6 +122,7 @@ class Case:
     names: list[str]
     result: Run | None = None
     home: Path = Path()
+    args: list[str] = field(default_factory=list)
     before: dict[str, str] = field(default_factory=dict)
     after: dict[str, str] = field(default_factory=dict)
 
@@ -227,9 +228,9 @@ def invocations(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Case]:
 
     def run(name: str) -> None:
         case = everything[name]
-        args = case.setup(case.home)
+        case.args = case.setup(case.home)
         case.before = _snapshot(case.home)
-        case.result = _run(args, case.home)
+        case.result = _run(case.args, case.home)
         case.after = _snapshot(case.home)
 
     with ThreadPoolExecutor(max_workers=3) as pool:
@@ -407,3 +408,27 @@ def test_budget_init_for_an_unknown_dataset_needs_its_size(tmp_path: Path) -> No
     ok = subprocess.run([*base, "--delta", "1e-5", "--size", "5000"], capture_output=True, text=True, env=env)
     assert ok.returncode == 0, ok.stderr
     assert (tmp_path / "ledgers" / "clinic.sqlite").is_file()
+
+
+#: What a hint's placeholders stand for when a user pastes it (a budget and a δ of their choosing).
+PLACEHOLDERS = {"E": "3", "D": "1e-5"}
+
+
+def test_every_command_the_catalogue_hints_at_works_when_pasted(invocations: dict[str, Case]) -> None:
+    """Each backticked ``tunedp …`` in a refusal runs as pasted (placeholders filled in) and fixes the case."""
+    import re
+    import shlex
+
+    hinted = 0
+    for name, case in CATALOGUE.items():
+        assert case.result is not None
+        commands = re.findall(r"`(tunedp [^`]+)`", case.result.stderr)
+        for command in commands:
+            argv = [PLACEHOLDERS.get(word, word) for word in shlex.split(command)[1:]]
+            pasted = _run(argv, case.home)
+            assert pasted.returncode == 0, (name, command, pasted.stderr)
+            hinted += 1
+        if commands:  # the refused command now goes through
+            again = _run(case.args, case.home)
+            assert again.returncode == 0, (name, again.stderr)
+    assert hinted >= 1
