@@ -73,3 +73,27 @@ def test_the_plan_suggests_showing_every_trial_when_that_costs_less() -> None:
     assert shown.noise_multiplier < few.noise_multiplier
     many = plan_search(small_config(search={"mode": "random", "expected_trials": 6.0, "shape": 1.0, "release": "best"}))
     assert cheaper_mode_note(many.figures()) is None
+
+
+def test_the_time_estimate_counts_the_measured_fixed_costs_and_k_s_spread() -> None:
+    """What a user waits for: the measured overheads (benchmarks/overheads.py) plus K's median and tail."""
+    import json
+
+    from tunedp.preflight import SEARCH_OVERHEAD_S, TRIAL_OVERHEAD_S, estimate_wall_seconds
+
+    measured = json.loads((REPO / "benchmarks" / "results" / "overheads.json").read_text())["results"]
+    assert max(m["search_overhead_s"] for m in measured.values()) <= SEARCH_OVERHEAD_S
+    assert max(m["trial_overhead_s"] for m in measured.values()) <= TRIAL_OVERHEAD_S
+
+    plan = plan_search(small_config(search={"mode": "random", "expected_trials": 6.0, "shape": 1.0, "release": "best"}))
+    step = 0.01
+    median = estimate_wall_seconds(plan, step, 1, quantile=0.5)
+    p90 = estimate_wall_seconds(plan, step, 1, quantile=0.9)
+    trials_at = plan.shape.trial_count_quantile
+    assert median == pytest.approx(SEARCH_OVERHEAD_S + trials_at(0.5) * (TRIAL_OVERHEAD_S + step * plan.trial.steps))
+    assert p90 == pytest.approx(SEARCH_OVERHEAD_S + trials_at(0.9) * (TRIAL_OVERHEAD_S + step * plan.trial.steps))
+    assert median < p90
+    from search_helpers import grid as grid_config
+
+    grid = plan_search(grid_config([0.5, 0.9]))
+    assert estimate_wall_seconds(grid, step, 1) == estimate_wall_seconds(grid, step, 1, quantile=0.9)

@@ -248,6 +248,8 @@ def plan(
             preflight=None if no_preflight else "passed",
             step_seconds=checked.step_seconds,
             estimated_wall_s=checked.estimated_wall_s,
+            estimated_wall_s_median=checked.estimated_wall_s_median,
+            estimated_wall_s_p90=checked.estimated_wall_s_p90,
             concurrency=checked.concurrency,
             warnings=list(checked.warnings),
         )
@@ -344,14 +346,20 @@ def _preflight_rows(preflight: PreflightResult, figures: PlanFigures) -> list[tu
 
     if preflight.step_seconds is None or preflight.estimated_wall_s is None:
         return [("pre-flight", "model and optimizer not checked (--no-preflight)")]
+    from tunedp.preflight import SEARCH_OVERHEAD_S, TRIAL_OVERHEAD_S
+
     trials = f"{figures.expected_trials:g} expected" if figures.max_trials is None else f"{figures.max_trials}"
+    spread = ""
+    median, p90 = preflight.estimated_wall_s_median, preflight.estimated_wall_s_p90
+    if median is not None and p90 is not None and figures.max_trials is None:  # a random K: its median, its tail
+        spread = f"; {elapsed_text(median)} at the median K, ≤ {elapsed_text(p90)} for 90% of K"
     return [
         ("pre-flight", f"passed: model, optimizer at {preflight.corners} corner(s), one synthetic step each"),
         (
             "estimated wall time",
-            f"≈ {elapsed_text(preflight.estimated_wall_s)} ({preflight.step_seconds * 1000:.3g} ms/step × "
-            f"{figures.steps} steps × {trials} trials ÷ {preflight.concurrency} at once; "
-            "plus evaluations and start-up)",
+            f"≈ {elapsed_text(preflight.estimated_wall_s)}{spread} ({preflight.step_seconds * 1000:.3g} ms/step × "
+            f"{figures.steps} steps × {trials} trials ÷ {preflight.concurrency} at once, "
+            f"+ {TRIAL_OVERHEAD_S:g} s per trial and {SEARCH_OVERHEAD_S:g} s per search, measured)",
         ),
     ]
 

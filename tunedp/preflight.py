@@ -97,6 +97,9 @@ class PreflightResult:
     corners: int
     concurrency: int
     estimated_wall_s: float | None
+    #: The same at the median and the 90th percentile of K (a random K; equal to the mean's otherwise).
+    estimated_wall_s_median: float | None = None
+    estimated_wall_s_p90: float | None = None
     warnings: tuple[str, ...]
 
 
@@ -443,11 +446,40 @@ def learning_noise_warning(plan: SearchPlan) -> str | None:
     )
 
 
-def estimate_wall_seconds(plan: SearchPlan, step_seconds: float, concurrency: int) -> float:
-    """step time × steps × expected trials ÷ concurrency: a floor (evaluations and start-up come on top)."""
-    trials = plan.shape.expected_trials
-    waves = math.ceil(trials / concurrency) if plan.shape.max_trials is not None else trials / concurrency
-    return step_seconds * plan.trial.steps * max(1.0, waves)
+#: What a search costs on top of its trials' steps, measured by ``benchmarks/overheads.py`` on the
+#: 2-core development machine (``benchmarks/results/overheads.json``): a local Ray start, the
+#: pre-flight, the charge and the MLflow run, and the release (the test metric, the model, MLflow's
+#: artifacts), and the first trial's worker. Measured 20–22 s (digits, Fashion-MNIST); example.yaml's
+#: search then took 21 s against an estimate of 24 s (was 0.5 s without these costs).
+SEARCH_OVERHEAD_S = 22.0
+#: What each trial costs on top of its steps (same benchmark): a Ray worker, its imports, the data
+#: loaded and the model built, the evaluations, Tune's bookkeeping (Ray reuses the worker: ≤ 0.6 s).
+TRIAL_OVERHEAD_S = 1.0
+
+
+def estimate_wall_seconds(
+    plan: SearchPlan, step_seconds: float, concurrency: int, *, quantile: float | None = None
+) -> float:
+    """What a user waits for: fixed costs, then waves of trials (their steps and their own overhead).
+
+    ``quantile`` (for a random K) takes that quantile of K's distribution
+    instead of its mean: the plan shows the median and the 90th percentile,
+    since a geometric K's tail is long. A staged search runs its stage-1
+    trials, then one final run.
+    """
+    from tunedp.staged_plan import StagedPlan
+
+    def trials_seconds(single: SearchPlan) -> float:
+        shape = single.shape
+        random_k = quantile is not None and shape.max_trials is None
+        trials = float(shape.trial_count_quantile(quantile)) if random_k and quantile else shape.expected_trials
+        waves = max(1, math.ceil(trials / concurrency))
+        return waves * (TRIAL_OVERHEAD_S + step_seconds * single.trial.steps)
+
+    total = SEARCH_OVERHEAD_S + trials_seconds(plan)
+    if isinstance(plan, StagedPlan):  # stage 1's trials first (steps timed at the final run's batch)
+        total += trials_seconds(plan.stage1)
+    return total
 
 
 def _concurrency(plan: SearchPlan, max_concurrent: int | None) -> int:
@@ -566,10 +598,16 @@ def run_preflight(
     concurrency = _concurrency(plan, max_concurrent)
     corners, seconds = check_model_and_optimizer(plan, concurrency=concurrency) if model else (0, None)
     warnings = tuple(warning for warning in (score_noise_warning(plan), learning_noise_warning(plan)) if warning)
+
+    def wall(quantile: float | None) -> float | None:
+        return None if seconds is None else estimate_wall_seconds(plan, seconds, concurrency, quantile=quantile)
+
     return PreflightResult(
         step_seconds=seconds,
         corners=corners,
         concurrency=concurrency,
-        estimated_wall_s=None if seconds is None else estimate_wall_seconds(plan, seconds, concurrency),
+        estimated_wall_s=wall(None),
+        estimated_wall_s_median=wall(0.5),
+        estimated_wall_s_p90=wall(0.9),
         warnings=warnings,
     )
