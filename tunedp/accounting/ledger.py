@@ -58,6 +58,7 @@ from tunedp.errors import (
     LedgerCorruptError,
     LedgerError,
     LedgerMissingError,
+    UnboundLedgerError,
 )
 
 if TYPE_CHECKING:
@@ -394,11 +395,10 @@ class PrivacyLedger:
         dataset name would get a fresh budget. The key stays in this module;
         the caller passes the computation, as :meth:`verify_data` does.
         """
-        with _connect(self.path) as connection:
-            header = _read_meta(connection, self.path)
-        if header.fingerprint == UNBOUND:
+        try:
+            header, key = self._bound_key()
+        except UnboundLedgerError:
             return False
-        key = _read_key(self.path, header.key_id)
         return hmac.compare_digest(fingerprint_as(key, header.dataset), header.fingerprint)
 
     def verify_data(self, fingerprint_of: Fingerprinter) -> None:
@@ -408,14 +408,7 @@ class PrivacyLedger:
         its checksum checked) so the comparison is against the file, not
         against what this object remembered.
         """
-        with _connect(self.path) as connection:
-            header = _read_meta(connection, self.path)
-        if header.fingerprint == UNBOUND:
-            raise LedgerError(
-                f"ledger {self.path} is not bound to its data yet; bind it with "
-                f"`tunedp budget bind --ledger {self.path}` (loads the workload's data)"
-            )
-        key = _read_key(self.path, header.key_id)
+        header, key = self._bound_key()
         if not hmac.compare_digest(fingerprint_of(key), header.fingerprint):
             raise DataMismatchError(
                 f"data: the rows this search would read are not the data ledger {self.path} protects "
@@ -431,15 +424,16 @@ class PrivacyLedger:
         is authenticated under a key that lives beside the ledger, not beside
         the state. Distinct purposes get independent keys.
         """
+        _, key = self._bound_key()
+        return hmac.new(key, f"tunedp-derived-key|{purpose}".encode(), hashlib.sha256).digest()
+
+    def _bound_key(self) -> tuple[_Header, bytes]:
+        """The header as stored (checksum checked) and the ledger's key; an unbound ledger is refused in one line."""
         with _connect(self.path) as connection:
             header = _read_meta(connection, self.path)
-        if header.key_id == UNBOUND:
-            raise LedgerError(
-                f"ledger {self.path} is not bound to its data yet; bind it with "
-                f"`tunedp budget bind --ledger {self.path}` (loads the workload's data)"
-            )
-        key = _read_key(self.path, header.key_id)
-        return hmac.new(key, f"tunedp-derived-key|{purpose}".encode(), hashlib.sha256).digest()
+        if header.fingerprint == UNBOUND or header.key_id == UNBOUND:
+            raise UnboundLedgerError(str(self.path), declared_in_config=False)
+        return header, _read_key(self.path, header.key_id)
 
     def bind(self, fingerprint_of: Fingerprinter) -> None:
         """Bind an unbound (or schema-1) ledger to the data ``fingerprint_of`` reads, keeping every charge.
