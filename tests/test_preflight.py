@@ -10,6 +10,7 @@ case needs Ray: each is refused before Ray would start (the unreachable
 from __future__ import annotations
 
 import copy
+import math
 import socket
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -26,6 +27,8 @@ from tunedp.config import parse_config
 from tunedp.plan import plan_search
 from tunedp.preflight import (
     MAX_CORNERS,
+    SEARCH_OVERHEAD_S,
+    TRIAL_OVERHEAD_S,
     PreflightError,
     check_output,
     estimate_wall_seconds,
@@ -244,7 +247,14 @@ def test_plan_estimates_the_wall_time_from_a_timed_synthetic_step(
     figures = json.loads(out)
     assert figures["preflight"] == "passed" and figures["step_seconds"] > 0
     plan = plan_search(parse_config(data))
-    assert figures["estimated_wall_s"] == pytest.approx(figures["step_seconds"] * plan.trial.steps * 500 / 2)
+    # What a user waits for: the measured fixed costs, then 500 expected trials in waves of 2.
+    per_trial = TRIAL_OVERHEAD_S + figures["step_seconds"] * plan.trial.steps
+    assert figures["estimated_wall_s"] == pytest.approx(SEARCH_OVERHEAD_S + per_trial * 500 / 2)
+    shape = plan.shape  # and at K's median and 90th percentile
+    assert figures["estimated_wall_s_median"] == pytest.approx(
+        SEARCH_OVERHEAD_S + per_trial * math.ceil(shape.trial_count_quantile(0.5) / 2)
+    )
+    assert figures["estimated_wall_s_median"] < figures["estimated_wall_s_p90"]
 
 
 def test_corners_cover_every_fixed_value_and_range_end() -> None:
@@ -306,8 +316,10 @@ def test_preflight_reads_no_private_row(monkeypatch: pytest.MonkeyPatch) -> None
 def test_wall_estimate_is_step_times_steps_times_trials_over_concurrency() -> None:
     search = {"mode": "random", "expected_trials": 6, "shape": 1.0, "release": "all", "max_trials": 7}
     plan = plan_search(small_config(search=search))
-    # Trials with a known count run in waves of `concurrency`: 6 expected at 2 at once → 3 waves.
-    assert estimate_wall_seconds(plan, 0.01, 2) == pytest.approx(0.01 * plan.trial.steps * 3)
+    # Trials with a known count run in waves of `concurrency`: 6 expected at 2 at once → 3 waves,
+    # each a trial's overhead and steps, after the search's own fixed costs.
+    expected = SEARCH_OVERHEAD_S + 3 * (TRIAL_OVERHEAD_S + 0.01 * plan.trial.steps)
+    assert estimate_wall_seconds(plan, 0.01, 2) == pytest.approx(expected)
 
 
 def test_a_busy_port_makes_ui_exit_2_with_one_line(capsys: pytest.CaptureFixture[str]) -> None:
