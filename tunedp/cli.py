@@ -60,7 +60,7 @@ err_console = Console(stderr=True, soft_wrap=True)
 USER_ERRORS = (UserFacingError,)
 
 
-class UserError(Exception):
+class UserError(UserFacingError):
     """A one-line problem with what the user asked for (exit code 2)."""
 
 

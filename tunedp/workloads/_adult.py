@@ -12,6 +12,7 @@ import torch
 from torch import nn
 
 from tunedp.datasets import adult_files
+from tunedp.workloads._models import TanhMlp
 from tunedp.workloads.adult import CATEGORIES, COLUMNS, FEATURES, LOG1P, NUMERIC, NUMERIC_RANGES, SPLIT_SEED, WORKLOAD
 from tunedp.workloads.contract import Split, Splits, require_rows
 from tunedp.workloads.splits import carve
@@ -90,22 +91,11 @@ def load() -> Splits:
     )
 
 
-class _Mlp(nn.Module):
-    """One hidden tanh layer: the smallest non-linear model, still cheap per example."""
-
-    def __init__(self, features: int, hidden: int, classes: int) -> None:
-        super().__init__()
-        self.layers = nn.Sequential(nn.Linear(features, hidden), nn.Tanh(), nn.Linear(hidden, classes))
-
-    def forward(self, inputs: torch.Tensor) -> torch.Tensor:
-        return self.layers(inputs)  # type: ignore[no-any-return]
-
-
 def build_model(variant: str) -> nn.Module:
     """``"logreg"``: one linear layer to 2 logits (softmax = logistic); ``"mlp"``: hidden 64, tanh."""
     classes = WORKLOAD.sizes.classes
     if variant == "logreg":
         return nn.Linear(len(FEATURES), classes)
     if variant == "mlp":
-        return _Mlp(len(FEATURES), 64, classes)
+        return TanhMlp(len(FEATURES), 64, classes)
     raise ValueError(f"adult has no model variant {variant!r}; known: logreg, mlp")

@@ -9,22 +9,12 @@ import numpy.typing as npt
 import torch
 from torch import nn
 
+from tunedp.workloads._models import TanhMlp
 from tunedp.workloads.contract import Split, Splits, require_rows
 from tunedp.workloads.digits import PIXEL_MAX, SPLIT_SEED, WORKLOAD
 from tunedp.workloads.splits import carve
 
 __all__ = ["build_model", "load", "scale_pixels", "split_indices"]
-
-
-class _Mlp(nn.Module):
-    """64 → 64 tanh → 10 on the flattened image: the default, cheapest per-example gradient."""
-
-    def __init__(self, classes: int) -> None:
-        super().__init__()
-        self.layers = nn.Sequential(nn.Flatten(), nn.Linear(64, 64), nn.Tanh(), nn.Linear(64, classes))
-
-    def forward(self, inputs: torch.Tensor) -> torch.Tensor:
-        return self.layers(inputs)  # type: ignore[no-any-return]
 
 
 class _Cnn(nn.Module):
@@ -51,7 +41,7 @@ def build_model(variant: str) -> nn.Module:
     """``"mlp"`` (default) or ``"cnn"``; both take (N, 1, 8, 8) inputs."""
     classes = WORKLOAD.sizes.classes
     if variant == "mlp":
-        return _Mlp(classes)
+        return TanhMlp(64, 64, classes, flatten=True)
     if variant == "cnn":
         return _Cnn(classes)
     raise ValueError(f"digits has no model variant {variant!r}; known: mlp, cnn")

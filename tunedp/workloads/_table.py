@@ -7,6 +7,7 @@ from functools import lru_cache
 import torch
 from torch import nn
 
+from tunedp.workloads._models import TanhMlp
 from tunedp.workloads.contract import Split, Splits
 from tunedp.workloads.table import CsvWorkloadSpec, encode_table, split_indices
 
@@ -27,17 +28,6 @@ def load(spec_json: str) -> Splits:
     )
 
 
-class _Mlp(nn.Module):
-    """One hidden tanh layer (bounded activations suit DP-SGD)."""
-
-    def __init__(self, features: int, hidden: int, classes: int) -> None:
-        super().__init__()
-        self.layers = nn.Sequential(nn.Linear(features, hidden), nn.Tanh(), nn.Linear(hidden, classes))
-
-    def forward(self, inputs: torch.Tensor) -> torch.Tensor:
-        return self.layers(inputs)  # type: ignore[no-any-return]
-
-
 def build_model(spec_json: str, variant: str) -> nn.Module:
     """``"logreg"``: one linear layer; ``"mlp"``: ``hidden`` tanh units."""
     spec = CsvWorkloadSpec.model_validate_json(spec_json)
@@ -45,5 +35,5 @@ def build_model(spec_json: str, variant: str) -> nn.Module:
     if variant == "logreg":
         return nn.Linear(spec.feature_width, classes)
     if variant == "mlp":
-        return _Mlp(spec.feature_width, spec.hidden, classes)
+        return TanhMlp(spec.feature_width, spec.hidden, classes)
     raise ValueError(f"csv has no model variant {variant!r}; known: logreg, mlp")
