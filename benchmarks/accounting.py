@@ -38,7 +38,7 @@ import yaml
 
 import tunedp.accounting.calibration as calibration
 from tunedp.config import SearchConfig, parse_config
-from tunedp.plan import plan_search
+from tunedp.planning import plan_search
 
 logging.getLogger("absl").setLevel(logging.ERROR)
 

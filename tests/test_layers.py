@@ -148,7 +148,7 @@ def test_tunedp_never_imports_trials() -> None:
 
 def test_planning_every_builtin_loads_no_torch() -> None:
     statement = (
-        "from search_helpers import small_config\nfrom tunedp.plan import plan_search\n"
+        "from search_helpers import small_config\nfrom tunedp.planning import plan_search\n"
         "for name in ('digits', 'adult', 'fashion_mnist'):\n"
         "    plan_search(small_config(workload=name, budget={'epsilon': 8.0, 'delta': 1e-6}))"
     )

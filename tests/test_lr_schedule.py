@@ -13,7 +13,7 @@ from tunedp.accounting.epsilon import rdp_epsilon
 from tunedp.config import ConfigError, parse_config
 from tunedp.lr_schedule import ConstantLr, CosineLr, LinearLr
 from tunedp.optim import make_private
-from tunedp.plan import plan_search
+from tunedp.planning import plan_search
 from tunedp.space import optimizer_hyperparameters
 from tunedp.trial_runner import TrialSettings, run_trial
 

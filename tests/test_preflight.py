@@ -24,7 +24,7 @@ from search_helpers import example_dict, small_config
 from tunedp.accounting.ledger import PrivacyLedger
 from tunedp.cli import main
 from tunedp.config import parse_config
-from tunedp.plan import plan_search
+from tunedp.planning import plan_search
 from tunedp.preflight import (
     MAX_CORNERS,
     SEARCH_OVERHEAD_S,

@@ -32,7 +32,7 @@ from tunedp.config import ConfigError
 from tunedp.data import poisson_indices
 from tunedp.driver import search
 from tunedp.fingerprint import create_ledger
-from tunedp.plan import plan_search
+from tunedp.planning import plan_search
 from tunedp.ray_backend import trial_seed
 from tunedp.trial_runner import _generators
 

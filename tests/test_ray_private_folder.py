@@ -31,7 +31,7 @@ from tunedp.accounting.ledger import PrivacyLedger
 from tunedp.accounting.search_event import draw_trial_count
 from tunedp.cli import main
 from tunedp.fingerprint import create_ledger
-from tunedp.plan import plan_search
+from tunedp.planning import plan_search
 from tunedp.resume import STATE_DIR, ResumeState, StateRecorder
 from tunedp.scratch import OWNER_FILE, ROOT_PREFIX, remove_dead_scratch, scratch_root
 

@@ -195,7 +195,7 @@ def test_an_interrupted_then_resumed_search_is_one_run_and_one_version(ray_sessi
     from test_resume import _completed
 
     from tunedp.accounting.search_event import draw_trial_count
-    from tunedp.plan import plan_search
+    from tunedp.planning import plan_search
 
     config = random_best(expected_trials=6.0)
     shape = plan_search(config).shape

@@ -21,7 +21,7 @@ from search_helpers import REPO, random_all, small_config
 
 from tunedp.accounting.search_event import draw_trial_count
 from tunedp.config import ConfigError, Resources
-from tunedp.plan import plan_search
+from tunedp.planning import plan_search
 from tunedp.space import optimizer_hyperparameters
 from tunedp.trial_runner import TrialError, TrialSettings, run_trial
 

@@ -25,7 +25,7 @@ from tunedp.accounting.ledger import PrivacyLedger
 from tunedp.accounting.search_event import draw_trial_count
 from tunedp.cli import main
 from tunedp.fingerprint import create_ledger
-from tunedp.plan import plan_search
+from tunedp.planning import plan_search
 from tunedp.records import TrialRecord
 from tunedp.resume import STATE_DIR, ResumeState, StateRecorder, read_state
 

@@ -37,7 +37,7 @@ from tunedp.accounting.search_event import draw_trial_count
 from tunedp.config import SearchConfig
 from tunedp.driver import SearchError
 from tunedp.fingerprint import create_ledger
-from tunedp.plan import plan_search
+from tunedp.planning import plan_search
 
 pytestmark = pytest.mark.slow
 

@@ -24,7 +24,7 @@ from tunedp.accounting.ledger import PrivacyLedger
 from tunedp.config import SearchConfig
 from tunedp.driver import SearchError
 from tunedp.fingerprint import create_ledger
-from tunedp.plan import plan_search
+from tunedp.planning import plan_search
 from tunedp.progress_lines import SILENT_BEST
 
 pytestmark = pytest.mark.slow

@@ -49,7 +49,7 @@ from tunedp.disclosure import TrialRecord, disclosure_for
 from tunedp.driver import search
 from tunedp.fingerprint import create_ledger
 from tunedp.observers import SearchOutcome
-from tunedp.plan import plan_search
+from tunedp.planning import plan_search
 from tunedp.tracking import MlflowTracker, trial_logs
 
 TUNEDP = str(Path(sys.executable).with_name("tunedp"))

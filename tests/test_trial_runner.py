@@ -10,7 +10,7 @@ import torch
 from search_helpers import small_config
 
 from tunedp.accounting.epsilon import pld_epsilon, rdp_epsilon
-from tunedp.plan import plan_search
+from tunedp.planning import plan_search
 from tunedp.space import optimizer_hyperparameters
 from tunedp.trial_runner import EvaluationReport, TrialError, TrialSettings, run_trial
 from tunedp.workloads import resolve_workload

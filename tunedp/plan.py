@@ -40,7 +40,7 @@ from tunedp.errors import CalibrationError
 from tunedp.workloads.contract import DatasetSizes, Workload
 from tunedp.workloads.registry import resolve_workload
 
-__all__ = ["PlanFigures", "SearchPlan", "grid_points", "no_trial_note", "plan_search"]
+__all__ = ["PlanFigures", "SearchPlan", "grid_points", "no_trial_note", "plan_single_stage"]
 
 #: More grid points than this is almost certainly a mistake (and a huge charge).
 MAX_GRID_POINTS = 10_000
@@ -391,8 +391,12 @@ def _check_public_validation(config: SearchConfig, workload: Workload) -> None:
         )
 
 
-def plan_search(config: SearchConfig) -> SearchPlan:
-    """Calibrate σ so the whole search fits ``config.budget``; reads no data."""
+def plan_single_stage(config: SearchConfig) -> SearchPlan:
+    """Calibrate σ so the whole (single-stage) search fits ``config.budget``; reads no data.
+
+    :func:`tunedp.planning.plan_search` is the one public planner (every mode);
+    this is its single-stage half, and the audit's planner (one trial's plan).
+    """
     if isinstance(config.search, TwoStageSearch | PublicProxySearch):  # staged modes: tunedp.planning
         raise ConfigError(
             f"search.mode: {config.search.mode} is a staged search; plan it with tunedp.plan_search "

@@ -20,4 +20,4 @@ def plan_search(config: SearchConfig) -> SearchPlan:
     """Calibrate the search ``config`` describes so it fits ``config.budget``; reads no data."""
     if isinstance(config.search, TwoStageSearch | PublicProxySearch):
         return plan_staged(config)
-    return single_stage.plan_search(config)
+    return single_stage.plan_single_stage(config)

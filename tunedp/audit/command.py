@@ -139,11 +139,11 @@ def run_config_audit(
     from tunedp.accounting.epsilon import rdp_epsilon
     from tunedp.audit.run import run_audit
     from tunedp.driver import open_checked_ledger
-    from tunedp.plan import plan_search
+    from tunedp.plan import plan_single_stage
     from tunedp.preflight import run_preflight
 
     source = check_public(config) if public else None  # first: a refused --public starts nothing
-    plan = plan_search(config)
+    plan = plan_single_stage(config)  # one trial's plan; a staged config is refused there
     spec = build_spec(config, plan, canaries=canaries, delta=config.budget.delta)
     if source is not None:
         run_preflight(plan)  # the search's pre-flight; nothing to charge
