@@ -12,7 +12,7 @@ from __future__ import annotations
 import dataclasses
 import os
 
-from tunedp.workloads import Split, Splits, digits
+from tunedp.workloads import Split, Splits, digits, mnist_public
 
 DIGITS_PUBLIC_VALIDATION = dataclasses.replace(
     digits.WORKLOAD,
@@ -25,6 +25,21 @@ DIGITS_CLAIMING_ADULT_ROWS = dataclasses.replace(
     digits.WORKLOAD, name="digits_claiming_adult_rows", fingerprint_workload="adult"
 )
 """A workload that says it transforms another's rows while declaring other sizes: its fingerprint is refused."""
+
+MNIST_5K_DECLARED_BY_A_THIRD_PARTY = dataclasses.replace(
+    mnist_public.WORKLOAD, name="third_party_mnist_5k", public_source="a third party's declaration of mnist_5k"
+)
+"""A third-party workload declared public (the same public rows under its own name): a valid proxy."""
+
+DIGITS_UNDECLARED = dataclasses.replace(digits.WORKLOAD, name="digits_undeclared", data_files=None)
+"""digits' rows under another name, with no public_source: protected, so refused as a proxy."""
+
+MISSING_FILES = dataclasses.replace(
+    digits.WORKLOAD,
+    name="missing_files",
+    data_files=lambda: (_ for _ in ()).throw(FileNotFoundError("missing_files: /no/such.csv is absent; install it")),
+)
+"""A third-party workload whose declared file is absent: the pre-flight names it before any charge."""
 
 NODE_COPY_ENV = "TUNEDP_TEST_NODE_COPY"
 """Set to ``modified`` in a Ray node's environment: that node's copy of the data differs in one row."""

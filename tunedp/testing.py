@@ -24,6 +24,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar
 
 import pytest
@@ -101,6 +102,24 @@ class WorkloadContract:
         assert workload.validation_source in ("protected", "public")
         assert workload.test_source in ("protected", "public")
         assert workload.default_variant == workload.variants[0]
+
+    def test_declared_data_files_are_located_without_reading_them(self, workload: Workload) -> None:
+        """``data_files`` (if declared) names existing files; a public workload says where its data comes from.
+
+        The pre-flight and the public-proxy check rely on these declarations
+        (docs/architecture.md §4.4); the files are located, not read.
+        """
+        if workload.public_source is not None:
+            assert workload.public_source.strip(), "public_source must say where the public data comes from"
+            assert workload.validation_source == "public", "a public workload's validation rows are public too"
+        if workload.data_files is None:
+            return
+        try:
+            files = workload.data_files()
+        except FileNotFoundError as error:
+            assert str(error) and "\n" not in str(error), "a missing file is one line saying how to install it"
+            pytest.skip(f"data not installed here: {error}")
+        assert files and all(Path(path).is_file() for path in files), files
 
     def test_declared_sizes_and_shapes_are_loaded(self, workload: Workload, splits: Splits) -> None:
         for split_name in SPLITS:

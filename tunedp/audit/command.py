@@ -78,12 +78,13 @@ def audit_point(config: SearchConfig) -> dict[str, float]:
 
 def check_public(config: SearchConfig) -> str:
     """The workload's public source, or a one-line refusal: ``--public`` only for a workload declared public."""
-    from tunedp.public_proxy import PUBLIC_WORKLOADS
+    from tunedp.public_proxy import PUBLIC_WORKLOADS, public_source
     from tunedp.workloads import reference_label
 
     workload = config.workload
-    if isinstance(workload, str) and workload in PUBLIC_WORKLOADS:
-        return PUBLIC_WORKLOADS[workload]
+    source = public_source(workload)
+    if source is not None:
+        return source
     known = ", ".join(sorted(PUBLIC_WORKLOADS))
     raise AuditError(
         f"--public: workload {reference_label(workload)!r} is not declared public (public workloads: {known}); "

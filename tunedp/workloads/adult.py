@@ -30,6 +30,7 @@ This module is torch-free; parsing and models live in :mod:`tunedp.workloads._ad
 
 from __future__ import annotations
 
+from tunedp.datasets import adult_paths
 from tunedp.workloads.contract import DatasetSizes, Workload
 
 __all__ = ["CATEGORIES", "COLUMNS", "FEATURES", "LOG1P", "NUMERIC", "NUMERIC_RANGES", "SPLIT_SEED", "WORKLOAD"]
@@ -191,4 +192,5 @@ WORKLOAD = Workload(
     model_factory="tunedp.workloads._adult:build_model",
     validation_source="protected",
     test_source="public",
+    data_files=adult_paths,
 )

@@ -26,6 +26,7 @@ from __future__ import annotations
 import importlib
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from tunedp.errors import ConfigError
@@ -200,6 +201,18 @@ class Workload:
     *that* workload's rows, so both charge one ledger bound to the same
     fingerprint. It must declare the same dataset and sizes (checked when
     fingerprinting)."""
+    data_files: Callable[[], tuple[Path, ...]] | None = None
+    """Locates the files ``loader`` reads, without reading them, or ``None`` (nothing to locate).
+
+    A missing file raises ``FileNotFoundError`` (e.g.
+    :class:`tunedp.datasets.DatasetNotFoundError`) with one line that says how
+    to install it. The pre-flight calls it before the charge, and a public
+    proxy's files are compared with the protected workload's by these paths."""
+    public_source: str | None = None
+    """Where a PUBLIC workload's data comes from (shown to users), or ``None``: protected (the default).
+
+    Only a workload declaring a public source may be a ``public_proxy``'s
+    stage 1 or take ``tunedp audit --public``: reading it charges nothing."""
 
     def __post_init__(self) -> None:
         if not self.name:

@@ -18,6 +18,7 @@ This module is torch-free; the loader and models live in
 
 from __future__ import annotations
 
+from tunedp.datasets import digits_paths
 from tunedp.workloads.contract import DatasetSizes, Workload
 
 __all__ = ["PIXEL_MAX", "SPLIT_SEED", "WORKLOAD"]
@@ -36,4 +37,5 @@ WORKLOAD = Workload(
     model_factory="tunedp.workloads._digits:build_model",
     validation_source="protected",
     test_source="protected",
+    data_files=digits_paths,
 )

@@ -17,6 +17,7 @@ This module is torch-free; the loader and model live in
 
 from __future__ import annotations
 
+from tunedp.datasets import fashion_mnist_paths
 from tunedp.workloads.contract import DatasetSizes, Workload
 
 __all__ = ["CNN_VARIANTS", "MEAN", "SPLIT_SEED", "STD", "WORKLOAD"]
@@ -37,4 +38,5 @@ WORKLOAD = Workload(
     model_factory="tunedp.workloads._fashion_mnist:build_model",
     validation_source="protected",
     test_source="public",
+    data_files=fashion_mnist_paths,
 )

