@@ -26,6 +26,7 @@ from tunedp.accounting.remaining import remaining_epsilon
 from tunedp.config import SearchConfig, load_config
 from tunedp.errors import UnboundLedgerError, UserFacingError
 from tunedp.observers import SearchObserver
+from tunedp.workloads.contract import check_delta_range
 
 if TYPE_CHECKING:
     from tunedp.accounting.ledger import Charge, PrivacyLedger
@@ -114,8 +115,8 @@ def _positive(name: str, value: float | None) -> None:
 
 def _load(config_path: Path, budget: float | None, delta: float | None) -> SearchConfig:
     _positive("--budget", budget)
-    if delta is not None and not 0 < delta < 1:
-        raise UserError(f"--delta: {delta} must be in (0, 1)")
+    if delta is not None:
+        check_delta_range(delta, field="--delta", error=UserError)
     config = load_config(config_path)
     try:
         return config.with_budget(epsilon=budget, delta=delta)
@@ -448,8 +449,7 @@ def _check_delta_against_workload(workload: WorkloadReference, delta: float) -> 
     """δ ≤ 1/n with n the protected examples the config's workload declares."""
     from tunedp.workloads import resolve_workload
 
-    if not (math.isfinite(delta) and 0 < delta < 1):
-        raise UserError(f"--delta: {delta} must be in (0, 1)")
+    check_delta_range(delta, field="--delta", error=UserError)
     resolve_workload(workload).sizes.check_delta(delta, field="--delta")
 
 
@@ -482,8 +482,7 @@ def _check_delta_against_dataset(dataset: str, delta: float, size: int | None) -
     """δ ≤ 1/n, with n the examples the trials touch (declared by a built-in workload, or ``--size``)."""
     from tunedp.workloads import BUILTIN_WORKLOADS, check_delta, resolve_workload
 
-    if not (math.isfinite(delta) and 0 < delta < 1):
-        raise UserError(f"--delta: {delta} must be in (0, 1)")
+    check_delta_range(delta, field="--delta", error=UserError)
     declared = (resolve_workload(name).sizes for name in BUILTIN_WORKLOADS)
     known = [sizes.protected for sizes in declared if sizes.dataset == dataset]
     if size is not None and size < 1:

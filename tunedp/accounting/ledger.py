@@ -60,6 +60,7 @@ from tunedp.errors import (
     LedgerMissingError,
     UnboundLedgerError,
 )
+from tunedp.workloads.contract import check_delta_range
 
 if TYPE_CHECKING:
     from tunedp.ledger._records import CurveShortfall, Refusal
@@ -303,8 +304,7 @@ class PrivacyLedger:
         _check_dataset_name(dataset)
         if not (math.isfinite(epsilon) and epsilon > 0):
             raise LedgerError(f"--epsilon: {epsilon} must be a finite number > 0")
-        if not (math.isfinite(delta) and 0 < delta < 1):
-            raise LedgerError(f"--delta: {delta} must be in (0, 1)")
+        check_delta_range(delta, field="--delta", error=LedgerError)
         if path.exists():
             raise LedgerError(f"ledger {path} already exists; a global budget cannot be reset")
         _check_writable_folder(path.parent)  # before the data is loaded to fingerprint it

@@ -70,6 +70,7 @@ from tunedp.ledger._curves import LEDGER_ORDERS, epsilon_from_curve, rdp_curve, 
 from tunedp.ledger._records import CurveShortfall, Refusal
 from tunedp.ledger._schema import SCHEMA, SCHEMA_VERSION
 from tunedp.ledger._url import LedgerUrl
+from tunedp.workloads.contract import check_delta_range
 
 if TYPE_CHECKING:
     import psycopg
@@ -126,8 +127,7 @@ class PostgresLedger:
         _check_dataset_name(dataset)
         if not (math.isfinite(epsilon) and epsilon > 0):
             raise LedgerError(f"--epsilon: {epsilon} must be a finite number > 0")
-        if not (math.isfinite(delta) and 0 < delta < 1):
-            raise LedgerError(f"--delta: {delta} must be in (0, 1)")
+        check_delta_range(delta, field="--delta", error=LedgerError)
         key = secrets.token_bytes(KEY_BYTES) if fingerprint_of is not None else None
         fingerprint = fingerprint_of(key) if fingerprint_of is not None and key is not None else UNBOUND
         key_id = _key_id(key) if key is not None else UNBOUND

@@ -24,6 +24,7 @@ real data; every built-in passes it.
 from __future__ import annotations
 
 import importlib
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -52,6 +53,12 @@ SplitSource = Literal["protected", "public"]
 
 TEST_OUTSIDE_GUARANTEE = "exact, outside the ε guarantee"
 """How an exact metric on a test split carved from the protected data is labelled wherever it appears."""
+
+
+def check_delta_range(delta: float, *, field: str, error: type[Exception] = ConfigError) -> None:
+    """0 < δ < 1 (finite), raised as ``error`` naming ``field``: the one place this range is checked."""
+    if not (math.isfinite(delta) and 0 < delta < 1):
+        raise error(f"{field}: {delta} must be in (0, 1)")
 
 
 def check_delta(delta: float, protected: int, *, field: str, dataset: str) -> None:
