@@ -138,7 +138,9 @@ def _write_csv_search(folder: Path) -> None:
     data = digits_table_search(folder)
     data["budget"] = {"epsilon": 4.0, "delta": 1e-4}
     data["search"] = {"mode": "grid"}
-    data["training"] = {"epochs": 5, "expected_batch_size": 120, "evaluations": 1}
+    # Trials long enough (~10 s) to overlap: a trial that ends before the other node's worker is up
+    # hands its worker to the next trial (Tune reuses actors), and both would run on one node.
+    data["training"] = {"steps": 8000, "expected_batch_size": 120, "evaluations": 1}
     data["space"] = {
         "coupling": "lr_clip",
         "params": {
