@@ -176,22 +176,14 @@ class PostgresLedger:
 
     def verify_data(self, fingerprint_of: Fingerprinter) -> None:
         """Refuse unless the rows ``fingerprint_of`` reads are the dataset's; the charge then carries the proof."""
-        with _session(self.url) as connection:
-            row = _call(
-                self.url,
-                lambda: connection.execute(
-                    "SELECT fingerprint, tunedp.data_key(dataset) FROM tunedp.budgets WHERE dataset = %s",
-                    (self.dataset,),
-                ).fetchone(),
-            )
-        if row is None:
+        rows = self._query(
+            "SELECT fingerprint, tunedp.data_key(dataset) FROM tunedp.budgets WHERE dataset = %s", (self.dataset,)
+        )
+        if not rows:
             raise LedgerMissingError(f"no budget for dataset {self.dataset!r} on {self.url.shown}")
-        fingerprint, key = row
+        fingerprint, key = rows[0]
         if not fingerprint or key is None:
-            raise LedgerError(
-                f"dataset {self.dataset!r} on {self.url.shown} is not bound to its data yet; its owner binds it with "
-                f"`tunedp budget bind --ledger {self.url.shown} --dataset {self.dataset}`"
-            )
+            raise self._unbound()
         computed = fingerprint_of(bytes(key))
         if not hmac.compare_digest(computed, fingerprint):
             raise DataMismatchError(
@@ -209,14 +201,22 @@ class PostgresLedger:
         """
         import hashlib
 
+        rows = self._query("SELECT tunedp.data_key(%s)", (self.dataset,))
+        if not rows or rows[0][0] is None:
+            raise self._unbound()
+        return hmac.new(bytes(rows[0][0]), f"tunedp-derived-key|{purpose}".encode(), hashlib.sha256).digest()
+
+    def _unbound(self) -> LedgerError:
+        return LedgerError(
+            f"dataset {self.dataset!r} on {self.url.shown} is not bound to its data yet; its owner binds it with "
+            f"`tunedp budget bind --ledger {self.url.shown} --dataset {self.dataset}`"
+        )
+
+    def _query(self, sql: str, parameters: tuple[Any, ...]) -> list[tuple[Any, ...]]:
+        """One statement in a session of its own, the server's errors as one line; its rows (none for a call)."""
         with _session(self.url) as connection:
-            row = _call(self.url, lambda: connection.execute("SELECT tunedp.data_key(%s)", (self.dataset,)).fetchone())
-        if row is None or row[0] is None:
-            raise LedgerError(
-                f"dataset {self.dataset!r} on {self.url.shown} is not bound to its data yet; its owner binds it with "
-                f"`tunedp budget bind --ledger {self.url.shown} --dataset {self.dataset}`"
-            )
-        return hmac.new(bytes(row[0]), f"tunedp-derived-key|{purpose}".encode(), hashlib.sha256).digest()
+            cursor = _call(self.url, lambda: connection.execute(sql, parameters))
+            return cursor.fetchall() if cursor.description is not None else []
 
     def bind(self, fingerprint_of: Fingerprinter) -> None:
         """Bind an unbound budget to the rows ``fingerprint_of`` reads (the owner's role only; never re-bound)."""
@@ -224,13 +224,7 @@ class PostgresLedger:
             raise LedgerError(f"dataset {self.dataset!r} on {self.url.shown} is already bound to its data")
         key = secrets.token_bytes(KEY_BYTES)
         fingerprint, key_id = fingerprint_of(key), _key_id(key)
-        with _session(self.url) as connection:
-            _call(
-                self.url,
-                lambda: connection.execute(
-                    "SELECT tunedp.bind_dataset(%s, %s, %s, %s)", (self.dataset, fingerprint, key, key_id)
-                ),
-            )
+        self._query("SELECT tunedp.bind_dataset(%s, %s, %s, %s)", (self.dataset, fingerprint, key, key_id))
         self.fingerprint, self.key_id = fingerprint, key_id
 
     # ------------------------------------------------------------------ reading
@@ -240,15 +234,11 @@ class PostgresLedger:
         return [charge for charge, _ in self._rows()]
 
     def _rows(self) -> list[tuple[Charge, tuple[float, ...]]]:
-        with _session(self.url) as connection:
-            rows = _call(
-                self.url,
-                lambda: connection.execute(
-                    "SELECT id, search_id, created_on, config_hash, mode, label, epsilon, status, event_json, "
-                    "curve, charged_by FROM tunedp.charges WHERE dataset = %s ORDER BY id",
-                    (self.dataset,),
-                ).fetchall(),
-            )
+        rows = self._query(
+            "SELECT id, search_id, created_on, config_hash, mode, label, epsilon, status, event_json, "
+            "curve, charged_by FROM tunedp.charges WHERE dataset = %s ORDER BY id",
+            (self.dataset,),
+        )
         decoded = []
         for row_id, search_id, created, config_hash, mode, label, epsilon, status, event_json, curve, role in rows:
             try:
@@ -286,15 +276,11 @@ class PostgresLedger:
 
     def refusals(self) -> list[Refusal]:
         """The refusal log of the dataset: who tried to charge what, the day, and why it was refused."""
-        with _session(self.url) as connection:
-            rows = _call(
-                self.url,
-                lambda: connection.execute(
-                    "SELECT search_id, refused_by, refused_on, reason, mode, epsilon_after FROM tunedp.refusals "
-                    "WHERE dataset = %s ORDER BY id",
-                    (self.dataset,),
-                ).fetchall(),
-            )
+        rows = self._query(
+            "SELECT search_id, refused_by, refused_on, reason, mode, epsilon_after FROM tunedp.refusals "
+            "WHERE dataset = %s ORDER BY id",
+            (self.dataset,),
+        )
         return [
             Refusal(search_id=s, refused_by=r, day=d.isoformat(), reason=why, mode=m, epsilon_after=e)
             for s, r, d, why, m, e in rows
