@@ -30,6 +30,7 @@ import pytest
 import yaml
 from dp_accounting import dp_event
 from dp_accounting.rdp import rdp_privacy_accountant
+from golden_refusals import check_golden_refusals
 
 from tunedp.accounting.epsilon import RDP_ORDERS
 from tunedp.accounting.ledger import PrivacyLedger
@@ -271,6 +272,21 @@ def test_bad_input_exits_2_with_one_line_naming_the_field_and_writes_nothing(
         assert expected in lines[0], lines[0]
     assert "Traceback" not in result.stderr + result.stdout
     assert case.after == case.before
+
+
+def test_refusals_match_the_messages_recorded_before_the_redesign(invocations: dict[str, Case]) -> None:
+    """Every refusal's exit code and stderr, byte for byte, as recorded in tests/golden/refusals/ (issue 24).
+
+    ``TUNEDP_RECORD_GOLDEN=1`` rewrites the recording: only for a change meant to alter a message.
+    """
+    seen = {}
+    for name, case in invocations.items():
+        if name in CATALOGUE and case.result is not None and case.home is not None:
+            seen[name] = {
+                "exit": case.result.returncode,
+                "stderr": case.result.stderr.replace(str(case.home), "<HOME>"),
+            }
+    check_golden_refusals("cli_plan_budget", seen)
 
 
 # ----------------------------------------------------------------------------- happy paths

@@ -19,6 +19,7 @@ from typing import Any
 
 import pytest
 import yaml
+from golden_refusals import check_golden_refusals
 from search_helpers import example_dict, small_config
 
 from tunedp.accounting.ledger import PrivacyLedger
@@ -196,6 +197,10 @@ def test_search_refused_before_the_charge(
     assert "charged" not in out
     assert ledger.read_bytes() == before  # nothing charged, not even a status row
     assert sorted(p.name for p in tmp_path.iterdir()) == output_before  # no output folder made
+    # Byte for byte as recorded before issue 24's redesign (tests/golden_refusals.py).
+    check_golden_refusals(
+        "preflight", {name: {"exit": code, "stderr": err.replace(str(tmp_path), "<HOME>")}}, partial=True
+    )
 
 
 def test_plan_runs_the_same_preflight_and_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
