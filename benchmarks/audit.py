@@ -3,7 +3,7 @@
 For each workload (digits; Fashion-MNIST, shortened to a fixed number of
 steps) and each claimed ε ∈ {1, 4, 8} at δ = 1e-5, σ is calibrated so that
 *the trial that runs* — q, σ, T — has exactly that RDP ε, and one audited
-trial runs through ``tunedp.trial_runner.run_trial`` with m white-box
+trial runs through ``tunedp.run.trial.run_trial`` with m white-box
 gradient canaries (:mod:`tunedp.audit`). Each setting runs twice: the
 shipped DP-SGD (the bound must stay ≤ the claim) and a deliberately broken
 variant that trains with σ/10 while claiming σ (the bound must exceed the

@@ -3,7 +3,7 @@
 The trial is ``benchmarks/audit.py``'s digits trial (``search_spaces/example.yaml``'s
 shape: q = 200/1200, 90 steps, DP-SGD with lr 0.5, C = 1, momentum 0.9), with σ
 calibrated so that the trial costs exactly the claimed ε ∈ {1, 4} at δ = 1e-5.
-Each audit is one real training run through ``tunedp.trial_runner.run_trial``
+Each audit is one real training run through ``tunedp.run.trial.run_trial``
 (:func:`tunedp.audit.run.run_audit`), unseeded (OS entropy, as a real audit).
 
 Mechanisms (each claims the event of the shipped one):

@@ -36,10 +36,10 @@ import psycopg
 from dp_accounting import dp_event
 from psycopg import sql
 
-from tunedp.accounting.ledger import PrivacyLedger
 from tunedp.ledger import LedgerUrl, open_ledger
 from tunedp.ledger._postgres import PostgresLedger
 from tunedp.ledger._schema import Roles, setup
+from tunedp.ledger.sqlite import PrivacyLedger
 
 CHEAP = dp_event.SelfComposedDpEvent(dp_event.GaussianDpEvent(300.0), 100)
 SUBSAMPLED = dp_event.SelfComposedDpEvent(dp_event.PoissonSampledDpEvent(0.004, dp_event.GaussianDpEvent(30.0)), 1000)

@@ -43,9 +43,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     import torch
     from utility import calibrate
 
-    from tunedp.data import poisson_indices
-    from tunedp.lr_schedule import ConstantLr, CosineLr, LinearLr
     from tunedp.optim import make_private
+    from tunedp.optim.lr_schedule import ConstantLr, CosineLr, LinearLr
+    from tunedp.optim.poisson import poisson_indices
     from tunedp.workloads import resolve_workload
 
     torch.set_num_threads(args.threads)

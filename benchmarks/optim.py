@@ -228,8 +228,8 @@ def measure_memory(variant: str, *, batch_size: int, steps: int) -> dict[str, fl
 
 def time_trial(*, steps: int, block: int, threads: int) -> None:
     """Fashion-MNIST, shipped search space: vmap vs ghost on real Poisson batches, extrapolated to 20 epochs."""
-    from tunedp.data import poisson_indices
     from tunedp.optim import make_generator, make_private
+    from tunedp.optim.poisson import poisson_indices
     from tunedp.workloads import resolve_workload
     from tunedp.workloads.metrics import cross_entropy_per_example
 

@@ -43,9 +43,9 @@ def _one(config_path: str, step_size: float) -> dict[str, Any]:
     import torch
 
     from tunedp.config import load_config
-    from tunedp.space import optimizer_hyperparameters
-    from tunedp.staged_plan import StagedPlan, plan_staged
-    from tunedp.trial_runner import TrialSettings, run_trial
+    from tunedp.config.space import optimizer_hyperparameters
+    from tunedp.planning.staged import StagedPlan, plan_staged
+    from tunedp.run.trial import TrialSettings, run_trial
 
     torch.set_num_threads(1)
     config = load_config(Path(config_path))

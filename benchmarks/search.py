@@ -31,9 +31,9 @@ sys.path.insert(0, str(REPO))
 
 from tunedp.accounting.search_event import draw_trial_count  # noqa: E402
 from tunedp.config import parse_config  # noqa: E402
-from tunedp.driver import run_search  # noqa: E402
-from tunedp.fingerprint import create_ledger  # noqa: E402
+from tunedp.ledger.binding import create_ledger  # noqa: E402
 from tunedp.planning import plan_search  # noqa: E402
+from tunedp.run.driver import run_search  # noqa: E402
 
 TRIALS = 10
 

@@ -39,7 +39,7 @@ from tunedp.accounting.epsilon import PLD_DISCRETIZATION, rdp_epsilon  # noqa: E
 from tunedp.accounting.trial_event import steps_event  # noqa: E402
 from tunedp.config import SearchConfig, load_config  # noqa: E402
 from tunedp.planning import plan_search  # noqa: E402
-from tunedp.staged_plan import StagedPlan  # noqa: E402
+from tunedp.planning.staged import StagedPlan  # noqa: E402
 
 SHARES = (0.1, 0.2, 0.3, 0.4, 0.5)
 
@@ -129,8 +129,8 @@ def pld_table() -> str:
 
 
 def run_searches(configs: list[str], repeats: int) -> str:
-    from tunedp.accounting.ledger import PrivacyLedger
-    from tunedp.driver import search
+    from tunedp.ledger.sqlite import PrivacyLedger
+    from tunedp.run.driver import search
 
     logging.getLogger("absl").setLevel(logging.ERROR)
     lines = [

@@ -3,7 +3,7 @@
 Before tuning anything we must know that one private run of tunedp's optimizer
 reaches the accuracy the literature reports; otherwise a tuned search has no
 reference point. Each experiment trains once (Poisson batches from
-``tunedp.data``, DP-SGD from ``tunedp.optim.make_private``, workloads from
+``tunedp.optim.poisson``, DP-SGD from ``tunedp.optim.make_private``, workloads from
 ``tunedp.workloads``), accounts its steps with dp_accounting's RDP accountant on
 ``tunedp.accounting.trial_event.steps_event`` (δ = 1e-5), and records test accuracy
 and training wall time per epoch.
@@ -52,8 +52,8 @@ from dp_accounting.rdp import RdpAccountant
 from tunedp.accounting.schedule import NoiseSegment
 from tunedp.accounting.trial_event import steps_event
 from tunedp.config import load_config
-from tunedp.data import poisson_batches
 from tunedp.optim import make_private
+from tunedp.optim.poisson import poisson_batches
 from tunedp.workloads import WorkloadReference, resolve_workload
 
 HERE = Path(__file__).resolve().parent

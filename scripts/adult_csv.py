@@ -1,7 +1,7 @@
 """Write the UCI Adult rows as one headed CSV, for the ``csv`` workload demo (search_spaces/adult_csv.yaml).
 
 The same 48842 rows the built-in ``adult`` workload reads (``adult.data``
-then ``adult.test``, located by :func:`tunedp.datasets.adult_files`), with a
+then ``adult.test``, located by :func:`tunedp.workloads.files.adult_files`), with a
 header row, surrounding spaces trimmed and ``adult.test``'s trailing ``.``
 dropped from the label. No other change: the ``csv`` workload's own
 declared preprocessing does the rest.
@@ -15,9 +15,9 @@ import csv
 import sys
 from pathlib import Path
 
-from tunedp.datasets import adult_files
-from tunedp.workloads._adult import read_rows
 from tunedp.workloads.adult import COLUMNS
+from tunedp.workloads.adult_torch import read_rows
+from tunedp.workloads.files import adult_files
 
 
 def write_adult_csv(target: Path) -> int:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import sys
 
-import tunedp.driver as driver
+import tunedp.run.driver as driver
 from tunedp.cli import main
 
 config, ledger, output, tracking_uri, secret = sys.argv[1:6]

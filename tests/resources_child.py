@@ -13,8 +13,8 @@ from pathlib import Path
 import ray
 from search_helpers import random_all
 
-import tunedp.driver as driver
-from tunedp.fingerprint import create_ledger
+import tunedp.run.driver as driver
+from tunedp.ledger.binding import create_ledger
 
 folder = Path(sys.argv[1])
 ray.init(address="local", num_cpus=2, num_gpus=1, include_dashboard=False, _node_ip_address="127.0.0.1",

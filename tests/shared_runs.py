@@ -29,17 +29,17 @@ import yaml
 from rich.console import Console
 
 import tunedp
-import tunedp.driver as driver_module
-from tunedp.accounting.ledger import Charge, PrivacyLedger
+import tunedp.run.driver as driver_module
 from tunedp.accounting.search_event import SearchShape, draw_trial_count
 from tunedp.config import SearchConfig
-from tunedp.fingerprint import create_ledger
-from tunedp.observers import SearchObserver, SearchOutcome
-from tunedp.plan import SearchPlan
+from tunedp.ledger.binding import create_ledger
+from tunedp.ledger.sqlite import Charge, PrivacyLedger
+from tunedp.observe.console import ConsoleProgress
+from tunedp.observe.protocol import SearchObserver, SearchOutcome
 from tunedp.planning import plan_search
-from tunedp.progress import ConsoleProgress
-from tunedp.records import TrialRecord
-from tunedp.staged_plan import StagedPlan
+from tunedp.planning.single_stage import SearchPlan
+from tunedp.planning.staged import StagedPlan
+from tunedp.release.records import TrialRecord
 
 T = TypeVar("T")
 _RUNS: dict[str, Any] = {}

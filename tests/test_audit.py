@@ -33,11 +33,11 @@ from search_helpers import digits_table_search
 
 from tunedp.accounting.calibration import calibrate_noise_multiplier
 from tunedp.accounting.epsilon import RDP_ORDERS
-from tunedp.accounting.ledger import PrivacyLedger
 from tunedp.accounting.schedule import NoiseSegment
 from tunedp.accounting.trial_event import TrialPlan, steps_event
 from tunedp.audit.run import AuditResult, AuditSpec, run_audit
-from tunedp.fingerprint import create_ledger
+from tunedp.ledger.binding import create_ledger
+from tunedp.ledger.sqlite import PrivacyLedger
 
 REPO = Path(__file__).resolve().parents[1]
 SAMPLING_RATE = 0.25

@@ -18,7 +18,7 @@ from pathlib import Path
 import yaml
 from search_helpers import digits_table_search
 
-from tunedp.accounting.ledger import PrivacyLedger
+from tunedp.ledger.sqlite import PrivacyLedger
 
 TUNEDP = str(Path(sys.executable).with_name("tunedp"))
 

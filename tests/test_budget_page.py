@@ -37,12 +37,12 @@ from matplotlib.image import imread
 from search_helpers import grid, random_all, random_best
 from tracking_fixtures import CHROMIUM
 
-import tunedp.accounting.ledger as sqlite_ledger
+import tunedp.ledger.sqlite as sqlite_ledger
 from tunedp.accounting.epsilon import RDP_ORDERS
 from tunedp.cli import main
-from tunedp.fingerprint import create_ledger
 from tunedp.ledger import LedgerUrl, open_ledger
 from tunedp.ledger._postgres import PostgresLedger
+from tunedp.ledger.binding import create_ledger
 from tunedp.planning import plan_search
 
 DELTA = 1e-5
@@ -243,7 +243,7 @@ def test_an_unwritable_place_is_one_line_exit_2(
 
 
 def test_an_empty_and_a_long_ledger_are_drawn_too(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    from tunedp.accounting.ledger import PrivacyLedger
+    from tunedp.ledger.sqlite import PrivacyLedger
 
     empty = PrivacyLedger.create(tmp_path / "empty.sqlite", dataset="empty", epsilon=2.0, delta=DELTA)
     code, out, err = _run(["budget", "show", "--ledger", str(empty.path), "--plot"], capsys)

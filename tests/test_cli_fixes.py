@@ -10,8 +10,8 @@ from rich.console import Console
 
 import tunedp
 import tunedp.cli as cli
-from tunedp.accounting.ledger import PrivacyLedger
 from tunedp.cli import main
+from tunedp.ledger.sqlite import PrivacyLedger
 
 
 def _run(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
@@ -106,8 +106,8 @@ def test_report_json_and_trial_record_share_field_names() -> None:
     """The released best and every disclosed trial use TrialRecord's names (final_score, released_scores, …)."""
     import dataclasses
 
-    from tunedp.records import TrialRecord
-    from tunedp.report import BestRelease
+    from tunedp.release.records import TrialRecord
+    from tunedp.release.report import BestRelease
 
     record_names = {f.name for f in dataclasses.fields(TrialRecord)} | {"final_score"}
     # The model file and the test split's label are the report's own (no trial has them).

@@ -19,10 +19,10 @@ from pathlib import Path
 import pytest
 from tracking_fixtures import CHROMIUM, GRID, ON_SHARED_SERVER, MlflowServer, shared_mlflow_server, small_config
 
-from tunedp.driver import search
-from tunedp.fingerprint import create_ledger
-from tunedp.observers import SearchOutcome
-from tunedp.tracking import MlflowTracker
+from tunedp.ledger.binding import create_ledger
+from tunedp.observe.protocol import SearchOutcome
+from tunedp.observe.tracking import MlflowTracker
+from tunedp.run.driver import search
 
 pytestmark = [
     pytest.mark.slow,

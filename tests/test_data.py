@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from tunedp.data import poisson_batches, poisson_indices
+from tunedp.optim.poisson import poisson_batches, poisson_indices
 
 
 def test_mean_batch_size_is_qn_and_sizes_vary():

@@ -1,4 +1,4 @@
-"""tunedp.datasets: locating data files, environment overrides, and the idx reader."""
+"""tunedp.workloads.files: locating data files, environment overrides, and the idx reader."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ import struct
 import numpy as np
 import pytest
 
-from tunedp import datasets
-from tunedp.datasets import DatasetNotFoundError, adult_files, fashion_mnist_files, read_idx
+from tunedp.workloads import files as datasets
+from tunedp.workloads.files import DatasetNotFoundError, adult_files, fashion_mnist_files, read_idx
 
 STEMS = (
     "train-images-idx3-ubyte",

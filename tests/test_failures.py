@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from tunedp.datasets import DatasetNotFoundError
-from tunedp.disclosure import disclosure_for
-from tunedp.failures import describe_failure, failure_reasons, unwrap
-from tunedp.records import TrialRecord
+from tunedp.release.disclosure import disclosure_for
+from tunedp.release.records import TrialRecord
+from tunedp.run.failures import describe_failure, failure_reasons, unwrap
+from tunedp.workloads.files import DatasetNotFoundError
 
 ANSI_TRACE = '\x1b[36mray::ImplicitFunc.train()\x1b[39m (pid=4242, ip=127.0.0.1)\n  File "x.py", line 1\n'
 
@@ -19,7 +19,7 @@ def _ray_wrapped(cause: BaseException) -> BaseException:
 
 
 def test_a_ray_wrapped_config_error_reads_as_its_cause_in_one_clean_line() -> None:
-    from tunedp.trial_runner import TrialError
+    from tunedp.run.trial import TrialError
 
     wrapped = _ray_wrapped(TrialError("Expected momentum=1.5 in [0, 1)"))
     assert "RayTaskError" in type(wrapped).__name__  # the shape of Ray's real wrapper

@@ -26,17 +26,17 @@ from scipy import stats
 from search_helpers import REPO, hypo, small_config
 
 import tunedp
-import tunedp.hypo_proposal as hypo_proposal
+import tunedp.modes.hypo_proposal as hypo_proposal
 from tunedp import cli
 from tunedp.accounting.epsilon import rdp_epsilon
 from tunedp.accounting.hypo import HypoDpEvent
 from tunedp.accounting.search_event import draw_trial_count
 from tunedp.config import ConfigError, load_config, parse_config
 from tunedp.errors import CalibrationError
-from tunedp.fingerprint import create_ledger
-from tunedp.hypo_proposal import CHOICE_KEEP, Axis, BoundedProposal
+from tunedp.ledger.binding import create_ledger
+from tunedp.modes.hypo_proposal import CHOICE_KEEP, Axis, BoundedProposal
 from tunedp.planning import plan_search
-from tunedp.records import TrialRecord
+from tunedp.release.records import TrialRecord
 
 # ----------------------------------------------------------------------------- the proposal's bounds
 
@@ -288,7 +288,7 @@ class _Watched(BoundedProposal):
 
 
 def test_the_searcher_learns_only_from_finished_trials_released_scores() -> None:
-    from tunedp.ray_backend import METRIC, HypoSearcher
+    from tunedp.run.ray_backend import METRIC, HypoSearcher
 
     proposal = _Watched([Axis(name="lr", kind="log", low=1e-3, high=0.3)], density_ratio=2.0, bandwidth=0.1)
     searcher = HypoSearcher(proposal, seed=1, lag=3)
@@ -307,7 +307,7 @@ def test_the_searcher_learns_only_from_finished_trials_released_scores() -> None
 def test_which_trials_a_point_learns_from_is_fixed_by_position_not_by_timing() -> None:
     """Two at a time: the third point learns from the first trial only, and waits for it even
     when the second finished first (a trial's wall time is not a release)."""
-    from tunedp.ray_backend import METRIC, HypoSearcher
+    from tunedp.run.ray_backend import METRIC, HypoSearcher
 
     proposal = _Watched([Axis(name="lr", kind="log", low=1e-3, high=0.3)], density_ratio=2.0, bandwidth=0.1)
     searcher = HypoSearcher(proposal, seed=2, lag=2)
@@ -324,7 +324,7 @@ def test_which_trials_a_point_learns_from_is_fixed_by_position_not_by_timing() -
 
 
 def test_the_searchers_state_survives_tunes_checkpoint(tmp_path: Path) -> None:
-    from tunedp.ray_backend import METRIC, HypoSearcher
+    from tunedp.run.ray_backend import METRIC, HypoSearcher
 
     proposal = BoundedProposal(_AXES, density_ratio=3.0, bandwidth=0.2)
     searcher = HypoSearcher(proposal, seed=9)
@@ -360,7 +360,7 @@ def test_a_real_hypo_search_proposes_each_point_from_the_scores_released_before_
 
     monkeypatch.setattr(hypo_proposal.BoundedProposal, "sample", watched)
     selected: list[list[TrialRecord]] = []
-    import tunedp.driver as driver_module
+    import tunedp.run.driver as driver_module
 
     select = driver_module.select_best
     monkeypatch.setattr(driver_module, "select_best", lambda records: selected.append(list(records)) or select(records))

@@ -13,9 +13,9 @@ from pathlib import Path
 from search_helpers import random_best
 
 from tunedp.cli import _ChargeWitness
-from tunedp.fingerprint import create_ledger
+from tunedp.ledger.binding import create_ledger
 from tunedp.planning import plan_search
-from tunedp.resume import state_dir
+from tunedp.run.resume import state_dir
 
 
 def _charged_witness(tmp_path: Path) -> _ChargeWitness:

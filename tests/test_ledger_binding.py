@@ -25,24 +25,24 @@ import yaml
 from dp_accounting import dp_event
 from search_helpers import digits_table_search
 
-from tunedp.accounting.ledger import (
-    DataMismatchError,
-    LedgerCorruptError,
-    LedgerError,
-    PrivacyLedger,
-    key_path,
-)
 from tunedp.config import load_config
-from tunedp.datasets import ADULT_DIR_ENV, adult_files
-from tunedp.driver import search
-from tunedp.fingerprint import (
+from tunedp.ledger.binding import (
     bind_ledger,
     create_ledger,
     fingerprinter,
     protected_fingerprint,
     verify_search_data,
 )
+from tunedp.ledger.sqlite import (
+    DataMismatchError,
+    LedgerCorruptError,
+    LedgerError,
+    PrivacyLedger,
+    key_path,
+)
+from tunedp.run.driver import search
 from tunedp.workloads import resolve_workload
+from tunedp.workloads.files import ADULT_DIR_ENV, adult_files
 
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLE = REPO / "search_spaces" / "example.yaml"
@@ -360,8 +360,8 @@ def test_budget_init_from_a_csv_config_binds_the_tables_rows(tmp_path: Path) -> 
     # What a search runs before charging, in a fresh process as each search is: it passes on the
     # table as bound, and refuses once two rows are swapped.
     verify = (
-        "import sys; from tunedp.accounting.ledger import PrivacyLedger; from tunedp.config import load_config; "
-        "from tunedp.fingerprint import verify_search_data; "
+        "import sys; from tunedp.ledger.sqlite import PrivacyLedger; from tunedp.config import load_config; "
+        "from tunedp.ledger.binding import verify_search_data; "
         "verify_search_data(PrivacyLedger.open(sys.argv[1]), load_config(sys.argv[2]).workload)"
     )
     check = [sys.executable, "-c", verify, str(path), str(config)]

@@ -16,11 +16,11 @@ import pytest
 import yaml
 from search_helpers import example_dict, small_config
 
-from tunedp.accounting.ledger import PrivacyLedger
-from tunedp.driver import search
-from tunedp.fingerprint import create_ledger
+from tunedp.ledger.binding import create_ledger
+from tunedp.ledger.sqlite import PrivacyLedger
 from tunedp.planning import plan_search
-from tunedp.preflight import PreflightError
+from tunedp.run.driver import search
+from tunedp.run.preflight import PreflightError
 
 TUNEDP = str(Path(sys.executable).with_name("tunedp"))
 

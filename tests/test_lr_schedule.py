@@ -11,11 +11,11 @@ from search_helpers import small_config
 
 from tunedp.accounting.epsilon import rdp_epsilon
 from tunedp.config import ConfigError, parse_config
-from tunedp.lr_schedule import ConstantLr, CosineLr, LinearLr
+from tunedp.config.space import optimizer_hyperparameters
 from tunedp.optim import make_private
+from tunedp.optim.lr_schedule import ConstantLr, CosineLr, LinearLr
 from tunedp.planning import plan_search
-from tunedp.space import optimizer_hyperparameters
-from tunedp.trial_runner import TrialSettings, run_trial
+from tunedp.run.trial import TrialSettings, run_trial
 
 
 @pytest.mark.parametrize("steps", [1, 7, 1080])

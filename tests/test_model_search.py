@@ -12,12 +12,12 @@ import torch
 from search_helpers import REPO, grid, public_proxy, random_best, two_stage, with_searched_variants
 from shared_runs import contract_run, shared_run
 
-from tunedp.accounting.ledger import PrivacyLedger
 from tunedp.config import ConfigError, parse_config
-from tunedp.driver import search
-from tunedp.fingerprint import create_ledger
+from tunedp.ledger.binding import create_ledger
+from tunedp.ledger.sqlite import PrivacyLedger
 from tunedp.planning import plan_search
-from tunedp.preflight import PreflightError, run_preflight
+from tunedp.run.driver import search
+from tunedp.run.preflight import PreflightError, run_preflight
 
 
 def test_a_searched_variant_costs_what_a_fixed_one_costs() -> None:

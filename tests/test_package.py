@@ -11,7 +11,7 @@ from search_helpers import random_best
 from shared_runs import contract_run, shared_run
 
 import tunedp
-from tunedp.accounting.ledger import PrivacyLedger
+from tunedp.ledger.sqlite import PrivacyLedger
 
 
 def test_import_tunedp_pulls_in_neither_torch_nor_ray_nor_mlflow() -> None:
@@ -36,6 +36,6 @@ def test_tunedp_search_is_callable_and_runs_a_search(
         tunedp.plan_search(config).search_epsilon, rel=1e-9
     )
     # The package's search is the driver's function (no callable module).
-    from tunedp.driver import search as search_function
+    from tunedp.run.driver import search as search_function
 
     assert tunedp.search is search_function

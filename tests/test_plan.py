@@ -17,8 +17,8 @@ from dp_accounting import dp_event
 
 from tunedp.accounting.epsilon import rdp_epsilon
 from tunedp.config import ConfigError, parse_config
-from tunedp.plan import MAX_GRID_POINTS, SearchPlan, grid_points
 from tunedp.planning import plan_search
+from tunedp.planning.single_stage import MAX_GRID_POINTS, SearchPlan, grid_points
 from tunedp.workloads import resolve_workload
 
 BASE: dict[str, Any] = {

@@ -13,7 +13,7 @@ from search_helpers import REPO, example_dict, small_config
 
 from tunedp.config import load_config
 from tunedp.planning import plan_search
-from tunedp.preflight import learning_noise_warning
+from tunedp.run.preflight import learning_noise_warning
 
 TUNEDP = str(Path(sys.executable).with_name("tunedp"))
 HOPELESS = {"epochs": 3000, "expected_batch_size": 120, "evaluations": 1}
@@ -58,7 +58,7 @@ def test_the_plan_suggests_showing_every_trial_when_that_costs_less() -> None:
     from dp_accounting.rdp import rdp_privacy_accountant
 
     from tunedp.accounting.epsilon import RDP_ORDERS
-    from tunedp.plan import cheaper_mode_note
+    from tunedp.planning.single_stage import cheaper_mode_note
 
     few = plan_search(small_config(search={"mode": "random", "expected_trials": 2.0, "shape": 3.0, "release": "best"}))
     figures = few.figures()
@@ -79,7 +79,7 @@ def test_the_time_estimate_counts_the_measured_fixed_costs_and_k_s_spread() -> N
     """What a user waits for: the measured overheads (benchmarks/overheads.py) plus K's median and tail."""
     import json
 
-    from tunedp.preflight import SEARCH_OVERHEAD_S, TRIAL_OVERHEAD_S, estimate_wall_seconds
+    from tunedp.run.preflight import SEARCH_OVERHEAD_S, TRIAL_OVERHEAD_S, estimate_wall_seconds
 
     measured = json.loads((REPO / "benchmarks" / "results" / "overheads.json").read_text())["results"]
     assert max(m["search_overhead_s"] for m in measured.values()) <= SEARCH_OVERHEAD_S

@@ -26,9 +26,9 @@ import torch
 import yaml
 
 from tunedp.cli import main
-from tunedp.released_model import PredictionError, raw_input_of
+from tunedp.release.model import PredictionError, raw_input_of
 from tunedp.workloads import CsvWorkloadSpec
-from tunedp.workloads.table import encode_table
+from tunedp.workloads.csv_table import encode_table
 
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLE = REPO / "examples" / "scheduled_job"
@@ -77,9 +77,9 @@ def test_a_tables_raw_rows_encode_exactly_as_the_training_encoded_them(tmp_path:
 
 
 def test_adults_raw_rows_encode_exactly_as_the_training_encoded_them() -> None:
-    from tunedp.datasets import adult_files
-    from tunedp.workloads._adult import encode_rows, read_rows
     from tunedp.workloads.adult import COLUMNS
+    from tunedp.workloads.adult_torch import encode_rows, read_rows
+    from tunedp.workloads.files import adult_files
 
     try:
         rows = read_rows(adult_files().test)
@@ -127,7 +127,7 @@ def test_predict_refuses_a_folder_without_a_released_model(tmp_path: Path, capsy
 
 def _expected(output: Path, spec: CsvWorkloadSpec, rows_file: Path) -> np.ndarray:
     """Softmax of the released state dict on the training's encoding of ``rows_file`` (independent of the pyfunc)."""
-    from tunedp.workloads._table import build_model
+    from tunedp.workloads.csv_table_torch import build_model
 
     report = json.loads((output / "report.json").read_text())
     scored = spec.model_copy(update={"path": str(rows_file)})

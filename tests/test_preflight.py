@@ -22,11 +22,11 @@ import yaml
 from golden_refusals import check_golden_refusals
 from search_helpers import example_dict, small_config
 
-from tunedp.accounting.ledger import PrivacyLedger
 from tunedp.cli import main
 from tunedp.config import parse_config
+from tunedp.ledger.sqlite import PrivacyLedger
 from tunedp.planning import plan_search
-from tunedp.preflight import (
+from tunedp.run.preflight import (
     MAX_CORNERS,
     SEARCH_OVERHEAD_S,
     TRIAL_OVERHEAD_S,

@@ -26,15 +26,15 @@ import torch
 import yaml
 from search_helpers import REPO, example_dict, grid, small_config
 
-from tunedp.accounting.ledger import PrivacyLedger
 from tunedp.accounting.search_event import draw_trial_count
 from tunedp.config import ConfigError
-from tunedp.data import poisson_indices
-from tunedp.driver import search
-from tunedp.fingerprint import create_ledger
+from tunedp.ledger.binding import create_ledger
+from tunedp.ledger.sqlite import PrivacyLedger
+from tunedp.optim.poisson import poisson_indices
 from tunedp.planning import plan_search
-from tunedp.ray_backend import trial_seed
-from tunedp.trial_runner import _generators
+from tunedp.run.driver import search
+from tunedp.run.ray_backend import trial_seed
+from tunedp.run.trial import _generators
 
 TUNEDP = str(Path(sys.executable).with_name("tunedp"))
 

@@ -30,7 +30,7 @@ from search_helpers import example_dict
 
 from tunedp.accounting.search_event import draw_trial_count
 from tunedp.config import parse_config
-from tunedp.fingerprint import create_ledger
+from tunedp.ledger.binding import create_ledger
 from tunedp.planning import plan_search
 
 TUNEDP = str(Path(sys.executable).with_name("tunedp"))

@@ -27,13 +27,13 @@ import pytest
 import yaml
 from search_helpers import random_best
 
-from tunedp.accounting.ledger import PrivacyLedger
 from tunedp.accounting.search_event import draw_trial_count
 from tunedp.cli import main
-from tunedp.fingerprint import create_ledger
+from tunedp.ledger.binding import create_ledger
+from tunedp.ledger.sqlite import PrivacyLedger
 from tunedp.planning import plan_search
-from tunedp.resume import STATE_DIR, ResumeState, StateRecorder
-from tunedp.scratch import OWNER_FILE, ROOT_PREFIX, remove_dead_scratch, scratch_root
+from tunedp.run.resume import STATE_DIR, ResumeState, StateRecorder
+from tunedp.run.scratch import OWNER_FILE, ROOT_PREFIX, remove_dead_scratch, scratch_root
 
 TUNEDP = str(Path(sys.executable).with_name("tunedp"))
 BASE = Path("/tmp")

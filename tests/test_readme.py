@@ -34,8 +34,8 @@ def test_private_optimizer_example_runs() -> None:
 @pytest.mark.slow
 def test_search_example_runs(tmp_path: Path) -> None:
     ledger = (
-        "from tunedp.accounting.ledger import default_ledger_path\n"
-        "from tunedp.fingerprint import create_ledger\n"
+        "from tunedp.ledger.sqlite import default_ledger_path\n"
+        "from tunedp.ledger.binding import create_ledger\n"
         "create_ledger(default_ledger_path('digits'), dataset='digits', epsilon=10.0, delta=1e-5)\n"
     )
     done = _run(ledger + BLOCKS[0], tmp_path)

@@ -26,11 +26,11 @@ import pytest
 from test_predict import compas_project
 from tracking_fixtures import ON_SHARED_SERVER, RANDOM_BEST, config_dict, free_port, shared_mlflow_server, small_config
 
-from tunedp.accounting.ledger import PrivacyLedger
-from tunedp.driver import search
-from tunedp.fingerprint import create_ledger
-from tunedp.observers import SearchObserver
-from tunedp.tracking import MlflowTracker
+from tunedp.ledger.binding import create_ledger
+from tunedp.ledger.sqlite import PrivacyLedger
+from tunedp.observe.protocol import SearchObserver
+from tunedp.observe.tracking import MlflowTracker
+from tunedp.run.driver import search
 
 REPO = Path(__file__).resolve().parents[1]
 TUNEDP = str(Path(sys.executable).with_name("tunedp"))

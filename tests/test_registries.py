@@ -1,6 +1,6 @@
 """One source of truth per concept: the config, the search space and the optimizers agree.
 
-The torch-free registry :mod:`tunedp.optimizers` is what the config
+The torch-free registry :mod:`tunedp.optim.specs` is what the config
 validates against and what every update rule is built from; these tests
 fail if a name, a default or a clip-invariance drifts between them.
 """
@@ -12,10 +12,10 @@ import typing
 import pytest
 
 from tunedp.config import ADAM_TYPE_OPTIMIZERS, OPTIMIZERS, SearchConfig
+from tunedp.config.space import INTEGER_HYPERPARAMETERS as SPACE_INTEGERS
 from tunedp.optim import UPDATE_RULES, build_update_rule
 from tunedp.optim.rules import _RULES
-from tunedp.optimizers import HYPERPARAMETER_RANGES, INTEGER_HYPERPARAMETERS, OPTIMIZER_SPECS
-from tunedp.space import INTEGER_HYPERPARAMETERS as SPACE_INTEGERS
+from tunedp.optim.specs import HYPERPARAMETER_RANGES, INTEGER_HYPERPARAMETERS, OPTIMIZER_SPECS
 
 
 def test_the_config_accepts_exactly_the_registered_optimizers() -> None:

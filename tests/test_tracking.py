@@ -1,4 +1,4 @@
-"""Tests of tunedp/tracking.py (and the figures of tunedp/plots.py it logs).
+"""Tests of tunedp/observe/tracking.py (and the figures of tunedp/observe/plots.py it logs).
 
 Fast tests pin the disclosure rule as tracking applies it, the store
 defaults, the figures and the one-line failure. The slow ones run real
@@ -40,17 +40,17 @@ from tracking_fixtures import (
     small_config,
 )
 
-from tunedp import plots, tracking
 from tunedp.accounting.epsilon import rdp_epsilon
-from tunedp.accounting.ledger import PrivacyLedger
 from tunedp.accounting.search_event import draw_trial_count
 from tunedp.config import SearchConfig
-from tunedp.disclosure import TrialRecord, disclosure_for
-from tunedp.driver import search
-from tunedp.fingerprint import create_ledger
-from tunedp.observers import SearchOutcome
+from tunedp.ledger.binding import create_ledger
+from tunedp.ledger.sqlite import PrivacyLedger
+from tunedp.observe import plots, tracking
+from tunedp.observe.protocol import SearchOutcome
+from tunedp.observe.tracking import MlflowTracker, trial_logs
 from tunedp.planning import plan_search
-from tunedp.tracking import MlflowTracker, trial_logs
+from tunedp.release.disclosure import TrialRecord, disclosure_for
+from tunedp.run.driver import search
 
 TUNEDP = str(Path(sys.executable).with_name("tunedp"))
 PNG = b"\x89PNG\r\n\x1a\n"

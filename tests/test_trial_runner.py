@@ -10,9 +10,9 @@ import torch
 from search_helpers import small_config
 
 from tunedp.accounting.epsilon import pld_epsilon, rdp_epsilon
+from tunedp.config.space import optimizer_hyperparameters
 from tunedp.planning import plan_search
-from tunedp.space import optimizer_hyperparameters
-from tunedp.trial_runner import EvaluationReport, TrialError, TrialSettings, run_trial
+from tunedp.run.trial import EvaluationReport, TrialError, TrialSettings, run_trial
 from tunedp.workloads import resolve_workload
 from tunedp.workloads.metrics import correct_count
 

@@ -53,7 +53,7 @@ def test_the_wheel_installs_into_a_fresh_venv_and_plans_and_searches_outside_the
     (example,) = dist.glob("tunedp_example_breast_cancer-*.whl")
     names = zipfile.ZipFile(wheel).namelist()
     assert not any(name.startswith("trials/") for name in names)  # no generic top-level package
-    assert {"tunedp/starters/digits.yaml", "tunedp/starters/csv.yaml", "tunedp/workloads/_digits.py"} <= set(names)
+    assert {"tunedp/starters/digits.yaml", "tunedp/starters/csv.yaml", "tunedp/workloads/digits_torch.py"} <= set(names)
     metadata = zipfile.ZipFile(wheel).read(next(n for n in names if n.endswith(".dist-info/METADATA"))).decode()
     (torch_requirement,) = [line for line in metadata.splitlines() if line.startswith("Requires-Dist: torch")]
     assert ">=" in torch_requirement and "<" in torch_requirement and "==" not in torch_requirement  # a range
@@ -78,8 +78,8 @@ def test_the_wheel_installs_into_a_fresh_venv_and_plans_and_searches_outside_the
     assert where.startswith(purelib), where
     tunedp = str(env_dir / "bin" / "tunedp")
     # An installed package keeps one MLflow store per user beside the ledgers, not ./mlflow of each folder.
-    store = _run([str(python), "-c", "from tunedp.tracking import default_mlflow_dir; print(default_mlflow_dir())"],
-                 cwd=work, env=env).stdout.strip()  # fmt: skip
+    code = "from tunedp.observe.tracking import default_mlflow_dir; print(default_mlflow_dir())"
+    store = _run([str(python), "-c", code], cwd=work, env=env).stdout.strip()
     assert store == str(tmp_path / "home" / "mlflow"), store
 
     _run([tunedp, "init", "--workload", "digits"], cwd=work, env=env)

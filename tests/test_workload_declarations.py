@@ -11,9 +11,9 @@ import pytest
 from search_helpers import small_config
 
 from tunedp.config import ConfigError
-from tunedp.preflight import PreflightError, check_data_files
-from tunedp.public_proxy import PUBLIC_WORKLOADS, check_public_proxy, public_source, workload_files
+from tunedp.run.preflight import PreflightError, check_data_files
 from tunedp.workloads import BUILTIN_WORKLOADS, resolve_workload
+from tunedp.workloads.public import PUBLIC_WORKLOADS, check_public_proxy, public_source, workload_files
 
 
 def test_the_built_in_public_workloads_are_read_from_their_declarations() -> None:

@@ -47,9 +47,9 @@ NODE_COPY_ENV = "TUNEDP_TEST_NODE_COPY"
 
 def load_node_copy() -> Splits:
     """The real digits splits; on a node whose environment says ``modified``, one training row is changed."""
-    from tunedp.workloads import _digits
+    from tunedp.workloads import digits_torch
 
-    splits = _digits.load()
+    splits = digits_torch.load()
     if os.environ.get(NODE_COPY_ENV) != "modified":
         return splits
     inputs = splits.train.inputs.clone()
@@ -59,11 +59,11 @@ def load_node_copy() -> Splits:
 
 def load_on_unmodified_nodes() -> Splits:
     """The real digits splits; a node whose environment says ``modified`` has no copy of the data."""
-    from tunedp.workloads import _digits
+    from tunedp.workloads import digits_torch
 
     if os.environ.get(NODE_COPY_ENV) == "modified":
         raise FileNotFoundError("this node holds no copy of the digits data")
-    return _digits.load()
+    return digits_torch.load()
 
 
 DIGITS_NODE_COPY = dataclasses.replace(

@@ -39,16 +39,16 @@ __all__ = [
 __version__ = "0.1.0"
 
 _LAZY = {
-    "PrivacyLedger": ("tunedp.accounting.ledger", "PrivacyLedger"),
+    "PrivacyLedger": ("tunedp.ledger.sqlite", "PrivacyLedger"),
     "SearchConfig": ("tunedp.config", "SearchConfig"),
     "load_config": ("tunedp.config", "load_config"),
     "parse_config": ("tunedp.config", "parse_config"),
     "plan_search": ("tunedp.planning", "plan_search"),
-    "search": ("tunedp.driver", "search"),
-    "SearchError": ("tunedp.driver", "SearchError"),
-    "SearchObserver": ("tunedp.observers", "SearchObserver"),
-    "SearchOutcome": ("tunedp.observers", "SearchOutcome"),
-    "SearchReport": ("tunedp.report", "SearchReport"),
+    "search": ("tunedp.run.driver", "search"),
+    "SearchError": ("tunedp.run.driver", "SearchError"),
+    "SearchObserver": ("tunedp.observe.protocol", "SearchObserver"),
+    "SearchOutcome": ("tunedp.observe.protocol", "SearchOutcome"),
+    "SearchReport": ("tunedp.release.report", "SearchReport"),
     "Workload": ("tunedp.workloads.contract", "Workload"),
     "DatasetSizes": ("tunedp.workloads.contract", "DatasetSizes"),
     "Split": ("tunedp.workloads.contract", "Split"),

@@ -11,7 +11,7 @@ example's gradient); both are checked here against the workload's real data::
         reference = "my_pkg.workload:WORKLOAD"   # what the config's ``workload:`` says
 
 Every built-in workload passes these tests (``tests/workloads/``). The only
-reason a test skips is an absent data package (:class:`tunedp.datasets.DatasetNotFoundError`),
+reason a test skips is an absent data package (:class:`tunedp.workloads.files.DatasetNotFoundError`),
 with the one-line install hint as the message. Importing this module imports
 pytest and torch; tunedp itself never imports it.
 """
@@ -33,8 +33,8 @@ from dp_accounting import dp_event
 from torch import nn
 from torch.func import functional_call, grad, vmap
 
-from tunedp.datasets import DatasetNotFoundError
 from tunedp.workloads.contract import Splits, Workload
+from tunedp.workloads.files import DatasetNotFoundError
 from tunedp.workloads.registry import WorkloadReference, resolve_workload
 
 if TYPE_CHECKING:

@@ -42,10 +42,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     import tunedp
-    from tunedp.accounting.ledger import PrivacyLedger
     from tunedp.errors import BudgetExceededError, UserFacingError
-    from tunedp.preflight import check_admissible
-    from tunedp.tracking import MlflowTracker
+    from tunedp.ledger.sqlite import PrivacyLedger
+    from tunedp.observe.tracking import MlflowTracker
+    from tunedp.run.preflight import check_admissible
 
     try:
         config = tunedp.load_config(args.config)

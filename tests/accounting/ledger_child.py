@@ -20,7 +20,7 @@ from pathlib import Path
 
 from dp_accounting import dp_event
 
-from tunedp.accounting.ledger import BudgetExceededError, PrivacyLedger
+from tunedp.ledger.sqlite import BudgetExceededError, PrivacyLedger
 
 
 def main(argv: list[str]) -> int:

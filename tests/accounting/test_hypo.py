@@ -28,10 +28,10 @@ from hypothesis import strategies as st
 from tunedp.accounting.calibration import calibrate_noise_multiplier
 from tunedp.accounting.epsilon import RDP_ORDERS, pld_epsilon, rdp_accountant, rdp_epsilon
 from tunedp.accounting.hypo import HypoDpEvent, hypo_epsilon, hypo_gamma, hypo_rdp
-from tunedp.accounting.ledger import PrivacyLedger
 from tunedp.accounting.search_event import SearchShape, draw_trial_count, search_event, tnb_gamma
 from tunedp.accounting.serialization import EventDecodeError, event_from_json, event_to_json
 from tunedp.errors import CalibrationError
+from tunedp.ledger.sqlite import PrivacyLedger
 
 from .reference_dp import epsilon_from_rdp, gaussian_rdp, truncated_negative_binomial_gamma
 

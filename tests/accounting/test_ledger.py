@@ -24,7 +24,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tunedp.accounting.epsilon import rdp_epsilon
-from tunedp.accounting.ledger import (
+from tunedp.ledger.sqlite import (
     BudgetExceededError,
     LedgerCorruptError,
     LedgerError,

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from tunedp.accounting.ledger import Fingerprinter, PrivacyLedger
 from tunedp.ledger import Ledger, LedgerUrl, open_ledger
 from tunedp.ledger._postgres import PostgresLedger
+from tunedp.ledger.sqlite import Fingerprinter, PrivacyLedger
 from tunedp.testing import LedgerContract
 
 from .conftest import TeamLedger

@@ -20,12 +20,12 @@ import yaml
 from dp_accounting import dp_event
 
 from tunedp.accounting.epsilon import rdp_epsilon
-from tunedp.accounting.ledger import PrivacyLedger
 from tunedp.config import load_config
 from tunedp.errors import BudgetExceededError, LedgerError
 from tunedp.ledger import LedgerUrl, open_ledger
 from tunedp.ledger._curves import LEDGER_ORDERS, epsilon_from_curve, rdp_curve
 from tunedp.ledger._postgres import PostgresLedger, _call
+from tunedp.ledger.sqlite import PrivacyLedger
 from tunedp.planning import plan_search
 
 from .conftest import OwnServer, TeamLedger, create_team_ledger, drop_team_ledger, wait_until_up

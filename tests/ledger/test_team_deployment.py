@@ -23,7 +23,7 @@ from search_helpers import random_best
 from tracking_fixtures import MlflowServer, free_port
 
 from tunedp.ledger import open_ledger
-from tunedp.tracking import server_environment
+from tunedp.observe.tracking import server_environment
 
 from .conftest import ADMIN_URL, TeamLedger
 

@@ -26,8 +26,8 @@ from search_helpers import example_dict
 from torch import nn
 from torch.nn import functional
 
-from tunedp.accounting.ledger import PrivacyLedger
 from tunedp.cli import main
+from tunedp.ledger.sqlite import PrivacyLedger
 from tunedp.optim import Privatizer, make_private
 from tunedp.optim.per_sample import BatchMixingError, check_batch_independence, per_example_gradients
 from tunedp.workloads import digits

@@ -8,8 +8,8 @@ from sklearn.datasets import load_digits
 from torch import nn
 from torch.nn import functional
 
-from tunedp.data import poisson_batches
 from tunedp.optim import UPDATE_RULES, make_generator, make_private
+from tunedp.optim.poisson import poisson_batches
 
 SETTINGS: dict[str, dict[str, float]] = {
     "dp_sgd": {"lr": 1.0, "momentum": 0.5, "clip_norm": 1.0},

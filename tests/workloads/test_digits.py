@@ -7,7 +7,7 @@ import torch
 from sklearn.datasets import load_digits
 
 from tunedp.testing import WorkloadContract
-from tunedp.workloads import TEST_OUTSIDE_GUARANTEE, _digits, digits
+from tunedp.workloads import TEST_OUTSIDE_GUARANTEE, digits, digits_torch
 
 
 class TestDigits(WorkloadContract):
@@ -16,11 +16,11 @@ class TestDigits(WorkloadContract):
 
 def test_pixels_are_scaled_by_the_documented_range_not_by_the_images() -> None:
     """Issue 10 §6: 0..16 → [-1, 1] by the range; no mean or std of the protected images."""
-    splits = _digits.load()
+    splits = digits_torch.load()
     raw = np.asarray(load_digits().data, dtype=np.float32).reshape(-1, 1, 8, 8)
-    first = _digits.split_indices()["validation"][0]
+    first = digits_torch.split_indices()["validation"][0]
     torch.testing.assert_close(splits.validation.inputs[0], torch.from_numpy(raw[first] / 8.0 - 1.0))
-    assert _digits.scale_pixels(torch.tensor([0.0, 8.0, 16.0, 40.0])).tolist() == [-1.0, 0.0, 1.0, 1.0]
+    assert digits_torch.scale_pixels(torch.tensor([0.0, 8.0, 16.0, 40.0])).tolist() == [-1.0, 0.0, 1.0, 1.0]
 
 
 def test_the_test_split_is_carved_from_the_protected_images_and_says_so() -> None:

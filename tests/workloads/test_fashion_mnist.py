@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 import torch
 
-from tunedp.datasets import DatasetNotFoundError, fashion_mnist_files, read_idx
 from tunedp.testing import WorkloadContract, load_or_skip
-from tunedp.workloads import _fashion_mnist, fashion_mnist
+from tunedp.workloads import fashion_mnist, fashion_mnist_torch
+from tunedp.workloads.files import DatasetNotFoundError, fashion_mnist_files, read_idx
 
 
 class TestFashionMnist(WorkloadContract):
@@ -21,7 +21,7 @@ def test_splits_are_the_file_rows_at_the_fixed_indices() -> None:
     splits = load_or_skip(fashion_mnist.WORKLOAD)
     files = fashion_mnist_files()
     labels = read_idx(files.train_labels).astype(np.int64)
-    blocks = _fashion_mnist.split_indices()
+    blocks = fashion_mnist_torch.split_indices()
     assert np.array_equal(splits.train.targets.numpy(), labels[blocks["train"]])
     assert np.array_equal(splits.validation.targets.numpy(), labels[blocks["validation"]])
     assert np.array_equal(splits.test.targets.numpy(), read_idx(files.test_labels).astype(np.int64))
@@ -39,21 +39,21 @@ def test_standardisation_constants_fit_the_training_split() -> None:
 def test_cold_load_is_fast() -> None:
     load_or_skip(fashion_mnist.WORKLOAD)
     start = time.perf_counter()
-    _fashion_mnist.load.__wrapped__()
+    fashion_mnist_torch.load.__wrapped__()
     # Typically ~0.7 s here; the bound leaves room for a busy 2-core machine.
     assert time.perf_counter() - start < 3.0
 
 
 def test_model_is_the_tramer_boneh_cnn() -> None:
     model = fashion_mnist.WORKLOAD.build_model()
-    assert isinstance(model, _fashion_mnist.TramerBonehCnn)
+    assert isinstance(model, fashion_mnist_torch.TramerBonehCnn)
     assert sum(p.numel() for p in model.parameters()) == 26010  # as in Tramèr & Boneh's code
 
 
 def test_missing_files_are_a_one_line_error(tmp_path, monkeypatch) -> None:
     monkeypatch.setenv("TUNEDP_FASHION_MNIST_DIR", str(tmp_path))
     with pytest.raises(DatasetNotFoundError) as error:
-        _fashion_mnist.load.__wrapped__()
+        fashion_mnist_torch.load.__wrapped__()
     message = str(error.value)
     assert "\n" not in message
     assert "apt-get install dataset-fashion-mnist" in message and "TUNEDP_FASHION_MNIST_DIR" in message
@@ -62,13 +62,13 @@ def test_missing_files_are_a_one_line_error(tmp_path, monkeypatch) -> None:
 def test_tempered_sigmoid_family() -> None:
     """s·sigmoid(T·x) − o: (2, 2, 1) is tanh; the cnn_tempered variant's (2, 1, 1) is tanh(x/2)."""
     x = torch.linspace(-6, 6, 101)
-    tanh_member = _fashion_mnist.TemperedSigmoid(scale=2.0, inverse_temperature=2.0, offset=1.0)
+    tanh_member = fashion_mnist_torch.TemperedSigmoid(scale=2.0, inverse_temperature=2.0, offset=1.0)
     torch.testing.assert_close(tanh_member(x), torch.tanh(x))
     model = fashion_mnist.WORKLOAD.build_model("cnn_tempered")
-    activations = [m for m in model.modules() if isinstance(m, _fashion_mnist.TemperedSigmoid)]
+    activations = [m for m in model.modules() if isinstance(m, fashion_mnist_torch.TemperedSigmoid)]
     assert len(activations) == 3 and not any(isinstance(m, torch.nn.Tanh) for m in model.modules())
     torch.testing.assert_close(activations[0](x), torch.tanh(x / 2))
     plain = fashion_mnist.WORKLOAD.build_model("cnn")
     assert sum(p.numel() for p in model.parameters()) == sum(p.numel() for p in plain.parameters()) == 26010
     with pytest.raises(ValueError, match="must be > 0"):
-        _fashion_mnist.TemperedSigmoid(scale=0.0, inverse_temperature=1.0, offset=0.0)
+        fashion_mnist_torch.TemperedSigmoid(scale=0.0, inverse_temperature=1.0, offset=0.0)

@@ -16,11 +16,11 @@ import numpy as np
 import pytest
 import torch
 
-from tunedp.datasets import DatasetNotFoundError, fashion_mnist_files, read_idx
-from tunedp.fingerprint import protected_fingerprint
+from tunedp.ledger.binding import protected_fingerprint
 from tunedp.testing import WorkloadContract, load_or_skip
-from tunedp.workloads import _fashion_mnist, fashion_mnist, fashion_mnist_scatternet, resolve_workload
-from tunedp.workloads._fashion_mnist_scatternet import CACHE_DIR_ENV, feature_cache_path, features, scatter
+from tunedp.workloads import fashion_mnist, fashion_mnist_scatternet, fashion_mnist_torch, resolve_workload
+from tunedp.workloads.fashion_mnist_scatternet_torch import CACHE_DIR_ENV, feature_cache_path, features, scatter
+from tunedp.workloads.files import DatasetNotFoundError, fashion_mnist_files, read_idx
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -31,7 +31,7 @@ def _cache_absent() -> str | None:
     except DatasetNotFoundError as error:
         return str(error)
     if not path.is_file():
-        return f"feature cache {path} absent; build it with `python -m tunedp.workloads._fashion_mnist_scatternet`"
+        return f"feature cache {path} absent; build it with `python -m tunedp.workloads.fashion_mnist_scatternet_torch`"
     return None
 
 
@@ -52,7 +52,7 @@ def test_cached_features_are_the_transform_of_the_right_rows() -> None:
         assert torch.equal(getattr(splits, name).targets, getattr(images, name).targets)
     files = fashion_mnist_files()
     train_images, test_images = read_idx(files.train_images), read_idx(files.test_images)
-    blocks = _fashion_mnist.split_indices()
+    blocks = fashion_mnist_torch.split_indices()
     for split, raw, rows in (
         (splits.train, train_images[blocks["train"][[0, 777, 54999]]], [0, 777, 54999]),
         (splits.validation, train_images[blocks["validation"][[0, 4999]]], [0, 4999]),

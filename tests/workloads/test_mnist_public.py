@@ -6,8 +6,8 @@ import pytest
 import torch
 
 from tunedp.testing import WorkloadContract
-from tunedp.workloads import _fashion_mnist as fashion_mnist
-from tunedp.workloads import _mnist_public as mnist_public
+from tunedp.workloads import fashion_mnist_torch as fashion_mnist
+from tunedp.workloads import mnist_public_torch as mnist_public
 from tunedp.workloads.mnist_public import MEAN, STD
 
 # One xdist worker runs the module, so the contract's class-scoped splits are loaded once.

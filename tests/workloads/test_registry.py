@@ -16,9 +16,9 @@ from tunedp.workloads import (
     BUILTIN_WORKLOADS,
     ENTRY_POINT_GROUP,
     Workload,
-    _adult,
-    _digits,
-    _fashion_mnist,
+    adult_torch,
+    digits_torch,
+    fashion_mnist_torch,
     resolve_workload,
 )
 
@@ -83,7 +83,10 @@ def test_an_import_path_resolves_to_the_same_object_as_the_name() -> None:
 @pytest.mark.parametrize(
     ("reference", "expected"),
     [
-        ("cifar10", "workload: unknown workload 'cifar10'; name a built-in (adult, digits, fashion_mnist, fashion_mnist_scatternet, mnist_public, mnist_public_scatternet)"),  # noqa: E501
+        (
+            "cifar10",
+            "workload: unknown workload 'cifar10'; name a built-in (adult, digits, fashion_mnist, fashion_mnist_scatternet, mnist_public, mnist_public_scatternet)",  # noqa: E501
+        ),
         ("no_such_pkg.module:WORKLOAD", "workload: cannot import 'no_such_pkg.module'"),
         ("tunedp.workloads.digits:SPLIT_SEED", "is int, not a tunedp.Workload"),
         ("tunedp.workloads.digits:NOPE", "is NoneType, not a tunedp.Workload"),
@@ -97,7 +100,7 @@ def test_a_bad_reference_is_one_line_naming_the_field(reference: str, expected: 
     assert expected in str(error.value)
 
 
-@pytest.mark.parametrize("module", [_adult, _digits, _fashion_mnist])
+@pytest.mark.parametrize("module", [adult_torch, digits_torch, fashion_mnist_torch])
 def test_builtin_splits_are_fixed_disjoint_and_cover_the_rows(module) -> None:
     blocks = module.split_indices()
     rows = np.concatenate(list(blocks.values()))

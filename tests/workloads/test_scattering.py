@@ -1,4 +1,4 @@
-"""tunedp/workloads/_scattering.py: the 2-D Morlet scattering transform, checked against independent computations."""
+"""tunedp/workloads/scattering.py: the 2-D Morlet scattering transform, checked against independent computations."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import pytest
 import torch
 from scipy import ndimage
 
-from tunedp.workloads._scattering import Scattering2d, gabor, morlet
+from tunedp.workloads.scattering import Scattering2d, gabor, morlet
 
 
 @pytest.fixture(scope="module")

@@ -14,13 +14,13 @@ import pytest
 import yaml
 from sklearn.datasets import load_digits
 
-from tunedp.accounting.ledger import PrivacyLedger
 from tunedp.config import ConfigError, load_config, parse_config
-from tunedp.datasets import DatasetNotFoundError
-from tunedp.fingerprint import create_ledger
+from tunedp.ledger.binding import create_ledger
+from tunedp.ledger.sqlite import PrivacyLedger
 from tunedp.testing import WorkloadContract
 from tunedp.workloads import TEST_OUTSIDE_GUARANTEE, CsvWorkloadSpec, resolve_workload
-from tunedp.workloads.table import encode_table
+from tunedp.workloads.csv_table import encode_table
+from tunedp.workloads.files import DatasetNotFoundError
 
 REPO = Path(__file__).resolve().parents[2]
 PIXELS = [f"p{i}" for i in range(64)]
@@ -115,7 +115,7 @@ def _bad_csv(case: str, path: Path) -> Path:
 
 @pytest.mark.parametrize("case", list(BAD))
 def test_bad_csv_is_one_line_naming_column_and_row_and_charges_nothing(case: str, tmp_path: Path) -> None:
-    from tunedp.driver import search
+    from tunedp.run.driver import search
 
     path = _bad_csv(case, tmp_path / "bad.csv")
     config = _search_config(_spec(path))
@@ -145,8 +145,8 @@ def test_the_command_line_refuses_bad_csv_with_exit_2(tmp_path: Path) -> None:
 
 def test_csv_adult_encodes_exactly_the_rows_of_the_adult_workload(tmp_path: Path) -> None:
     """The shipped search_spaces/adult_csv.yaml on the real files: the same 48842 rows, the same features."""
-    from tunedp.datasets import adult_files
-    from tunedp.workloads import _adult
+    from tunedp.workloads import adult_torch
+    from tunedp.workloads.files import adult_files
 
     try:
         files = adult_files()
@@ -162,8 +162,8 @@ def test_csv_adult_encodes_exactly_the_rows_of_the_adult_workload(tmp_path: Path
     (tmp_path / "configs" / "adult_csv.yaml").write_text(yaml.safe_dump(shipped, sort_keys=False))
     config = load_config(tmp_path / "configs" / "adult_csv.yaml")
     table = encode_table(config.workload)
-    rows = _adult.read_rows(files.train) + _adult.read_rows(files.test)
-    features, labels = _adult.encode_rows(rows)
+    rows = adult_torch.read_rows(files.train) + adult_torch.read_rows(files.test)
+    features, labels = adult_torch.encode_rows(rows)
     assert np.array_equal(table.labels, labels.numpy())
     np.testing.assert_allclose(table.features, features.numpy(), atol=1e-6)
     workload = resolve_workload(config.workload)
@@ -190,7 +190,7 @@ def test_a_search_on_a_csv_table_runs_in_ray_workers(ray_session: str, tmp_path:
 
     On the session's Ray (started once for every test that needs one), not a Ray of its own.
     """
-    from tunedp.driver import search
+    from tunedp.run.driver import search
 
     data = _search_dict(_spec(DIGITS_CSV))
     data["search"] = {"mode": "grid"}

@@ -45,7 +45,7 @@ class SearchShape:
     """
 
     #: ``two_stage``/``public_proxy``: the shape of a staged search as a whole
-    #: (one released run; its stage-1 search has its own shape, see tunedp.staged_plan).
+    #: (one released run; its stage-1 search has its own shape, see tunedp.planning.staged).
     mode: Literal["random", "adaptive", "grid", "two_stage", "public_proxy", "hypo"]
     release: Literal["best", "all"]
     expected_trials: float

@@ -5,13 +5,13 @@ the guess counts) is computed from the trained model: it is a release like
 any trial's, so it is charged to the dataset's ledger — the trial's DpEvent
 at the ledger's δ — **before** any data is read, and the charge stays even
 if the audit fails. It goes through the checks a search makes before its
-charge, by calling them (:func:`tunedp.driver.open_checked_ledger`): the
+charge, by calling them (:func:`tunedp.run.driver.open_checked_ledger`): the
 ledger of the workload's declared dataset (no aliases), the budget, the
 pre-flight, and the keyed fingerprint of the rows the workload reads — so
 a workload that declares another dataset's name is refused as a search is.
 
 ``public=True`` charges nothing, and is accepted only for a workload
-*declared* public (:data:`tunedp.public_proxy.PUBLIC_WORKLOADS`): the
+*declared* public (:data:`tunedp.workloads.public.PUBLIC_WORKLOADS`): the
 audit then trains on that workload's own public rows. Any other workload is
 refused in one line before anything runs: its data may have a ledger, and a
 "public" audit of it would be a free training run on protected rows.
@@ -38,7 +38,7 @@ from tunedp.config import ChoiceParam, FixedParam, LogUniformParam, SearchConfig
 from tunedp.errors import UserFacingError
 
 if TYPE_CHECKING:
-    from tunedp.plan import SearchPlan
+    from tunedp.planning.single_stage import SearchPlan
 
 __all__ = [
     "AUDIT_MODE",
@@ -78,8 +78,8 @@ def audit_point(config: SearchConfig) -> dict[str, float]:
 
 def check_public(config: SearchConfig) -> str:
     """The workload's public source, or a one-line refusal: ``--public`` only for a workload declared public."""
-    from tunedp.public_proxy import PUBLIC_WORKLOADS, public_source
     from tunedp.workloads import reference_label
+    from tunedp.workloads.public import PUBLIC_WORKLOADS, public_source
 
     workload = config.workload
     source = public_source(workload)
@@ -101,8 +101,8 @@ def clip_references(optimizer: str, canaries: int) -> int:
 
 def build_spec(config: SearchConfig, plan: SearchPlan, *, canaries: int, delta: float) -> AuditSpec:
     """The audit of ``plan``'s trial (reads no data): the same q, σ_t and steps, at :func:`audit_point`."""
-    from tunedp.space import optimizer_hyperparameters
-    from tunedp.trial_runner import TrialError, TrialSettings, check_settings
+    from tunedp.config.space import optimizer_hyperparameters
+    from tunedp.run.trial import TrialError, TrialSettings, check_settings
 
     trial = audit_trial_plan(plan.trial)
     hyperparameters = optimizer_hyperparameters(audit_point(config), config)
@@ -139,9 +139,9 @@ def run_config_audit(
     """Check and charge as a search does (unless ``public``), then run the audit; claimed vs empirical ε."""
     from tunedp.accounting.epsilon import rdp_epsilon
     from tunedp.audit.run import run_audit
-    from tunedp.driver import open_checked_ledger
-    from tunedp.plan import plan_single_stage
-    from tunedp.preflight import run_preflight
+    from tunedp.planning.single_stage import plan_single_stage
+    from tunedp.run.driver import open_checked_ledger
+    from tunedp.run.preflight import run_preflight
 
     source = check_public(config) if public else None  # first: a refused --public starts nothing
     plan = plan_single_stage(config)  # one trial's plan; a staged config is refused there

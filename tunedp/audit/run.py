@@ -1,4 +1,4 @@
-"""One audit run: canaries in, one DP-SGD trial through :func:`tunedp.trial_runner.run_trial`, a bound out.
+"""One audit run: canaries in, one DP-SGD trial through :func:`tunedp.run.trial.run_trial`, a bound out.
 
 The claimed ε is that of the trial's own DpEvent (what actually ran) at the
 given δ, from dp_accounting via :mod:`tunedp.accounting`; the empirical ε is
@@ -249,7 +249,7 @@ class AuditResult:
 def run_audit(spec: AuditSpec) -> AuditResult:
     """Insert white-box gradient canaries, train once through ``run_trial``, and bound ε from their scores."""
     from tunedp.audit.canaries import CANARY_GRADIENT_FACTOR, REFERENCE_GRADIENT_FACTOR, GradientCanaries
-    from tunedp.trial_runner import TrialSettings, run_trial
+    from tunedp.run.trial import TrialSettings, run_trial
     from tunedp.workloads import resolve_workload
 
     workload = resolve_workload(spec.workload)

@@ -15,11 +15,11 @@ import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
 
-from tunedp.accounting.ledger import PrivacyLedger, _read_key, _stored_day
 from tunedp.accounting.serialization import event_to_json
 from tunedp.ledger._curves import rdp_curve
 from tunedp.ledger._postgres import _call, _check_settings
 from tunedp.ledger._url import LedgerUrl
+from tunedp.ledger.sqlite import PrivacyLedger, _read_key, _stored_day
 
 __all__ = ["Migrated", "migrate"]
 

@@ -14,7 +14,7 @@ error into one line.
 Each operation opens its own connection (closed after), so a server restart
 between two operations costs nothing but a reconnect.
 
-Fingerprints (see also :mod:`tunedp.fingerprint`). The owner binds a dataset:
+Fingerprints (see also :mod:`tunedp.ledger.binding`). The owner binds a dataset:
 a fresh random HMAC key is drawn on the owner's machine, the owner's rows are
 fingerprinted under it, and both are stored on the server. Who holds the key:
 the server, readable only through ``tunedp.data_key`` by the owner and by
@@ -46,16 +46,6 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from dp_accounting import dp_event
 
 from tunedp.accounting.epsilon import rdp_epsilon
-from tunedp.accounting.ledger import (
-    KEY_BYTES,
-    STATUSES,
-    UNBOUND,
-    Charge,
-    Fingerprinter,
-    _check_dataset_name,
-    _day,
-    _key_id,
-)
 from tunedp.accounting.remaining import remaining_epsilon
 from tunedp.accounting.serialization import EventDecodeError, event_from_json, event_to_json
 from tunedp.errors import (
@@ -70,6 +60,16 @@ from tunedp.ledger._curves import LEDGER_ORDERS, epsilon_from_curve, rdp_curve, 
 from tunedp.ledger._records import CurveShortfall, Refusal
 from tunedp.ledger._schema import SCHEMA, SCHEMA_VERSION
 from tunedp.ledger._url import LedgerUrl
+from tunedp.ledger.sqlite import (
+    KEY_BYTES,
+    STATUSES,
+    UNBOUND,
+    Charge,
+    Fingerprinter,
+    _check_dataset_name,
+    _day,
+    _key_id,
+)
 from tunedp.workloads.contract import check_delta_range
 
 if TYPE_CHECKING:

@@ -1,6 +1,6 @@
 """The storage interface every ledger backend implements, and opening a ledger by its location.
 
-Two backends: :class:`tunedp.accounting.ledger.PrivacyLedger` (one sqlite
+Two backends: :class:`tunedp.ledger.sqlite.PrivacyLedger` (one sqlite
 file per dataset, the embedded default) and
 :class:`tunedp.ledger._postgres.PostgresLedger` (one PostgreSQL database for a
 team). Callers (driver, CLI, resume) hold a :class:`Ledger` and never ask
@@ -17,8 +17,8 @@ from tunedp.ledger._url import LedgerUrl, looks_like_url
 if TYPE_CHECKING:
     from dp_accounting import dp_event
 
-    from tunedp.accounting.ledger import Charge, Fingerprinter
     from tunedp.ledger._records import CurveShortfall, Refusal
+    from tunedp.ledger.sqlite import Charge, Fingerprinter
 
 __all__ = ["Ledger", "create_ledger_at", "open_ledger", "parse_location"]
 
@@ -91,7 +91,7 @@ def open_ledger(location: str | Path | LedgerUrl, *, dataset: str | None = None)
         from tunedp.ledger._postgres import PostgresLedger
 
         return PostgresLedger.open(where, dataset=dataset)
-    from tunedp.accounting.ledger import PrivacyLedger
+    from tunedp.ledger.sqlite import PrivacyLedger
 
     return PrivacyLedger.open(where, dataset=dataset)
 
@@ -111,6 +111,6 @@ def create_ledger_at(
         return PostgresLedger.create(
             location, dataset=dataset, epsilon=epsilon, delta=delta, fingerprint_of=fingerprint_of
         )
-    from tunedp.accounting.ledger import PrivacyLedger
+    from tunedp.ledger.sqlite import PrivacyLedger
 
     return PrivacyLedger.create(location, dataset=dataset, epsilon=epsilon, delta=delta, fingerprint_of=fingerprint_of)

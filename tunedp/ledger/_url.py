@@ -130,7 +130,7 @@ def _connect_reason(error: BaseException) -> str:
 
 def ledger_location(dataset: str, ledger: str | Path | None) -> Path | LedgerUrl:
     """The ledger a command uses: ``--ledger`` (file or URL), else ``$TUNEDP_LEDGER_URL``, else the default file."""
-    from tunedp.accounting.ledger import default_ledger_path
+    from tunedp.ledger.sqlite import default_ledger_path
 
     if ledger is not None:
         text = str(ledger)

@@ -16,8 +16,8 @@ from typing import ClassVar
 import torch
 from torch import Tensor
 
+from tunedp.optim.specs import AdamHyperparameters
 from tunedp.optim.update_rule import Clipping, StepContext, UpdateRule
-from tunedp.optimizers import AdamHyperparameters
 
 __all__ = ["DpAdam"]
 

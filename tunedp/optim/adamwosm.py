@@ -19,8 +19,8 @@ from torch import Tensor
 
 from tunedp.accounting.schedule import NoiseSegment
 from tunedp.optim.adam import DpAdam
+from tunedp.optim.specs import AdamWosmHyperparameters
 from tunedp.optim.update_rule import StepContext
-from tunedp.optimizers import AdamWosmHyperparameters
 
 __all__ = ["DpAdamWosm"]
 

@@ -20,8 +20,8 @@ from typing import ClassVar
 import torch
 from torch import Tensor
 
+from tunedp.optim.specs import Dp2Hyperparameters
 from tunedp.optim.update_rule import Clipping, StepContext, UpdateRule
-from tunedp.optimizers import Dp2Hyperparameters
 
 __all__ = ["Dp2RmsProp"]
 

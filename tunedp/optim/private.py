@@ -6,7 +6,7 @@ segments and the clip norms — and reads σ_t from the *same* segments the
 accountant composes (``noise_multiplier_at``), so the noise added and the event
 reported cannot drift apart. It refuses to step past the planned steps, and
 ``dp_event()`` reports exactly the steps taken so far. Batches are the
-caller's: draw them with :func:`tunedp.data.poisson_batches` at the same q.
+caller's: draw them with :func:`tunedp.optim.poisson.poisson_batches` at the same q.
 This module knows nothing of Ray or MLflow.
 """
 
@@ -22,7 +22,7 @@ from torch import Tensor, nn
 
 from tunedp.accounting.schedule import NoiseSegment, noise_multiplier_at
 from tunedp.accounting.trial_event import steps_event
-from tunedp.lr_schedule import CONSTANT_LR, LrScheduleShape
+from tunedp.optim.lr_schedule import CONSTANT_LR, LrScheduleShape
 from tunedp.optim.noise import make_generator
 from tunedp.optim.per_sample import LossFn
 from tunedp.optim.privatizer import Privatizer
@@ -159,7 +159,7 @@ def make_private(
     ``"ghost"`` (book-keeping ghost clipping, one batched backward), ``"vmap"``
     (materialised per-example gradients) or ``"auto"``, ghost where the model
     allows it; the result and the privacy guarantee are the same.
-    ``lr_schedule`` (:mod:`tunedp.lr_schedule`, e.g. ``CosineLr()``) multiplies
+    ``lr_schedule`` (:mod:`tunedp.optim.lr_schedule`, e.g. ``CosineLr()``) multiplies
     every learning rate of the rule at each step over the planned length; it is
     a public function of the step, so the DpEvent does not change.
     """

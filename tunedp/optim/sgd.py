@@ -13,8 +13,8 @@ from typing import ClassVar
 import torch
 from torch import Tensor
 
+from tunedp.optim.specs import SgdHyperparameters
 from tunedp.optim.update_rule import Clipping, StepContext, UpdateRule
-from tunedp.optimizers import SgdHyperparameters
 
 __all__ = ["DpSgd"]
 

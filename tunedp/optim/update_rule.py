@@ -19,7 +19,7 @@ from torch import Tensor
 
 from tunedp.accounting.schedule import NoiseSegment
 from tunedp.optim.privatizer import PerExampleHook
-from tunedp.optimizers import Hyperparameters
+from tunedp.optim.specs import Hyperparameters
 
 __all__ = ["Clipping", "StepContext", "UpdateRule"]
 
@@ -37,7 +37,7 @@ class StepContext:
     """What a rule may know about the step it applies: its 0-based index and its privacy numbers.
 
     ``lr_scale`` is the learning-rate schedule's multiplier at this step
-    (:mod:`tunedp.lr_schedule`); every rule multiplies each of its learning
+    (:mod:`tunedp.optim.lr_schedule`); every rule multiplies each of its learning
     rates (and so its decoupled weight decay) by it.
     """
 
@@ -57,7 +57,7 @@ class UpdateRule(ABC):
     """A private optimizer's update on top of the privatizer.
 
     Its hyperparameters — keys, defaults, ranges — are the frozen dataclass
-    ``hyperparameters_type`` of :mod:`tunedp.optimizers` (the torch-free
+    ``hyperparameters_type`` of :mod:`tunedp.optim.specs` (the torch-free
     registry the config also reads); the rule never repeats them.
     ``clipping(step)`` is asked before the step is privatized, ``update``
     after, with the same ``step``.

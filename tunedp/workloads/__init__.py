@@ -25,6 +25,7 @@ from tunedp.workloads.contract import (
     check_delta,
     require_rows,
 )
+from tunedp.workloads.csv_table import CsvWorkloadSpec
 from tunedp.workloads.registry import (
     BUILTIN_WORKLOADS,
     ENTRY_POINT_GROUP,
@@ -34,7 +35,6 @@ from tunedp.workloads.registry import (
     resolve_workload,
 )
 from tunedp.workloads.splits import carve, fixed_permutation
-from tunedp.workloads.table import CsvWorkloadSpec
 
 __all__ = [
     "BUILTIN_WORKLOADS",

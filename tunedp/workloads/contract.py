@@ -212,7 +212,7 @@ class Workload:
     """Locates the files ``loader`` reads, without reading them, or ``None`` (nothing to locate).
 
     A missing file raises ``FileNotFoundError`` (e.g.
-    :class:`tunedp.datasets.DatasetNotFoundError`) with one line that says how
+    :class:`tunedp.workloads.files.DatasetNotFoundError`) with one line that says how
     to install it. The pre-flight calls it before the charge, and a public
     proxy's files are compared with the protected workload's by these paths."""
     public_source: str | None = None

@@ -13,13 +13,13 @@ integers 0..16 (the documented range of the set); they are scaled by that
 range to [-1, 1] — no statistic of the images is used.
 
 This module is torch-free; the loader and models live in
-:mod:`tunedp.workloads._digits`, imported on first use.
+:mod:`tunedp.workloads.digits_torch`, imported on first use.
 """
 
 from __future__ import annotations
 
-from tunedp.datasets import digits_paths
 from tunedp.workloads.contract import DatasetSizes, Workload
+from tunedp.workloads.files import digits_paths
 
 __all__ = ["PIXEL_MAX", "SPLIT_SEED", "WORKLOAD"]
 
@@ -33,8 +33,8 @@ WORKLOAD = Workload(
     sizes=DatasetSizes(dataset="digits", train=1200, validation=297, test=300, classes=10),
     input_shape=(1, 8, 8),
     variants=("mlp", "cnn"),
-    loader="tunedp.workloads._digits:load",
-    model_factory="tunedp.workloads._digits:build_model",
+    loader="tunedp.workloads.digits_torch:load",
+    model_factory="tunedp.workloads.digits_torch:build_model",
     validation_source="protected",
     test_source="protected",
     data_files=digits_paths,

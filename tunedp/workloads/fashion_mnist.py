@@ -5,20 +5,20 @@ accuracy at ε ≈ 3 with this exact network (tanh activations, no BatchNorm),
 which makes it the reference point for tunedp's utility benchmark.
 
 Data: Debian's ``dataset-fashion-mnist`` idx files (located by
-:mod:`tunedp.datasets`). The 60000 training images are split 55000 train /
+:mod:`tunedp.workloads.files`). The 60000 training images are split 55000 train /
 5000 validation by a fixed-seed permutation; the 10000 t10k images are the
 test split (a separate file, treated as public). Pixels are scaled to [0, 1]
 and standardised with the published Fashion-MNIST constants (mean 0.2860,
 std 0.3530) — public figures, not statistics computed at run time.
 
 This module is torch-free; the loader and model live in
-:mod:`tunedp.workloads._fashion_mnist`.
+:mod:`tunedp.workloads.fashion_mnist_torch`.
 """
 
 from __future__ import annotations
 
-from tunedp.datasets import fashion_mnist_paths
 from tunedp.workloads.contract import DatasetSizes, Workload
+from tunedp.workloads.files import fashion_mnist_paths
 
 __all__ = ["CNN_VARIANTS", "MEAN", "SPLIT_SEED", "STD", "WORKLOAD"]
 
@@ -34,8 +34,8 @@ WORKLOAD = Workload(
     sizes=DatasetSizes(dataset="fashion_mnist", train=55000, validation=5000, test=10000, classes=10),
     input_shape=(1, 28, 28),
     variants=CNN_VARIANTS,
-    loader="tunedp.workloads._fashion_mnist:load",
-    model_factory="tunedp.workloads._fashion_mnist:build_model",
+    loader="tunedp.workloads.fashion_mnist_torch:load",
+    model_factory="tunedp.workloads.fashion_mnist_torch:build_model",
     validation_source="protected",
     test_source="public",
     data_files=fashion_mnist_paths,

@@ -5,7 +5,7 @@ much more data)") train a linear model on the scattering transform of the
 images (J = 2 scales, L = 8 orientations: 81 channels × 7 × 7 for 28 × 28
 images) and report 89.7 % test accuracy at ε ≈ 3, against 86.0 % for the
 best end-to-end CNN. The transform is a fixed, data-independent map of one
-image (:mod:`tunedp.workloads._scattering`), so computing it on the private
+image (:mod:`tunedp.workloads.scattering`), so computing it on the private
 images costs no privacy: it is the same per-example preprocessing on
 neighbouring datasets.
 
@@ -30,19 +30,19 @@ about 2.5 minutes on 2 idle cores, 12 under heavy load) under
 ``~/.cache/tunedp``, in a file named by the SHA-256 of the four idx files,
 the transform's parameters and the split seed, so a changed file or
 transform never reads stale features. ``python -m
-tunedp.workloads._fashion_mnist_scatternet`` builds it ahead of a search.
+tunedp.workloads.fashion_mnist_scatternet_torch`` builds it ahead of a search.
 The cache holds features of the protected images: it is private data and
 must be kept like the idx files themselves.
 
 This module is torch-free; the loader, cache and models live in
-:mod:`tunedp.workloads._fashion_mnist_scatternet`.
+:mod:`tunedp.workloads.fashion_mnist_scatternet_torch`.
 """
 
 from __future__ import annotations
 
-from tunedp.datasets import fashion_mnist_paths
 from tunedp.workloads.contract import DatasetSizes, Workload
 from tunedp.workloads.fashion_mnist import WORKLOAD as IMAGES
+from tunedp.workloads.files import fashion_mnist_paths
 
 __all__ = ["CHANNELS", "GROUPS", "ORIENTATIONS", "SCALES", "SIDE", "WORKLOAD"]
 
@@ -64,8 +64,8 @@ WORKLOAD = Workload(
     ),
     input_shape=(CHANNELS, SIDE, SIDE),
     variants=("linear", "cnn"),
-    loader="tunedp.workloads._fashion_mnist_scatternet:load",
-    model_factory="tunedp.workloads._fashion_mnist_scatternet:build_model",
+    loader="tunedp.workloads.fashion_mnist_scatternet_torch:load",
+    model_factory="tunedp.workloads.fashion_mnist_scatternet_torch:build_model",
     validation_source="protected",
     test_source="public",
     fingerprint_workload="fashion_mnist",

