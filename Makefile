@@ -14,7 +14,7 @@ export RAY_USAGE_STATS_ENABLED := 0
 export RAY_AUTH_MODE := disabled
 export MLFLOW_SERVER_ENABLE_JOB_EXECUTION := false
 
-.PHONY: install data test lint demo mlflow clean
+.PHONY: install data test test-fast lint demo mlflow clean
 
 install: $(STAMP)
 
@@ -35,6 +35,10 @@ data:
 # tests (xdist_group "ray_cluster") on one worker, one after the other.
 test: install
 	$(PY) -m pytest -q -n 2 --dist loadgroup
+
+# The unit tier alone (tests/unit: in-process, no server, no subprocess): under a minute.
+test-fast: install
+	$(PY) -m pytest -q -n 2 tests/unit
 
 lint: install
 	$(VENV)/bin/ruff check tunedp trials tests benchmarks

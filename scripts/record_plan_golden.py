@@ -1,7 +1,7 @@
 """Record ``tunedp plan --json --no-preflight`` of every shipped config into tests/golden/plan/.
 
 Run before a change that must not alter any plan (a refactor), commit the
-files, and ``tests/test_plan_golden.py`` then compares every later plan with
+files, and ``tests/integration/planning/test_plan_golden.py`` then compares every later plan with
 them byte for byte. Re-record only for a change that is *meant* to alter
 plans, and say so in the commit.
 """
@@ -14,7 +14,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests"))
 
-from test_plan_golden import GOLDEN, plan_json, shipped_configs  # noqa: E402
+from integration.planning.test_plan_golden import GOLDEN, plan_json, shipped_configs  # noqa: E402
 
 
 def main() -> None:

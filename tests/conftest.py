@@ -1,4 +1,4 @@
-"""Session-wide fixtures: one real Ray per test session, and a quiet environment.
+"""Session-wide fixtures: one real Ray per test session, a quiet environment, and each test's tier.
 
 Ray takes 5–7 s to start, so every test that needs it shares one local
 instance (2 CPUs, no dashboard, 256 MiB object store, bound to 127.0.0.1).
@@ -10,6 +10,7 @@ import logging
 import os
 import tempfile
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -22,29 +23,21 @@ os.environ["TUNEDP_HOME"] = tempfile.mkdtemp(prefix="tunedp-test-home-")
 os.environ.pop("TUNEDP_LEDGER_DIR", None)
 logging.getLogger("absl").setLevel(logging.ERROR)
 
+# The PostgreSQL fixtures (the shared server's team ledger, a throwaway server of our own).
+pytest_plugins = ["postgres_fixtures"]
 
-@pytest.hookimpl(trylast=True)
+
+#: The tier of each top folder (docs/architecture.md §7): ``make test-fast`` runs ``-m unit``.
+TIERS = ("unit", "integration", "e2e")
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Make ``xdist_group`` marks group again under ``--dist loadgroup`` (what ``make test`` runs).
-
-    pytest-xdist 3.8 groups a test by writing ``item._nodeid = "<id>@<group>"``,
-    but pytest 9 reads a node's id from ``item._id``: the suffix is lost and every
-    grouped test is scheduled on its own, so the two-node cluster tests could run
-    at the same time and every module-scoped fixture ran once per worker. This
-    adds the suffix the way pytest 9 reads it, and does nothing where the id
-    already carries it (older pytest, or an xdist that does it itself).
-    """
-    if not getattr(config.option, "loadgroup", False):
-        return
+    """Mark every test with its tier, from the folder it lives in (tests/unit, tests/integration, tests/e2e)."""
+    root = Path(__file__).resolve().parent
     for item in items:
-        names = {
-            str(mark.args[0] if mark.args else mark.kwargs.get("name", "default"))
-            for mark in item.iter_markers("xdist_group")
-        }
-        ident = getattr(item, "_id", None)
-        suffix = "@" + "_".join(sorted(names))
-        if names and ident is not None and not str(ident).endswith(suffix):
-            item._id = type(ident).parse(f"{ident}{suffix}")
+        parts = Path(str(item.path)).resolve().relative_to(root).parts
+        if parts and parts[0] in TIERS:
+            item.add_marker(getattr(pytest.mark, parts[0]))
 
 
 @pytest.fixture(scope="session")

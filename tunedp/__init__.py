@@ -10,7 +10,7 @@ The Python entry points::
 plus the workload contract (``tunedp.Workload``, ``tunedp.DatasetSizes``; see
 :mod:`tunedp.workloads`), the private optimizers in :mod:`tunedp.optim` and the accounting in
 :mod:`tunedp.accounting`. Names resolve lazily, so ``import tunedp`` stays light
-(which layer loads which heavy library is asserted by ``tests/test_layers.py``).
+(which layer loads which heavy library is asserted by ``tests/integration/test_layers.py``).
 """
 
 from __future__ import annotations

@@ -21,7 +21,7 @@ as ``ε(α) + log(mean)/(α−1) + (1+θ)·min_α̂[(1 − 1/α̂)ε(α̂) − l
 followed by RDP's monotonicity in α. We compute Theorem 1 the same way on the
 same Rényi orders (the min over α̂ taken over them, then the monotone
 envelope), so at C = c the two curves coincide exactly, not approximately
-(``tests/accounting/test_hypo.py``). γ is dp_accounting's own solution of
+(``tests/unit/accounting/test_hypo_bound.py``). γ is dp_accounting's own solution of
 E[K] = mean, the γ the driver draws K with (:func:`tunedp.accounting.search_event.tnb_gamma`).
 
 Only the truncated negative binomial is covered (θ ≥ 0; geometric θ = 1,

@@ -26,7 +26,7 @@ its standard error (Welch: the variances are estimated from the scores, so a
 noise scale that is wrong in either direction does not bias the test), and
 H₀ is rejected when its normal-approximation p-value is below β. Each D is a
 mean over hundreds of independent canaries, so the normal approximation is
-good (checked by simulation in tests/audit/test_clip_check.py).
+good (checked by simulation in tests/unit/audit/test_clip_check.py).
 
 What this does *not* cover: update rules that are not linear in the
 privatized gradient (Adam, DP²: the ratio is then not s/ρC), for which the

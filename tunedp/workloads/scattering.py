@@ -12,7 +12,7 @@ Why not ``kymatio``: kymatio 0.3.0 (the release that matches the paper's
 code) imports ``scipy.special.sph_harm`` at ``import kymatio.torch``, which
 scipy 1.17 removed, and it spends ~12 ms per 28×28 image on this machine. This
 module computes the same transform (the same filter definitions and the same
-padding/subsampling conventions; ``tests/workloads/test_scattering.py`` compares
+padding/subsampling conventions; ``tests/unit/workloads/test_scattering.py`` compares
 it with kymatio's 2-D frontend where that is installed) batched in the
 Fourier domain.
 

@@ -1,1 +1,0 @@
-"""Tests of ``tunedp.accounting`` (a package so its module names cannot collide with other test folders)."""

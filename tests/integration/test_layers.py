@@ -1,0 +1,220 @@
+"""The layering of docs/architecture.md (§2), asserted: which heavy libraries each layer loads, and no import cycles.
+
+Each import runs in a clean subprocess, so what one test imported cannot
+hide what another loads. Only the Ray backend may load Ray/Tune/Optuna; the
+command line and ``tunedp report`` load neither Ray nor torch; the
+accounting knows nothing of torch.
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+PACKAGE = REPO / "tunedp"
+HEAVY = ("torch", "ray", "optuna", "mlflow")
+
+#: module → the heavy libraries importing it may load (every other one must stay unloaded).
+LAYERS: dict[str, set[str]] = {
+    "tunedp": set(),
+    "tunedp.cli": set(),
+    "tunedp.config": set(),
+    "tunedp.errors": set(),
+    "tunedp.accounting": set(),
+    "tunedp.ledger.sqlite": set(),
+    "tunedp.accounting.trial_event": set(),
+    "tunedp.planning.single_stage": set(),
+    "tunedp.planning": set(),
+    "tunedp.planning.staged": set(),
+    "tunedp.run.staged": set(),
+    "tunedp.workloads.public": set(),
+    "tunedp.accounting.staged_event": set(),
+    "tunedp.accounting.hypo": set(),
+    "tunedp.modes.hypo_proposal": set(),
+    "tunedp.release.disclosure": set(),
+    "tunedp.release.records": set(),
+    "tunedp.release.report": set(),
+    "tunedp.observe.protocol": set(),
+    "tunedp.release.selection": set(),
+    "tunedp.observe.console": set(),
+    "tunedp.run.driver": set(),
+    "tunedp.config.space": set(),
+    "tunedp.optim.specs": set(),
+    "tunedp.accounting.remaining": set(),
+    "tunedp.run.preflight": set(),
+    "tunedp.run.failures": set(),
+    "tunedp.run.interrupts": set(),
+    "tunedp.observe.lines": set(),
+    "tunedp.workloads": set(),
+    "tunedp.workloads.registry": set(),
+    "tunedp.workloads.csv_table": set(),
+    "tunedp.workloads.digits": set(),
+    "tunedp.workloads.adult": set(),
+    "tunedp.workloads.fashion_mnist": set(),
+    "tunedp.workloads.digits_torch": {"torch"},
+    "tunedp.testing": {"torch"},
+    "tunedp.optim": {"torch"},
+    "tunedp.run.trial": {"torch"},
+    "tunedp.observe.tracking": {"mlflow"},
+    "tunedp.run.ray_backend": {"ray"},
+    "tunedp.audit": set(),
+    "tunedp.audit.bound": set(),
+    "tunedp.audit.run": set(),
+    "tunedp.audit.command": set(),
+    "tunedp.audit.clip_check": set(),
+    "tunedp.run.scratch": set(),
+    "tunedp.audit.canaries": {"torch"},
+}
+
+
+def _loaded_after(statement: str) -> dict[str, bool]:
+    code = f"import sys, json\n{statement}\nprint(json.dumps({{m: m in sys.modules for m in {HEAVY!r}}}))"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, check=True)
+    loaded: dict[str, bool] = json.loads(done.stdout.strip().splitlines()[-1])
+    return loaded
+
+
+@pytest.mark.parametrize("module", sorted(LAYERS))
+def test_each_layer_loads_only_its_heavy_libraries(module: str) -> None:
+    loaded = _loaded_after(f"import {module}")
+    unexpected = {name for name, present in loaded.items() if present and name not in LAYERS[module]}
+    assert not unexpected, f"importing {module} loaded {sorted(unexpected)}"
+
+
+def test_tunedp_report_loads_neither_ray_nor_torch(tmp_path: Path) -> None:
+    """The whole ``tunedp report`` command, run in-process, on a report.json."""
+    report = {
+        "search_id": "0" * 32,
+        "name": "x",
+        "status": "completed",
+        "started_at": "",
+        "finished_at": "",
+        "duration_s": 0.0,
+        "privacy": {
+            "mode": "grid",
+            "release": "all",
+            "accountant": "rdp",
+            "charged_epsilon": 1.0,
+            "delta": 1e-5,
+            "ledger_delta": 1e-5,
+            "noise_multiplier": 2.0,
+            "trial_epsilon": 0.5,
+            "search_epsilon": 1.0,
+            "naive_epsilon": 1.0,
+            "budget_epsilon": 1.0,
+            "event": {},
+            "plan": {},
+        },
+        "ledger": {"path": "l", "dataset": "digits", "global_epsilon": 3.0, "spent_before": 0.0, "spent_after": 1.0},
+        "best": None,
+        "trials": [],
+        "config": {},
+    }
+    (tmp_path / "report.json").write_text(json.dumps(report))
+    statement = (
+        "from tunedp.cli import main\n"
+        f"try:\n    main(['report', {str(tmp_path)!r}])\nexcept SystemExit as e:\n    assert not e.code, e.code"
+    )
+    loaded = _loaded_after(statement)
+    assert not loaded["torch"] and not loaded["ray"], loaded
+
+
+def test_only_the_backend_imports_ray_tune_or_optuna() -> None:
+    importers = {
+        path.relative_to(REPO).as_posix()
+        for path in PACKAGE.rglob("*.py")
+        for name in _imported_names(path)
+        if name.split(".")[0] in {"ray", "optuna"}
+    }
+    assert importers == {"tunedp/run/ray_backend/__init__.py"}
+
+
+def test_tunedp_never_imports_trials() -> None:
+    """``trials/`` re-exports tunedp's built-ins; tunedp resolves workloads only through its registry."""
+    importers = {
+        path.relative_to(REPO).as_posix()
+        for path in PACKAGE.rglob("*.py")
+        for name in _imported_names(path)
+        if name.split(".")[0] == "trials"
+    }
+    assert importers == set()
+
+
+def test_planning_every_builtin_loads_no_torch() -> None:
+    statement = (
+        "from search_helpers import small_config\nfrom tunedp.planning import plan_search\n"
+        "for name in ('digits', 'adult', 'fashion_mnist'):\n"
+        "    plan_search(small_config(workload=name, budget={'epsilon': 8.0, 'delta': 1e-6}))"
+    )
+    loaded = _loaded_after(f"import sys\nsys.path.insert(0, 'tests')\n{statement}")
+    assert not loaded["torch"] and not loaded["ray"], loaded
+
+
+def _imported_names(path: Path) -> set[str]:
+    names: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names.add(node.module)
+    return names
+
+
+def _module_name(path: Path) -> str:
+    parts = list(path.relative_to(REPO).with_suffix("").parts)
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def _internal_graph() -> dict[str, set[str]]:
+    """tunedp module → the tunedp modules it imports (any import, deferred ones included)."""
+    modules = {_module_name(p): p for p in PACKAGE.rglob("*.py")}
+    graph: dict[str, set[str]] = {}
+    for name, path in modules.items():
+        targets = set()
+        for imported in _imported_names(path):
+            # "from tunedp.x import y" may name a module tunedp.x.y or an attribute of tunedp.x.
+            while imported and imported not in modules:
+                imported = imported.rpartition(".")[0]
+            if imported and imported != name and imported != "tunedp":
+                targets.add(imported)
+        graph[name] = targets
+    return graph
+
+
+def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
+    """One import cycle of ``graph`` (as a path that ends where it starts), or ``None``."""
+    state: dict[str, int] = {}
+    stack: list[str] = []
+
+    def visit(node: str) -> list[str] | None:
+        state[node] = 1
+        stack.append(node)
+        for target in sorted(graph.get(node, ())):
+            if state.get(target) == 1:
+                return [*stack[stack.index(target) :], target]
+            if target not in state and (cycle := visit(target)):
+                return cycle
+        stack.pop()
+        state[node] = 2
+        return None
+
+    for node in sorted(graph):
+        if node not in state and (cycle := visit(node)):
+            return cycle
+    return None
+
+
+def test_no_import_cycles_in_tunedp() -> None:
+    cycle = find_cycle(_internal_graph())
+    assert cycle is None, "import cycle: " + " → ".join(cycle or [])
+
+
+def test_the_cycle_check_finds_cycles_and_accepts_a_dag() -> None:
+    assert find_cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
+    assert find_cycle({"a": {"b", "c"}, "b": {"c"}, "c": set()}) is None
