@@ -17,6 +17,7 @@ from pathlib import Path
 import psycopg
 import pytest
 import yaml
+from postgres_fixtures import ADMIN_URL, TeamLedger
 from psycopg import sql
 from ray_nodes import stop_node, wait_for_alive_nodes, wait_for_port
 from search_helpers import random_best
@@ -24,8 +25,6 @@ from tracking_fixtures import MlflowServer, free_port
 
 from tunedp.ledger import open_ledger
 from tunedp.observe.tracking import server_environment
-
-from postgres_fixtures import ADMIN_URL, TeamLedger
 
 TUNEDP = str(Path(sys.executable).with_name("tunedp"))
 

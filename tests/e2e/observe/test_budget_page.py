@@ -32,8 +32,8 @@ import numpy as np
 import pytest
 from dp_accounting import dp_event
 from dp_accounting.rdp import rdp_privacy_accountant
-from postgres_fixtures import ADMIN_URL, create_team_ledger, drop_team_ledger, server_or_skip
 from matplotlib.image import imread
+from postgres_fixtures import ADMIN_URL, create_team_ledger, drop_team_ledger, server_or_skip
 from search_helpers import grid, random_all, random_best
 from tracking_fixtures import CHROMIUM
 

@@ -23,9 +23,9 @@ import time
 from pathlib import Path
 
 import pytest
-from e2e.release.test_predict import compas_project
 from tracking_fixtures import ON_SHARED_SERVER, RANDOM_BEST, config_dict, free_port, shared_mlflow_server, small_config
 
+from e2e.release.test_predict import compas_project
 from tunedp.ledger.binding import create_ledger
 from tunedp.ledger.sqlite import PrivacyLedger
 from tunedp.observe.protocol import SearchObserver
@@ -192,8 +192,8 @@ def test_an_interrupted_then_resumed_search_is_one_run_and_one_version(ray_sessi
     import yaml
     from mlflow.tracking import MlflowClient
     from search_helpers import random_best
-    from e2e.test_resume import _completed
 
+    from e2e.test_resume import _completed
     from tunedp.accounting.search_event import draw_trial_count
     from tunedp.planning import plan_search
 

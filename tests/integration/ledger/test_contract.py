@@ -8,13 +8,12 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from postgres_fixtures import TeamLedger
 
 from tunedp.ledger import Ledger, LedgerUrl, open_ledger
 from tunedp.ledger._postgres import PostgresLedger
 from tunedp.ledger.sqlite import Fingerprinter, PrivacyLedger
 from tunedp.testing import LedgerContract
-
-from postgres_fixtures import TeamLedger
 
 
 class TestSqliteLedger(LedgerContract):

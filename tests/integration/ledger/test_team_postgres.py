@@ -18,6 +18,7 @@ import psycopg
 import pytest
 import yaml
 from dp_accounting import dp_event
+from postgres_fixtures import OwnServer, TeamLedger, create_team_ledger, drop_team_ledger, wait_until_up
 
 from tunedp.accounting.epsilon import rdp_epsilon
 from tunedp.config import load_config
@@ -27,8 +28,6 @@ from tunedp.ledger._curves import LEDGER_ORDERS, epsilon_from_curve, rdp_curve
 from tunedp.ledger._postgres import PostgresLedger, _call
 from tunedp.ledger.sqlite import PrivacyLedger
 from tunedp.planning import plan_search
-
-from postgres_fixtures import OwnServer, TeamLedger, create_team_ledger, drop_team_ledger, wait_until_up
 
 REPO = Path(__file__).resolve().parents[3]
 DELTA = 1e-5

@@ -19,11 +19,6 @@ from dp_accounting import dp_event
 from dp_accounting.pld import pld_privacy_accountant
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
-
-from tunedp.accounting.epsilon import RDP_ORDERS, UnsupportedEventError, pld_epsilon, rdp_epsilon
-from tunedp.accounting.schedule import NoiseSegment
-from tunedp.accounting.trial_event import steps_event
-
 from reference_dp import (
     analytic_gaussian_epsilon,
     epsilon_from_rdp,
@@ -31,6 +26,10 @@ from reference_dp import (
     gaussian_rdp,
     subsampled_gaussian_rdp,
 )
+
+from tunedp.accounting.epsilon import RDP_ORDERS, UnsupportedEventError, pld_epsilon, rdp_epsilon
+from tunedp.accounting.schedule import NoiseSegment
+from tunedp.accounting.trial_event import steps_event
 
 DELTA = 1e-5
 

@@ -24,6 +24,7 @@ from dp_accounting import dp_event
 from dp_accounting.rdp import rdp_privacy_accountant
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from reference_dp import epsilon_from_rdp, gaussian_rdp, truncated_negative_binomial_gamma
 
 from tunedp.accounting.calibration import calibrate_noise_multiplier
 from tunedp.accounting.epsilon import RDP_ORDERS, pld_epsilon, rdp_accountant, rdp_epsilon
@@ -32,8 +33,6 @@ from tunedp.accounting.search_event import SearchShape, draw_trial_count, search
 from tunedp.accounting.serialization import EventDecodeError, event_from_json, event_to_json
 from tunedp.errors import CalibrationError
 from tunedp.ledger.sqlite import PrivacyLedger
-
-from reference_dp import epsilon_from_rdp, gaussian_rdp, truncated_negative_binomial_gamma
 
 DELTA = 1e-5
 

@@ -14,10 +14,6 @@ import pytest
 from dp_accounting import dp_event
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
-from tunedp.accounting.epsilon import RDP_ORDERS, rdp_epsilon
-from tunedp.accounting.search_event import SearchShape, naive_event, search_event
-
 from reference_dp import (
     analytic_gaussian_delta,
     delta_from_rdp,
@@ -26,6 +22,9 @@ from reference_dp import (
     repeat_and_select_rdp_poisson,
     repeat_and_select_rdp_tnb,
 )
+
+from tunedp.accounting.epsilon import RDP_ORDERS, rdp_epsilon
+from tunedp.accounting.search_event import SearchShape, naive_event, search_event
 
 DELTA = 1e-5
 
