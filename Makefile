@@ -41,9 +41,9 @@ test-fast: install
 	$(PY) -m pytest -q -n 2 tests/unit
 
 lint: install
-	$(VENV)/bin/ruff check tunedp trials tests benchmarks
-	$(VENV)/bin/ruff format --check tunedp trials
-	$(VENV)/bin/mypy tunedp trials
+	$(VENV)/bin/ruff check tunedp tests benchmarks
+	$(VENV)/bin/ruff format --check tunedp
+	$(VENV)/bin/mypy tunedp
 
 demo: install
 	bash scripts/demo.sh

@@ -190,10 +190,10 @@ def _modified_adult(folder: Path) -> Path:
 
 
 def test_a_modified_dataset_is_refused_before_charging(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import trials.adult
+    from tunedp.workloads import adult_torch
 
     monkeypatch.delenv(ADULT_DIR_ENV, raising=False)
-    trials.adult.load.cache_clear()
+    adult_torch.load.cache_clear()
     path = tmp_path / "ledgers" / "adult.sqlite"
     ledger = create_ledger(path, dataset="adult", epsilon=50.0, delta=1e-5)
     before = _snapshot(tmp_path / "ledgers")
@@ -203,11 +203,11 @@ def test_a_modified_dataset_is_refused_before_charging(tmp_path: Path, monkeypat
     for name in ("adult.data", "adult.test"):
         shutil.copyfile(getattr(adult_files(), "train" if name == "adult.data" else "test"), exact / name)
     monkeypatch.setenv(ADULT_DIR_ENV, str(exact))
-    trials.adult.load.cache_clear()
+    adult_torch.load.cache_clear()
     verify_search_data(ledger, "adult")
     # One changed row: refused before anything is charged; the ledger is byte-identical.
     monkeypatch.setenv(ADULT_DIR_ENV, str(_modified_adult(tmp_path / "modified")))
-    trials.adult.load.cache_clear()
+    adult_torch.load.cache_clear()
     try:
         with pytest.raises(DataMismatchError, match="fingerprint mismatch") as caught:
             search(load_config(REPO / "search_spaces" / "adult.yaml"), ledger_path=path)
@@ -219,12 +219,12 @@ def test_a_modified_dataset_is_refused_before_charging(tmp_path: Path, monkeypat
         lines = [line for line in (exact / "adult.data").read_text().splitlines(keepends=True) if line.strip()]
         (short / "adult.data").write_text("".join(lines[:-1]))
         monkeypatch.setenv(ADULT_DIR_ENV, str(short))
-        trials.adult.load.cache_clear()
+        adult_torch.load.cache_clear()
         with pytest.raises(DataMismatchError, match="cannot load its protected data") as caught:
             search(load_config(REPO / "search_spaces" / "adult.yaml"), ledger_path=path)
         assert "\n" not in str(caught.value)
     finally:
-        trials.adult.load.cache_clear()
+        adult_torch.load.cache_clear()
     assert _snapshot(tmp_path / "ledgers") == before
     assert PrivacyLedger.open(path).charges() == []
 
