@@ -16,7 +16,17 @@ plus the workload contract (``tunedp.Workload``, ``tunedp.DatasetSizes``; see
 from __future__ import annotations
 
 import importlib
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # what editors and mypy see; at run time each name loads on first use (_LAZY)
+    from tunedp.config import SearchConfig, load_config, parse_config
+    from tunedp.ledger.sqlite import PrivacyLedger
+    from tunedp.observe.protocol import SearchObserver, SearchOutcome
+    from tunedp.planning import plan_search
+    from tunedp.release.report import SearchReport
+    from tunedp.run.driver import SearchError, search
+    from tunedp.workloads.contract import DatasetSizes, Split, Splits, Workload
+    from tunedp.workloads.splits import carve
 
 __all__ = [
     "DatasetSizes",
