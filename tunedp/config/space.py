@@ -12,7 +12,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from tunedp.config import FixedParam, SearchConfig
+from tunedp.config.params import FixedParam
+from tunedp.config.search_config import SearchConfig
 from tunedp.optim.specs import INTEGER_HYPERPARAMETERS
 
 __all__ = ["INTEGER_HYPERPARAMETERS", "fixed_values", "optimizer_hyperparameters"]
