@@ -180,7 +180,7 @@ def test_every_shipped_observer_is_a_search_observer_and_ignores_a_search_it_nev
 
 
 def test_the_cli_chooses_the_observers(monkeypatch: pytest.MonkeyPatch) -> None:
-    from tunedp.cli import _observers
+    from tunedp.cli.search import _observers
     from tunedp.observe.tracking import MlflowTracker
 
     monkeypatch.setenv("TUNEDP_TRACKING", "0")

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from search_helpers import random_best
 
-from tunedp.cli import _ChargeWitness
+from tunedp.cli.search import _ChargeWitness
 from tunedp.ledger.binding import create_ledger
 from tunedp.planning import plan_search
 from tunedp.run.resume import state_dir

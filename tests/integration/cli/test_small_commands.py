@@ -9,7 +9,7 @@ import pytest
 from rich.console import Console
 
 import tunedp
-import tunedp.cli as cli
+import tunedp.cli.budget_views as cli
 from tunedp.cli import main
 from tunedp.ledger.sqlite import PrivacyLedger
 

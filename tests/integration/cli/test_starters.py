@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from tunedp.cli import STARTERS, app
+from tunedp.cli import app
+from tunedp.cli.starters import STARTERS
 from tunedp.config import load_config
 from tunedp.planning import plan_search
 
