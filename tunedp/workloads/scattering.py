@@ -12,8 +12,8 @@ Why not ``kymatio``: kymatio 0.3.0 (the release that matches the paper's
 code) imports ``scipy.special.sph_harm`` at ``import kymatio.torch``, which
 scipy 1.17 removed, and it spends ~12 ms per 28×28 image on this machine. This
 module computes the same transform (the same filter definitions and the same
-padding/subsampling conventions; ``tests/unit/workloads/test_scattering.py`` compares
-it with kymatio's 2-D frontend where that is installed) batched in the
+padding/subsampling conventions; ``tests/integration/workloads/test_scattering.py`` compares
+it with kymatio's 2-D frontend, a dev dependency) batched in the
 Fourier domain.
 
 Definitions (for J scales and L orientations, images of M×N pixels):

@@ -52,10 +52,12 @@ def test_orders_zero_and_one_match_spatial_convolutions(transform: Scattering2d,
         np.testing.assert_allclose(out[1 + index], s1, rtol=1e-4, atol=1e-5)
 
 
-def test_matches_kymatio_where_installed(transform: Scattering2d, images: torch.Tensor) -> None:
-    """kymatio's 2-D frontend (its top-level import fails with scipy >= 1.17, so import the module directly)."""
-    frontend = pytest.importorskip("kymatio.scattering2d.frontend.torch_frontend")
-    reference = frontend.ScatteringTorch2D(J=2, shape=(28, 28), L=8)(images)
+def test_matches_kymatio(transform: Scattering2d, images: torch.Tensor) -> None:
+    """kymatio 0.3.0 (a dev dependency) as the independent implementation; its top-level import fails with
+    scipy >= 1.17 (``sph_harm``), so its 2-D frontend module is imported directly."""
+    from kymatio.scattering2d.frontend.torch_frontend import ScatteringTorch2D
+
+    reference = ScatteringTorch2D(J=2, shape=(28, 28), L=8)(images)
     ours = transform(images)
     # kymatio normalises by 2·3.1415·σ² instead of 2πσ²: a 3e-5 relative difference.
     torch.testing.assert_close(ours, reference, rtol=2e-4, atol=1e-5)
