@@ -1,6 +1,6 @@
 """A real MLflow server and small digits searches for the tracking and dashboard tests.
 
-The server is the one ``tunedp ui`` runs (``tunedp.observe.tracking.server_command``:
+The server is the one ``tunedp ui`` runs (``tunedp.observe.dashboard.server_command``:
 sqlite store, ``--workers 1``, job execution off) on a free loopback port, in
 its own process group so that stopping it by PID stops the uvicorn worker it
 starts too. Starting one takes ~20 s on two cores, so the test modules share
@@ -27,7 +27,7 @@ import requests
 import yaml
 
 from tunedp.config import SearchConfig, parse_config
-from tunedp.observe.tracking import server_command, server_environment
+from tunedp.observe.dashboard import server_command, server_environment
 
 REPO = Path(__file__).resolve().parents[1]
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")

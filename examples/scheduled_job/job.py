@@ -44,7 +44,7 @@ def main(argv: list[str] | None = None) -> int:
     import tunedp
     from tunedp.errors import BudgetExceededError, UserFacingError
     from tunedp.ledger.sqlite import PrivacyLedger
-    from tunedp.observe.tracking import MlflowTracker
+    from tunedp.observe import MlflowTracker
     from tunedp.run.preflight import check_admissible
 
     try:

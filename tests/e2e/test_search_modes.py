@@ -164,7 +164,7 @@ def test_every_shipped_observer_is_a_search_observer_and_ignores_a_search_it_nev
     if observer == "console":
         instance: SearchObserver = ConsoleProgress(Console(file=io.StringIO()))
     else:
-        from tunedp.observe.tracking import MlflowTracker
+        from tunedp.observe.mlflow_tracker import MlflowTracker
 
         instance = MlflowTracker(f"sqlite:///{tmp_path / 'mlflow.db'}")
     assert isinstance(instance, SearchObserver)
@@ -181,7 +181,7 @@ def test_every_shipped_observer_is_a_search_observer_and_ignores_a_search_it_nev
 
 def test_the_cli_chooses_the_observers(monkeypatch: pytest.MonkeyPatch) -> None:
     from tunedp.cli.search import _observers
-    from tunedp.observe.tracking import MlflowTracker
+    from tunedp.observe.mlflow_tracker import MlflowTracker
 
     monkeypatch.setenv("TUNEDP_TRACKING", "0")
     assert [type(o) for o in _observers(None)] == [ConsoleProgress]

@@ -24,7 +24,7 @@ from search_helpers import random_best
 from tracking_fixtures import MlflowServer, free_port
 
 from tunedp.ledger import open_ledger
-from tunedp.observe.tracking import server_environment
+from tunedp.observe.dashboard import server_environment
 
 TUNEDP = str(Path(sys.executable).with_name("tunedp"))
 

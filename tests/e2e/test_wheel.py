@@ -78,7 +78,7 @@ def test_the_wheel_installs_into_a_fresh_venv_and_plans_and_searches_outside_the
     assert where.startswith(purelib), where
     tunedp = str(env_dir / "bin" / "tunedp")
     # An installed package keeps one MLflow store per user beside the ledgers, not ./mlflow of each folder.
-    code = "from tunedp.observe.tracking import default_mlflow_dir; print(default_mlflow_dir())"
+    code = "from tunedp.observe.mlflow_store import default_mlflow_dir; print(default_mlflow_dir())"
     store = _run([str(python), "-c", code], cwd=work, env=env).stdout.strip()
     assert store == str(tmp_path / "home" / "mlflow"), store
 

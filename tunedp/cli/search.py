@@ -250,7 +250,7 @@ def _observers(tracking_uri: str | None) -> list[SearchObserver]:
 
     observers: list[SearchObserver] = [ConsoleProgress(console)]
     if tracking_uri is not None or os.environ.get("TUNEDP_TRACKING", "1") != "0":
-        from tunedp.observe.tracking import MlflowTracker
+        from tunedp.observe.mlflow_tracker import MlflowTracker
 
         observers.append(MlflowTracker(tracking_uri=tracking_uri))
     return observers

@@ -24,7 +24,7 @@ def ui_command(
     if not 1 <= port <= 65535:
         raise UserError(f"--port: {port} must be in 1..65535")
     _check_port_free(host, port)
-    from tunedp.observe.tracking import serve_dashboard
+    from tunedp.observe.dashboard import serve_dashboard
 
     code = serve_dashboard(host=host, port=port, announce=lambda line: console.print(line, highlight=False))
     if code:

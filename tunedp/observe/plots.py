@@ -2,7 +2,7 @@
 
 Every function draws only what it is given; choosing *what may be drawn*
 (which trials, which scores) is the caller's job and follows
-:mod:`tunedp.release.disclosure` — :mod:`tunedp.observe.tracking` passes disclosed records
+:mod:`tunedp.release.disclosure` — :mod:`tunedp.observe.mlflow_records` passes disclosed records
 only. This module must never draw a raw training loss or an unreleased score,
 and must never open a window: matplotlib runs on the headless Agg backend,
 selected per figure (``Figure`` + ``FigureCanvasAgg``) so that importing this

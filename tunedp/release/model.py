@@ -28,7 +28,7 @@ Which inputs are raw:
 * every other workload (images, custom workloads): the array the network
   takes, of the workload's declared ``input_shape``.
 
-Imports torch and numpy (never MLflow, never pandas: :mod:`tunedp.observe.tracking`
+Imports torch and numpy (never MLflow, never pandas: :mod:`tunedp.observe.mlflow_model`
 adapts this to MLflow's data frames).
 """
 

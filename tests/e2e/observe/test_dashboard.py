@@ -20,8 +20,8 @@ import pytest
 from tracking_fixtures import CHROMIUM, GRID, ON_SHARED_SERVER, MlflowServer, shared_mlflow_server, small_config
 
 from tunedp.ledger.binding import create_ledger
+from tunedp.observe.mlflow_tracker import MlflowTracker
 from tunedp.observe.protocol import SearchOutcome
-from tunedp.observe.tracking import MlflowTracker
 from tunedp.run.driver import search
 
 pytestmark = [

@@ -1,4 +1,4 @@
-"""Tests of tunedp/observe/tracking.py (and the figures of tunedp/observe/plots.py it logs).
+"""Tests of the MLflow observer (tunedp/observe/mlflow_*.py, dashboard.py) and the figures it logs (plots.py).
 
 Fast tests pin the disclosure rule as tracking applies it, the store
 defaults, the figures and the one-line failure. The slow ones run real
@@ -45,9 +45,10 @@ from tunedp.accounting.search_event import draw_trial_count
 from tunedp.config import SearchConfig
 from tunedp.ledger.binding import create_ledger
 from tunedp.ledger.sqlite import PrivacyLedger
-from tunedp.observe import plots, tracking
+from tunedp.observe import dashboard, mlflow_records, mlflow_store, plots
+from tunedp.observe.mlflow_records import trial_logs
+from tunedp.observe.mlflow_tracker import MlflowTracker
 from tunedp.observe.protocol import SearchOutcome
-from tunedp.observe.tracking import MlflowTracker, trial_logs
 from tunedp.planning import plan_search
 from tunedp.release.disclosure import TrialRecord, disclosure_for
 from tunedp.run.driver import search
@@ -88,8 +89,8 @@ def test_release_best_logs_only_the_best_trial_without_status_index_or_epsilon()
     assert only.params == {"lr": "0.2", "clip_norm": "1.0"}
     assert only.metrics == [("released_score", 0.8, 0), ("released_score", 0.9, 1), ("test_metric", 0.88, 0)]
     assert "trial_epsilon" not in only.metric_keys()
-    assert tracking.TAG_STATUS not in only.tags and tracking.TAG_ERROR not in only.tags
-    assert only.tags[tracking.TAG_BEST] == "true"
+    assert mlflow_records.TAG_STATUS not in only.tags and mlflow_records.TAG_ERROR not in only.tags
+    assert only.tags[mlflow_records.TAG_BEST] == "true"
     assert trial_logs([other, failed], None, mode="random", release="best", trial_epsilon=1.5) == []
 
 
@@ -100,10 +101,10 @@ def test_modes_that_release_every_trial_log_status_scores_and_epsilon(mode: str,
     stopped = _record(0.5, status="stopped", lr=0.1)
     logs = trial_logs([stopped, best, failed], best, mode=mode, release=release, trial_epsilon=1.5)
     assert [t.run_name for t in logs] == ["trial-001", "trial-002", "trial-003"]
-    assert [t.tags[tracking.TAG_STATUS] for t in logs] == ["stopped", "completed", "failed"]
-    assert [t.tags[tracking.TAG_BEST] for t in logs] == ["false", "true", "false"]
+    assert [t.tags[mlflow_records.TAG_STATUS] for t in logs] == ["stopped", "completed", "failed"]
+    assert [t.tags[mlflow_records.TAG_BEST] for t in logs] == ["false", "true", "false"]
     assert [t.status for t in logs] == ["FINISHED", "FINISHED", "FAILED"]
-    assert logs[2].tags[tracking.TAG_ERROR] == "RuntimeError: boom second line"
+    assert logs[2].tags[mlflow_records.TAG_ERROR] == "RuntimeError: boom second line"
     for log in logs:
         assert ("trial_epsilon", 1.5, 0) in log.metrics
         assert log.metric_keys() <= TRIAL_METRICS
@@ -122,7 +123,7 @@ def test_tracking_logs_exactly_the_trials_the_disclosure_module_allows(mode: str
 
 
 def test_config_is_flattened_into_params() -> None:
-    flat = tracking.flatten_config(small_config().model_dump(mode="json"))
+    flat = mlflow_records.flatten_config(small_config().model_dump(mode="json"))
     assert flat["config.budget.epsilon"] == "8.0"
     assert flat["config.search.mode"] == "random"
     assert flat["config.space.params.momentum.value"] == "0.9"
@@ -135,24 +136,24 @@ def test_config_is_flattened_into_params() -> None:
 
 
 def test_default_store_is_an_absolute_sqlite_uri_under_mlflow(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    monkeypatch.delenv(tracking.MLFLOW_DIR_ENV, raising=False)
-    repo = Path(tracking.__file__).resolve().parents[1]
-    assert tracking.default_tracking_uri() == f"sqlite:///{repo / 'mlflow' / 'mlflow.db'}"
-    assert tracking.default_artifact_root() == repo / "mlflow" / "artifacts"
-    monkeypatch.setenv(tracking.MLFLOW_DIR_ENV, str(tmp_path / "store"))
-    assert tracking.default_tracking_uri() == f"sqlite:///{tmp_path / 'store' / 'mlflow.db'}"
+    monkeypatch.delenv(mlflow_store.MLFLOW_DIR_ENV, raising=False)
+    repo = Path(mlflow_store.__file__).resolve().parents[2]
+    assert mlflow_store.default_tracking_uri() == f"sqlite:///{repo / 'mlflow' / 'mlflow.db'}"
+    assert mlflow_store.default_artifact_root() == repo / "mlflow" / "artifacts"
+    monkeypatch.setenv(mlflow_store.MLFLOW_DIR_ENV, str(tmp_path / "store"))
+    assert mlflow_store.default_tracking_uri() == f"sqlite:///{tmp_path / 'store' / 'mlflow.db'}"
     assert MlflowTracker().artifact_root == tmp_path / "store" / "artifacts"
     assert MlflowTracker("http://127.0.0.1:1").artifact_root is None  # a server decides its own
 
 
 def test_server_command_is_the_documented_one(tmp_path: Path) -> None:
-    command = tracking.server_command(directory=tmp_path, host="127.0.0.1", port=5123)
+    command = dashboard.server_command(directory=tmp_path, host="127.0.0.1", port=5123)
     assert command[1:4] == ["-m", "mlflow", "server"]
     joined = " ".join(command)
     assert f"--backend-store-uri sqlite:///{tmp_path.resolve()}/mlflow.db" in joined
     assert f"--default-artifact-root {tmp_path.resolve()}/artifacts" in joined
     assert "--host 127.0.0.1 --port 5123 --workers 1" in joined
-    assert tracking.server_environment({})["MLFLOW_SERVER_ENABLE_JOB_EXECUTION"] == "false"
+    assert dashboard.server_environment({})["MLFLOW_SERVER_ENABLE_JOB_EXECUTION"] == "false"
 
 
 # ---------------------------------------------------------------------------- figures
@@ -317,11 +318,11 @@ def test_random_best_search_logs_its_parent_and_only_the_best_trial(tracked: Tra
     assert len(trials) == 1  # ... and none of them has a run
     (best,) = trials
     assert best.name == "best" and best.status == "FINISHED"
-    assert best.tags[tracking.TAG_PARENT] == parent.run_id and best.tags["tunedp.best"] == "true"
+    assert best.tags[mlflow_records.TAG_PARENT] == parent.run_id and best.tags["tunedp.best"] == "true"
     for name, value in report["best"]["hyperparameters"].items():
         assert float(best.params[name]) == pytest.approx(value)
     assert set(best.metrics) == {"released_score", "test_metric"}  # no status, no per-trial ε, no loss
-    assert tracking.TAG_STATUS not in best.tags
+    assert mlflow_records.TAG_STATUS not in best.tags
     history = tracked.server.metric_history(best.run_id, "released_score")
     assert [step for step, _ in history] == list(range(len(report["best"]["released_scores"])))
     assert [value for _, value in history] == pytest.approx(report["best"]["released_scores"])
@@ -344,7 +345,7 @@ def test_adaptive_search_logs_every_trial_with_its_released_scores(tracked: Trac
     by_name = {t.name: t for t in sorted(trials, key=lambda t: t.name)}
     for index, disclosed in enumerate(report["trials"]):
         run = by_name[f"trial-{index + 1:03d}"]
-        assert run.tags[tracking.TAG_PARENT] == parent.run_id
+        assert run.tags[mlflow_records.TAG_PARENT] == parent.run_id
         assert run.tags["tunedp.status"] == disclosed["status"]
         assert run.metrics["trial_epsilon"] == pytest.approx(report["privacy"]["trial_epsilon"])
         assert set(run.metrics) <= TRIAL_METRICS
@@ -435,7 +436,7 @@ def test_tunedp_ui_serves_the_store_and_stops_cleanly_on_ctrl_c(
     # An existing store (the shared server's): the usual case, and a start without migrations.
     store = shared_mlflow_server(tmp_path_factory, pytestconfig).directory
     port = free_port()
-    env = {**os.environ, tracking.MLFLOW_DIR_ENV: str(store)}
+    env = {**os.environ, mlflow_store.MLFLOW_DIR_ENV: str(store)}
     process = subprocess.Popen(
         [TUNEDP, "ui", "--port", str(port)], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
     )

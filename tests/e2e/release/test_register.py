@@ -28,8 +28,8 @@ from tracking_fixtures import ON_SHARED_SERVER, RANDOM_BEST, config_dict, free_p
 from e2e.release.test_predict import compas_project
 from tunedp.ledger.binding import create_ledger
 from tunedp.ledger.sqlite import PrivacyLedger
+from tunedp.observe.mlflow_tracker import MlflowTracker
 from tunedp.observe.protocol import SearchObserver
-from tunedp.observe.tracking import MlflowTracker
 from tunedp.run.driver import search
 
 REPO = Path(__file__).resolve().parents[3]
