@@ -37,8 +37,8 @@ from dp_accounting import dp_event
 from psycopg import sql
 
 from tunedp.ledger import LedgerUrl, open_ledger
-from tunedp.ledger._postgres import PostgresLedger
-from tunedp.ledger._schema import Roles, setup
+from tunedp.ledger.postgres import PostgresLedger
+from tunedp.ledger.postgres_schema import Roles, setup
 from tunedp.ledger.sqlite import PrivacyLedger
 
 CHEAP = dp_event.SelfComposedDpEvent(dp_event.GaussianDpEvent(300.0), 100)

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 if TYPE_CHECKING:
-    from tunedp.ledger._schema import Roles
+    from tunedp.ledger.postgres_schema import Roles
 
 ADMIN_URL = os.environ.get("TUNEDP_TEST_PG_ADMIN", "postgresql://postgres@127.0.0.1:5432/postgres")
 PG_BIN = Path("/usr/lib/postgresql/15/bin")
@@ -76,7 +76,7 @@ LOGINS = {"owner": "owner", "analyst": "analyst", "analyst2": "analyst", "audito
 
 def create_team_ledger(admin_url: str, host: str, port: int, password: str | None = None) -> TeamLedger:
     """A fresh database, ``tunedp ledger setup`` on it, and one login per kind of user."""
-    from tunedp.ledger._schema import Roles
+    from tunedp.ledger.postgres_schema import Roles
 
     run = secrets.token_hex(4)
     team = TeamLedger(database=f"tunedp_test_{run}", prefix=f"t{run}_", host=host, port=port, password=password)
@@ -93,7 +93,7 @@ def _create(admin_url: str, team: TeamLedger, roles: Roles, password: str | None
     import psycopg
     from psycopg import sql
 
-    from tunedp.ledger._schema import setup
+    from tunedp.ledger.postgres_schema import setup
 
     with psycopg.connect(admin_url, autocommit=True) as admin:
         admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(team.database)))
@@ -118,7 +118,7 @@ def drop_team_ledger(admin_url: str, team: TeamLedger) -> None:
     import psycopg
     from psycopg import sql
 
-    from tunedp.ledger._schema import Roles
+    from tunedp.ledger.postgres_schema import Roles
 
     with psycopg.connect(admin_url, autocommit=True) as admin:
         admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(team.database)))

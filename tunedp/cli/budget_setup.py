@@ -151,7 +151,7 @@ def budget_migrate(
 ) -> None:
     """Move a sqlite ledger (budget, binding and every charge) to a PostgreSQL ledger; refuses an existing dataset."""
     from tunedp.ledger import LedgerUrl, looks_like_url
-    from tunedp.ledger._migrate import migrate
+    from tunedp.ledger.migrate import migrate
 
     quiet_libraries()
     if not looks_like_url(target):

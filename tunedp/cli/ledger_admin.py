@@ -35,12 +35,12 @@ def ledger_setup(
     ] = None,
 ) -> None:
     """Create the ledger's schema, roles (owner, analyst, auditor) and charge function; run once, as the DB admin."""
-    from tunedp.ledger._schema import check_prefix, setup
+    from tunedp.ledger.postgres_schema import check_prefix, setup
 
     roles = check_prefix(role_prefix)
     target = _url(url)
     with target.connect(autocommit=True) as connection:
-        from tunedp.ledger._postgres import _call
+        from tunedp.ledger.postgres_session import call as _call
 
         _call(target, lambda: setup(connection, roles, owner_login=owner))
     console.print(
@@ -58,7 +58,7 @@ def ledger_grant(
     auditor: Annotated[bool, typer.Option("--auditor", help="Read-only access to every dataset.", metavar="")] = False,
 ) -> None:
     """The owner grants a login role: analyst of one dataset (--dataset), or auditor of all (--auditor)."""
-    from tunedp.ledger._postgres import _call
+    from tunedp.ledger.postgres_session import call as _call
 
     if (dataset is None) == (not auditor):
         raise UserError("--dataset: give --dataset D (an analyst of D) or --auditor (reads every dataset), not both")
@@ -82,7 +82,7 @@ def ledger_revoke(
     dataset: Annotated[str, typer.Option("--dataset", help="Protected dataset name.", show_default=False)],
 ) -> None:
     """The owner withdraws a role's grant on one dataset (its past charges stay)."""
-    from tunedp.ledger._postgres import _call
+    from tunedp.ledger.postgres_session import call as _call
 
     target = _url(url)
     with target.connect() as connection:

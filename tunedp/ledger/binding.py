@@ -39,7 +39,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from tunedp.errors import DataMismatchError, UnboundLedgerError, one_line
-from tunedp.ledger.sqlite import Fingerprinter, PrivacyLedger
+from tunedp.ledger.records import Fingerprinter
+from tunedp.ledger.sqlite import PrivacyLedger
 
 if TYPE_CHECKING:
     from tunedp.ledger import LedgerUrl
@@ -185,12 +186,11 @@ def check_rows_unprotected(splits: tuple[Split, Split], dataset: str, folder: Pa
     The same rows declared under a new dataset name would otherwise get a
     fresh budget. Each sqlite ledger in the folder is asked whether its key
     fingerprints these rows, under *its* dataset name, to its bound
-    fingerprint (the keys never leave the ledger module). Ledgers elsewhere
+    fingerprint (the keys never leave :mod:`tunedp.ledger.sqlite`). Ledgers elsewhere
     (another ``--ledger`` folder or ``$TUNEDP_HOME``) are not seen: a limit
     written in docs/architecture.md §4.5.
     """
     from tunedp.errors import LedgerError
-    from tunedp.ledger.sqlite import PrivacyLedger
 
     def fingerprint_as(key: bytes, name: str) -> str:
         return _rows_fingerprint(splits, key, name)

@@ -41,8 +41,8 @@ import tunedp.ledger.sqlite as sqlite_ledger
 from tunedp.accounting.epsilon import RDP_ORDERS
 from tunedp.cli import main
 from tunedp.ledger import LedgerUrl, open_ledger
-from tunedp.ledger._postgres import PostgresLedger
 from tunedp.ledger.binding import create_ledger
+from tunedp.ledger.postgres import PostgresLedger
 from tunedp.planning import plan_search
 
 DELTA = 1e-5

@@ -11,7 +11,7 @@ import pytest
 from postgres_fixtures import TeamLedger
 
 from tunedp.ledger import Ledger, LedgerUrl, open_ledger
-from tunedp.ledger._postgres import PostgresLedger
+from tunedp.ledger.postgres import PostgresLedger
 from tunedp.ledger.sqlite import Fingerprinter, PrivacyLedger
 from tunedp.testing import LedgerContract
 

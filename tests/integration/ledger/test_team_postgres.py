@@ -24,8 +24,9 @@ from tunedp.accounting.epsilon import rdp_epsilon
 from tunedp.config import load_config
 from tunedp.errors import BudgetExceededError, LedgerError
 from tunedp.ledger import LedgerUrl, open_ledger
-from tunedp.ledger._curves import LEDGER_ORDERS, epsilon_from_curve, rdp_curve
-from tunedp.ledger._postgres import PostgresLedger, _call
+from tunedp.ledger.curves import LEDGER_ORDERS, epsilon_from_curve, rdp_curve
+from tunedp.ledger.postgres import PostgresLedger
+from tunedp.ledger.postgres_session import call as _call
 from tunedp.ledger.sqlite import PrivacyLedger
 from tunedp.planning import plan_search
 
@@ -173,7 +174,7 @@ def test_analysts_hold_no_insert_update_or_delete_on_any_table(team: TeamLedger)
 )
 def test_an_analyst_cannot_change_the_ledger(team: TeamLedger, attempt: str) -> None:
     """Each attempt is refused by the server, shown as one line, and the ledger is unchanged."""
-    from tunedp.ledger._schema import Roles
+    from tunedp.ledger.postgres_schema import Roles
 
     dataset = _budget(team)
     other = _budget(team, grant=("analyst2",))

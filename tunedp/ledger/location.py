@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 from urllib.parse import quote
 
 from tunedp.errors import LedgerError, one_line
+from tunedp.ledger.paths import default_ledger_path
 
 if TYPE_CHECKING:
     import psycopg
@@ -130,8 +131,6 @@ def _connect_reason(error: BaseException) -> str:
 
 def ledger_location(dataset: str, ledger: str | Path | None) -> Path | LedgerUrl:
     """The ledger a command uses: ``--ledger`` (file or URL), else ``$TUNEDP_LEDGER_URL``, else the default file."""
-    from tunedp.ledger.sqlite import default_ledger_path
-
     if ledger is not None:
         text = str(ledger)
         return LedgerUrl.parse(text) if looks_like_url(text) else Path(ledger)

@@ -1,7 +1,7 @@
 """The team ledger: one PostgreSQL database holds the budgets of many datasets, shared by a team.
 
 The client here is deliberately thin. Every rule that protects the budget is
-the server's (:mod:`tunedp.ledger._schema`): roles and grants decide who may
+the server's (:mod:`tunedp.ledger.postgres_schema`): roles and grants decide who may
 charge which dataset; one SECURITY DEFINER function appends a charge and
 checks the cap under a row lock in the same transaction; analysts hold no
 INSERT, UPDATE or DELETE. What this class adds is what only a client can do:
@@ -12,7 +12,8 @@ does not fit even if the stored curves say it does), and turn every server
 error into one line.
 
 Each operation opens its own connection (closed after), so a server restart
-between two operations costs nothing but a reconnect.
+between two operations costs nothing but a reconnect
+(:mod:`tunedp.ledger.postgres_session`).
 
 Fingerprints (see also :mod:`tunedp.ledger.binding`). The owner binds a dataset:
 a fresh random HMAC key is drawn on the owner's machine, the owner's rows are
@@ -36,54 +37,30 @@ from __future__ import annotations
 import hmac
 import json
 import logging
-import secrets
 import time
 import uuid
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any
 
 from dp_accounting import dp_event
 
 from tunedp.accounting.epsilon import rdp_epsilon
-from tunedp.accounting.remaining import remaining_epsilon
 from tunedp.accounting.serialization import EventDecodeError, event_from_json, event_to_json
-from tunedp.errors import (
-    BudgetExceededError,
-    DataMismatchError,
-    LedgerCorruptError,
-    LedgerError,
-    LedgerMissingError,
-    one_line,
-)
-from tunedp.ledger._curves import LEDGER_ORDERS, epsilon_from_curve, rdp_curve, short_orders
-from tunedp.ledger._records import CurveShortfall, Refusal
-from tunedp.ledger._schema import SCHEMA, SCHEMA_VERSION
-from tunedp.ledger._url import LedgerUrl
-from tunedp.ledger.sqlite import (
-    KEY_BYTES,
-    STATUSES,
-    UNBOUND,
-    Charge,
-    Fingerprinter,
-    _check_dataset_name,
-    _day,
-    _key_id,
-)
-from tunedp.workloads.contract import check_delta_range
-
-if TYPE_CHECKING:
-    import psycopg
+from tunedp.errors import DataMismatchError, LedgerCorruptError, LedgerError, LedgerMissingError, one_line
+from tunedp.ledger.admission import BudgetArithmetic, check_new_budget, over_budget
+from tunedp.ledger.curves import epsilon_from_curve, rdp_curve, short_orders
+from tunedp.ledger.keys import derive_key, key_id_of, new_key
+from tunedp.ledger.location import LedgerUrl
+from tunedp.ledger.postgres_session import ServerAway, call, check_settings, session
+from tunedp.ledger.records import STATUSES, UNBOUND, Charge, CurveShortfall, Fingerprinter, Refusal, day_of
 
 __all__ = ["PostgresLedger"]
 
 log = logging.getLogger(__name__)
-_T = TypeVar("_T")
 #: How long a status update (bookkeeping only) keeps retrying a server that went away.
 STATUS_RETRY_S = 60.0
 
 
-class PostgresLedger:
+class PostgresLedger(BudgetArithmetic):
     """One dataset's budget on a shared PostgreSQL ledger; the same interface as the sqlite ledger."""
 
     def __init__(
@@ -122,18 +99,13 @@ class PostgresLedger:
         fingerprint_of: Fingerprinter | None = None,
     ) -> PostgresLedger:
         """Create a dataset's budget (the owner's role only); refuses one that exists: budgets are never reset."""
-        import math
-
-        _check_dataset_name(dataset)
-        if not (math.isfinite(epsilon) and epsilon > 0):
-            raise LedgerError(f"--epsilon: {epsilon} must be a finite number > 0")
-        check_delta_range(delta, field="--delta", error=LedgerError)
-        key = secrets.token_bytes(KEY_BYTES) if fingerprint_of is not None else None
+        check_new_budget(dataset, epsilon, delta)
+        key = new_key() if fingerprint_of is not None else None
         fingerprint = fingerprint_of(key) if fingerprint_of is not None and key is not None else UNBOUND
-        key_id = _key_id(key) if key is not None else UNBOUND
-        with _session(url) as connection:
-            _check_settings(connection, url)
-            _call(
+        key_id = key_id_of(key) if key is not None else UNBOUND
+        with session(url) as connection:
+            check_settings(connection, url)
+            call(
                 url,
                 lambda: connection.execute(
                     "SELECT tunedp.create_budget(%s, %s, %s, %s, %s, %s)",
@@ -149,9 +121,9 @@ class PostgresLedger:
         """Open ``dataset``'s budget; a dataset the role may not read is reported like a missing one."""
         if dataset is None:
             raise LedgerError(f"--dataset: a PostgreSQL ledger ({url.shown}) holds many datasets; name one")
-        with _session(url) as connection:
-            _check_settings(connection, url)
-            row = _call(
+        with session(url) as connection:
+            check_settings(connection, url)
+            row = call(
                 url,
                 lambda: connection.execute(
                     "SELECT epsilon, delta, fingerprint, key_id FROM tunedp.budgets WHERE dataset = %s", (dataset,)
@@ -199,12 +171,10 @@ class PostgresLedger:
         comes from the server (``tunedp.data_key``: the dataset's analysts and
         its owner only).
         """
-        import hashlib
-
         rows = self._query("SELECT tunedp.data_key(%s)", (self.dataset,))
         if not rows or rows[0][0] is None:
             raise self._unbound()
-        return hmac.new(bytes(rows[0][0]), f"tunedp-derived-key|{purpose}".encode(), hashlib.sha256).digest()
+        return derive_key(bytes(rows[0][0]), purpose)
 
     def _unbound(self) -> LedgerError:
         return LedgerError(
@@ -214,16 +184,16 @@ class PostgresLedger:
 
     def _query(self, sql: str, parameters: tuple[Any, ...]) -> list[tuple[Any, ...]]:
         """One statement in a session of its own, the server's errors as one line; its rows (none for a call)."""
-        with _session(self.url) as connection:
-            cursor = _call(self.url, lambda: connection.execute(sql, parameters))
+        with session(self.url) as connection:
+            cursor = call(self.url, lambda: connection.execute(sql, parameters))
             return cursor.fetchall() if cursor.description is not None else []
 
     def bind(self, fingerprint_of: Fingerprinter) -> None:
         """Bind an unbound budget to the rows ``fingerprint_of`` reads (the owner's role only; never re-bound)."""
         if self.bound:
             raise LedgerError(f"dataset {self.dataset!r} on {self.url.shown} is already bound to its data")
-        key = secrets.token_bytes(KEY_BYTES)
-        fingerprint, key_id = fingerprint_of(key), _key_id(key)
+        key = new_key()
+        fingerprint, key_id = fingerprint_of(key), key_id_of(key)
         self._query("SELECT tunedp.bind_dataset(%s, %s, %s, %s)", (self.dataset, fingerprint, key, key_id))
         self.fingerprint, self.key_id = fingerprint, key_id
 
@@ -261,18 +231,6 @@ class PostgresLedger:
             )
             decoded.append((charge, tuple(float(v) for v in curve)))
         return decoded
-
-    def spent_epsilon(self) -> float:
-        """RDP ε at the budget's δ of every stored event, recomposed here (never the stored figures)."""
-        return self._composed_epsilon([c.event for c in self.charges()])
-
-    def remaining(self) -> float:
-        return remaining_epsilon(self.epsilon, self.spent_epsilon())
-
-    def admissible(self, event: dp_event.DpEvent) -> tuple[bool, float]:
-        events = [c.event for c in self.charges()]
-        after = self._composed_epsilon([*events, event])
-        return after <= self.epsilon, after
 
     def refusals(self) -> list[Refusal]:
         """The refusal log of the dataset: who tried to charge what, the day, and why it was refused."""
@@ -331,8 +289,8 @@ class PostgresLedger:
         curve = list(rdp_curve(event))
         search_id = search_id or uuid.uuid4().hex
         events_fit, _ = self.admissible(event)
-        with _session(self.url) as connection:
-            row = _call(
+        with session(self.url) as connection:
+            row = call(
                 self.url,
                 lambda: connection.execute(
                     "SELECT outcome, spent_before, spent_after, own_epsilon, charged_on FROM tunedp.charge("
@@ -348,7 +306,7 @@ class PostgresLedger:
                 f"{self.dataset!r} is bound to (tunedp fingerprints them before charging); nothing charged"
             )
         if outcome == "over_budget":
-            self._refuse(before, after_server)
+            raise over_budget(self.dataset, self.epsilon, before, after_server)
         return Charge(
             search_id=search_id,
             created_at=day.isoformat(),
@@ -358,12 +316,6 @@ class PostgresLedger:
             epsilon=float(alone),
             status="charged",
             event=event,
-        )
-
-    def _refuse(self, before: float, after: float) -> None:
-        raise BudgetExceededError(
-            f"budget: dataset {self.dataset!r} has spent epsilon={before:.4g} of {self.epsilon:g}; "
-            f"this search would bring it to {after:.4g}; lower --budget or raise the global budget"
         )
 
     def set_status(self, search_id: str, status: str, *, at: str | None = None) -> None:
@@ -376,17 +328,17 @@ class PostgresLedger:
         """
         if status not in STATUSES:
             raise ValueError(f"Expected status={status!r} in {STATUSES}")
-        _ = _day(at) if at is not None else None  # same validation as the sqlite ledger
+        _ = day_of(at) if at is not None else None  # same validation as the sqlite ledger
         deadline = time.monotonic() + STATUS_RETRY_S
         while True:
             try:
-                with _session(self.url) as connection:
-                    _call(
+                with session(self.url) as connection:
+                    call(
                         self.url,
                         lambda: connection.execute("SELECT tunedp.set_status(%s, %s)", (search_id, status)),
                     )
                 return
-            except _ServerAway as away:
+            except ServerAway as away:
                 if time.monotonic() > deadline:
                     log.warning(
                         "ledger %s: status %r of search %s not recorded (%s)",
@@ -397,72 +349,3 @@ class PostgresLedger:
                     )
                     return
                 time.sleep(1.0)
-
-    # ------------------------------------------------------------------ helpers
-
-    def _composed_epsilon(self, events: list[dp_event.DpEvent]) -> float:
-        if not events:
-            return 0.0
-        return rdp_epsilon(dp_event.ComposedDpEvent(events), self.delta)
-
-
-class _ServerAway(LedgerError):
-    """The connection failed or was lost (server down, restarting, or the backend terminated)."""
-
-
-@contextmanager
-def _session(url: LedgerUrl) -> Iterator[psycopg.Connection[Any]]:
-    try:
-        connection = url.connect()
-    except LedgerError as error:
-        raise _ServerAway(str(error)) from None
-    try:
-        yield connection
-    finally:
-        connection.close()
-
-
-def _call(url: LedgerUrl, operation: Callable[[], _T]) -> _T:
-    """Run one statement, mapping the server's errors to one line (psycopg's messages are multi-line)."""
-    import psycopg
-    from psycopg import errors
-
-    try:
-        return operation()
-    except errors.InsufficientPrivilege as error:
-        raise LedgerError(f"ledger {url.shown}: the server refused: {_primary(error)}; nothing changed") from None
-    except (errors.InvalidSchemaName, errors.UndefinedTable, errors.UndefinedFunction) as error:
-        raise LedgerMissingError(
-            f"ledger {url.shown}: no tunedp ledger in this database ({_primary(error)}); its administrator creates "
-            f"one with `tunedp ledger setup --url {url.shown}`"
-        ) from None
-    except errors.NoDataFound as error:
-        raise LedgerMissingError(f"ledger {url.shown}: {_primary(error)}") from None
-    except errors.UniqueViolation as error:
-        raise LedgerError(f"ledger {url.shown}: {_primary(error)}") from None
-    except (psycopg.OperationalError, psycopg.InterfaceError) as error:
-        raise _ServerAway(
-            f"ledger {url.shown}: lost the connection to the server ({_primary(error)}); the operation did not "
-            "complete (a charge is committed only if `tunedp budget show` lists it)"
-        ) from None
-    except psycopg.Error as error:
-        raise LedgerError(f"ledger {url.shown}: the server refused: {_primary(error)}") from None
-
-
-def _primary(error: BaseException) -> str:
-    diagnostic = getattr(error, "diag", None)
-    primary = getattr(diagnostic, "message_primary", None) if diagnostic is not None else None
-    return one_line(primary or error, 200)
-
-
-def _check_settings(connection: psycopg.Connection[Any], url: LedgerUrl) -> None:
-    """The schema's version and the orders its curves are stored at must be this tunedp's."""
-    row = _call(url, lambda: connection.execute("SELECT schema_version, orders FROM tunedp.settings").fetchone())
-    if row is None:
-        raise LedgerCorruptError(f"ledger {url.shown}: its settings row is missing; refusing to use it")
-    version, orders = row
-    if version != SCHEMA_VERSION or tuple(float(o) for o in orders) != LEDGER_ORDERS:
-        raise LedgerCorruptError(
-            f"ledger {url.shown}: schema {SCHEMA!r} version {version} stores curves at other orders than this "
-            f"tunedp (version {SCHEMA_VERSION}); use the tunedp version that set it up"
-        )

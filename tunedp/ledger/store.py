@@ -2,7 +2,7 @@
 
 Two backends: :class:`tunedp.ledger.sqlite.PrivacyLedger` (one sqlite
 file per dataset, the embedded default) and
-:class:`tunedp.ledger._postgres.PostgresLedger` (one PostgreSQL database for a
+:class:`tunedp.ledger.postgres.PostgresLedger` (one PostgreSQL database for a
 team). Callers (driver, CLI, resume) hold a :class:`Ledger` and never ask
 which; ``tunedp.testing.LedgerContract`` is the suite both pass.
 """
@@ -12,13 +12,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
-from tunedp.ledger._url import LedgerUrl, looks_like_url
+from tunedp.ledger.location import LedgerUrl, looks_like_url
 
 if TYPE_CHECKING:
     from dp_accounting import dp_event
 
-    from tunedp.ledger._records import CurveShortfall, Refusal
-    from tunedp.ledger.sqlite import Charge, Fingerprinter
+    from tunedp.ledger.records import Charge, CurveShortfall, Fingerprinter, Refusal
 
 __all__ = ["Ledger", "create_ledger_at", "open_ledger", "parse_location"]
 
@@ -88,7 +87,7 @@ def open_ledger(location: str | Path | LedgerUrl, *, dataset: str | None = None)
     """Open the ledger at ``location`` (a file or a URL) for ``dataset``."""
     where = location if isinstance(location, LedgerUrl) else parse_location(location)
     if isinstance(where, LedgerUrl):
-        from tunedp.ledger._postgres import PostgresLedger
+        from tunedp.ledger.postgres import PostgresLedger
 
         return PostgresLedger.open(where, dataset=dataset)
     from tunedp.ledger.sqlite import PrivacyLedger
@@ -106,7 +105,7 @@ def create_ledger_at(
 ) -> Ledger:
     """Create ``dataset``'s budget at ``location``; both backends refuse to reset an existing one."""
     if isinstance(location, LedgerUrl):
-        from tunedp.ledger._postgres import PostgresLedger
+        from tunedp.ledger.postgres import PostgresLedger
 
         return PostgresLedger.create(
             location, dataset=dataset, epsilon=epsilon, delta=delta, fingerprint_of=fingerprint_of

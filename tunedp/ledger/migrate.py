@@ -16,10 +16,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tunedp.accounting.serialization import event_to_json
-from tunedp.ledger._curves import rdp_curve
-from tunedp.ledger._postgres import _call, _check_settings
-from tunedp.ledger._url import LedgerUrl
-from tunedp.ledger.sqlite import PrivacyLedger, _read_key, _stored_day
+from tunedp.ledger.curves import rdp_curve
+from tunedp.ledger.keys import read_key
+from tunedp.ledger.location import LedgerUrl
+from tunedp.ledger.postgres_session import call, check_settings
+from tunedp.ledger.records import stored_day
+from tunedp.ledger.sqlite import PrivacyLedger
 
 __all__ = ["Migrated", "migrate"]
 
@@ -38,14 +40,14 @@ def migrate(source: Path, target: LedgerUrl) -> Migrated:
     """Copy ``source``'s budget, binding (fingerprint and key) and charges to ``target`` in one transaction."""
     ledger = PrivacyLedger.open(source)
     charges = ledger.charges()  # verified: checksums, chain, whitelist
-    key = _read_key(source, ledger.key_id) if ledger.bound else None
+    key = read_key(source, ledger.key_id) if ledger.bound else None
     with sqlite3.connect(f"file:{source}?mode=ro", uri=True) as connection:
         updated = dict(connection.execute("SELECT search_id, updated_at FROM charges").fetchall())
     items = [
         {
             "search_id": c.search_id,
             "created_on": c.created_at[:10],
-            "updated_on": _stored_day(updated.get(c.search_id, c.created_at)),
+            "updated_on": stored_day(updated.get(c.search_id, c.created_at)),
             "config_hash": c.config_hash,
             "mode": c.mode,
             "label": c.label,
@@ -58,8 +60,8 @@ def migrate(source: Path, target: LedgerUrl) -> Migrated:
     from psycopg.types.json import Jsonb
 
     with target.connect() as connection:
-        _check_settings(connection, target)
-        _call(
+        check_settings(connection, target)
+        call(
             target,
             lambda: connection.execute(
                 "SELECT tunedp.import_dataset(%s, %s, %s, %s, %s, %s, %s)",
