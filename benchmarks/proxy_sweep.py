@@ -44,12 +44,13 @@ def _one(config_path: str, step_size: float) -> dict[str, Any]:
 
     from tunedp.config import load_config
     from tunedp.config.space import optimizer_hyperparameters
-    from tunedp.planning.staged import StagedPlan, plan_staged
+    from tunedp.planning import plan_search
+    from tunedp.planning.staged import StagedPlan
     from tunedp.run.trial import TrialSettings, run_trial
 
     torch.set_num_threads(1)
     config = load_config(Path(config_path))
-    plan = plan_staged(config)
+    plan = plan_search(config)
     assert isinstance(plan, StagedPlan)
     stage1 = plan.stage1
     settings = TrialSettings(

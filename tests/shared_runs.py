@@ -40,6 +40,7 @@ from tunedp.planning import plan_search
 from tunedp.planning.single_stage import SearchPlan
 from tunedp.planning.staged import StagedPlan
 from tunedp.release.records import TrialRecord
+from tunedp.run.options import RunOptions
 
 T = TypeVar("T")
 _RUNS: dict[str, Any] = {}
@@ -197,8 +198,8 @@ def charged_without_preflight(config: SearchConfig, tmp_path_factory: pytest.Tem
         ledger_path = folder / "digits.sqlite"
         create_ledger(ledger_path, dataset="digits", epsilon=100.0, delta=1e-5)
         output = folder / "out"
-        outcome = driver_module._charge_and_run(
-            plan_search(config), ledger=PrivacyLedger.open(ledger_path), seed=1, output_dir=output
+        outcome = driver_module.charge_and_run(
+            plan_search(config), ledger=PrivacyLedger.open(ledger_path), options=RunOptions(seed=1, output_dir=output)
         )
         return ChargedRun(outcome=outcome, ledger_path=ledger_path, output=output)
 

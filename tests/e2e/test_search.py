@@ -38,6 +38,7 @@ from tunedp.ledger.binding import create_ledger
 from tunedp.ledger.sqlite import PrivacyLedger
 from tunedp.planning import plan_search
 from tunedp.run.driver import SearchError
+from tunedp.run.options import RunOptions
 
 pytestmark = pytest.mark.slow
 
@@ -115,8 +116,8 @@ def test_release_all_is_charged_as_composition_and_shows_every_trial(
 
 def charged_without_preflight(config: SearchConfig, ledger_path: Path, output: Path) -> Any:
     """Charge and run past the pre-flight, which would refuse these configs: a failure only a trial sees."""
-    return driver_module._charge_and_run(
-        plan_search(config), ledger=PrivacyLedger.open(ledger_path), seed=1, output_dir=output
+    return driver_module.charge_and_run(
+        plan_search(config), ledger=PrivacyLedger.open(ledger_path), options=RunOptions(seed=1, output_dir=output)
     )
 
 

@@ -26,6 +26,7 @@ from tunedp.ledger.sqlite import PrivacyLedger
 from tunedp.observe.lines import SILENT_BEST
 from tunedp.planning import plan_search
 from tunedp.run.driver import SearchError
+from tunedp.run.options import RunOptions
 
 pytestmark = pytest.mark.slow
 
@@ -41,8 +42,8 @@ def _ledger(tmp_path: Path, epsilon: float = 100.0) -> Path:
 
 def _past_preflight(config: SearchConfig, ledger_path: Path, output: Path) -> object:
     """Charge and run without the pre-flight (which refuses momentum 1.5): a failure only a trial sees."""
-    return driver_module._charge_and_run(
-        plan_search(config), ledger=PrivacyLedger.open(ledger_path), seed=1, output_dir=output
+    return driver_module.charge_and_run(
+        plan_search(config), ledger=PrivacyLedger.open(ledger_path), options=RunOptions(seed=1, output_dir=output)
     )
 
 

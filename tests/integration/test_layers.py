@@ -70,6 +70,26 @@ LAYERS: dict[str, set[str]] = {
     "tunedp.observe.mlflow_registry": {"mlflow"},
     "tunedp.observe.mlflow_tracker": {"mlflow"},
     "tunedp.run.ray_backend": {"ray"},
+    "tunedp.run.ray_backend.cluster": {"ray"},
+    "tunedp.run.ray_backend.tuner": {"ray"},
+    "tunedp.run.ray_backend.trainable": {"ray"},
+    "tunedp.run.ray_backend.records": {"ray"},
+    "tunedp.run.ray_backend.searchers": {"ray"},
+    "tunedp.modes": set(),
+    "tunedp.modes.base": set(),
+    "tunedp.modes.random": set(),
+    "tunedp.modes.adaptive": set(),
+    "tunedp.modes.grid": set(),
+    "tunedp.modes.hypo": set(),
+    "tunedp.modes.two_stage": set(),
+    "tunedp.modes.public_proxy": set(),
+    "tunedp.run.options": set(),
+    "tunedp.run.charge": set(),
+    "tunedp.run.mode_run": set(),
+    "tunedp.run.release_step": set(),
+    "tunedp.run.preflight.checks": set(),
+    "tunedp.run.preflight.model": set(),
+    "tunedp.run.preflight.estimate": set(),
     "tunedp.audit": set(),
     "tunedp.audit.bound": set(),
     "tunedp.audit.run": set(),
@@ -132,14 +152,26 @@ def test_tunedp_report_loads_neither_ray_nor_torch(tmp_path: Path) -> None:
     assert not loaded["torch"] and not loaded["ray"], loaded
 
 
-def test_only_the_backend_imports_ray_tune_or_optuna() -> None:
+def test_only_the_backend_and_the_modes_tune_hooks_import_ray_tune_or_optuna() -> None:
+    """Ray, Tune and Optuna: the backend package, and the search modes inside their functions only.
+
+    A mode configures Tune (its ``param_space`` and ``tune_config``) but must load neither Ray nor torch
+    on import, so planning stays light (docs/architecture.md §2).
+    """
+    heavy = {"ray", "optuna"}
     importers = {
         path.relative_to(REPO).as_posix()
         for path in PACKAGE.rglob("*.py")
         for name in _imported_names(path)
-        if name.split(".")[0] in {"ray", "optuna"}
+        if name.split(".")[0] in heavy
     }
-    assert importers == {"tunedp/run/ray_backend/__init__.py"}
+    backend = {p for p in importers if p.startswith("tunedp/run/ray_backend/")}
+    modes = {p for p in importers if p.startswith("tunedp/modes/")}
+    assert importers == backend | modes, sorted(importers - backend - modes)
+    assert backend and modes
+    for path in sorted(PACKAGE.glob("modes/*.py")):
+        at_top = _imported_names(path, top_level_only=True)
+        assert not {name for name in at_top if name.split(".")[0] in heavy}, f"{path.name} imports Ray at the top"
 
 
 def test_tunedp_never_imports_trials() -> None:
@@ -163,9 +195,11 @@ def test_planning_every_builtin_loads_no_torch() -> None:
     assert not loaded["torch"] and not loaded["ray"], loaded
 
 
-def _imported_names(path: Path) -> set[str]:
+def _imported_names(path: Path, *, top_level_only: bool = False) -> set[str]:
+    """Every module ``path`` imports (deferred imports inside functions too, unless ``top_level_only``)."""
     names: set[str] = set()
-    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    for node in tree.body if top_level_only else ast.walk(tree):
         if isinstance(node, ast.Import):
             names.update(alias.name for alias in node.names)
         elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:

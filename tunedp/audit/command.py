@@ -139,7 +139,7 @@ def run_config_audit(
     """Check and charge as a search does (unless ``public``), then run the audit; claimed vs empirical ε."""
     from tunedp.accounting.epsilon import rdp_epsilon
     from tunedp.audit.run import run_audit
-    from tunedp.planning.single_stage import plan_single_stage
+    from tunedp.planning import plan_single_stage
     from tunedp.run.driver import open_checked_ledger
     from tunedp.run.preflight import run_preflight
 

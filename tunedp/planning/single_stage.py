@@ -12,6 +12,7 @@ This module imports neither torch nor Ray nor MLflow.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
@@ -23,24 +24,21 @@ from tunedp.accounting.epsilon import RDP_ORDERS, pld_epsilon, rdp_epsilon
 from tunedp.accounting.schedule import noise_segments
 from tunedp.accounting.search_event import SearchShape, naive_event, search_event, tnb_gamma
 from tunedp.accounting.trial_event import TrialPlan
-from tunedp.config import (
-    AdaptiveSearch,
-    ChoiceParam,
-    ConfigError,
-    FixedParam,
-    GridSearch,
-    HypoSearch,
-    PrivateValidation,
-    PublicProxySearch,
-    RandomSearch,
-    SearchConfig,
-    TwoStageSearch,
-)
-from tunedp.errors import CalibrationError
+from tunedp.config import ChoiceParam, ConfigError, FixedParam, PrivateValidation, SearchConfig
 from tunedp.workloads.contract import DatasetSizes, Workload
 from tunedp.workloads.registry import resolve_workload
 
-__all__ = ["PlanFigures", "SearchPlan", "grid_points", "no_trial_note", "plan_single_stage"]
+__all__ = [
+    "PlanFigures",
+    "SearchPlan",
+    "TrialGeometry",
+    "calibrate_single_stage",
+    "check_public_validation",
+    "grid_points",
+    "no_trial_note",
+    "trial_geometry",
+    "trial_plan",
+]
 
 #: More grid points than this is almost certainly a mistake (and a huge charge).
 MAX_GRID_POINTS = 10_000
@@ -72,40 +70,6 @@ def grid_points(config: SearchConfig) -> list[dict[str, float]]:
     return points
 
 
-def _search_shape(config: SearchConfig) -> SearchShape:
-    mode = config.search
-    if isinstance(mode, RandomSearch):
-        if mode.release == "best":
-            return SearchShape(
-                mode="random",
-                release="best",
-                expected_trials=mode.expected_trials,
-                max_trials=None,
-                count_shape=mode.accountant_shape,
-            )
-        return SearchShape(
-            mode="random",
-            release="all",
-            expected_trials=mode.expected_trials,
-            max_trials=mode.max_trials,
-            count_shape=mode.accountant_shape,
-        )
-    if isinstance(mode, HypoSearch):  # K as in random/best; proposals adapt within density_ratio
-        return SearchShape(
-            mode="hypo",
-            release="best",
-            expected_trials=mode.expected_trials,
-            max_trials=None,
-            count_shape=mode.shape,
-            density_ratio=mode.density_ratio,
-        )
-    if isinstance(mode, AdaptiveSearch):
-        return SearchShape(mode="adaptive", release="all", expected_trials=mode.max_trials, max_trials=mode.max_trials)
-    assert isinstance(mode, GridSearch)
-    count = len(grid_points(config)) * len(config.variants)  # Tune runs every point with every variant
-    return SearchShape(mode="grid", release="all", expected_trials=count, max_trials=count)
-
-
 @dataclass(frozen=True, kw_only=True)
 class TrialGeometry:
     """Sampling rate, length and evaluation points: fixed for every trial of a search."""
@@ -117,7 +81,7 @@ class TrialGeometry:
     evaluation_steps: tuple[int, ...]
 
 
-def _geometry(config: SearchConfig, sizes: DatasetSizes) -> TrialGeometry:
+def trial_geometry(config: SearchConfig, sizes: DatasetSizes) -> TrialGeometry:
     training = config.training
     n = sizes.training_rows(on_validation=training.train_on_validation)
     if training.sampling_rate is not None:
@@ -169,9 +133,19 @@ class SearchPlan:
     def delta(self) -> float:
         return self.config.budget.delta
 
+    @property
+    def selection_shape(self) -> SearchShape:
+        """The shape the driver draws the secret K from: this search's own (a staged plan: its stage 1's)."""
+        return self.shape
+
+    @property
+    def earlier_stages(self) -> tuple[SearchPlan, ...]:
+        """The plans whose trials run before this plan's own (a staged plan: its stage-1 search); none here."""
+        return ()
+
     @cached_property
     def trial(self) -> TrialPlan:
-        return _trial_plan(self.config, self.sizes, self.geometry, self.noise_multiplier)
+        return trial_plan(self.config, self.sizes, self.geometry, self.noise_multiplier)
 
     @cached_property
     def event(self) -> dp_event.DpEvent:
@@ -238,9 +212,8 @@ class SearchPlan:
             max_trials=self.shape.max_trials,
             naive_trials=self.shape.composed_trials,
             count_shape=self.shape.count_shape if self.shape.mode in ("random", "hypo") else None,
-            distribution=(
-                self.config.search.distribution if isinstance(self.config.search, RandomSearch | HypoSearch) else None
-            ),
+            # K's distribution, for the modes that draw K (random, hypo); the others have none.
+            distribution=getattr(self.config.search, "distribution", None),
             dataset_size=trial.dataset_size,
             validation_size=self.sizes.validation,
             sampling_rate=trial.sampling_rate,
@@ -362,7 +335,7 @@ def _json_shape(shape: float | None) -> float | str | None:
     return "inf" if shape is not None and math.isinf(shape) else shape
 
 
-def _trial_plan(config: SearchConfig, sizes: DatasetSizes, geometry: TrialGeometry, sigma: float) -> TrialPlan:
+def trial_plan(config: SearchConfig, sizes: DatasetSizes, geometry: TrialGeometry, sigma: float) -> TrialPlan:
     segments = noise_segments(
         config.training.noise_schedule,
         base_noise_multiplier=sigma,
@@ -380,7 +353,7 @@ def _trial_plan(config: SearchConfig, sizes: DatasetSizes, geometry: TrialGeomet
     )
 
 
-def _check_public_validation(config: SearchConfig, workload: Workload) -> None:
+def check_public_validation(config: SearchConfig, workload: Workload) -> None:
     """``validation: {policy: public}`` releases exact scores uncharged: only for a validation split
     that the workload declares to come from a source separate from its protected data."""
     if config.validation.policy == "public" and workload.validation_source != "public":
@@ -391,17 +364,15 @@ def _check_public_validation(config: SearchConfig, workload: Workload) -> None:
         )
 
 
-def plan_single_stage(config: SearchConfig) -> SearchPlan:
-    """Calibrate σ so the whole (single-stage) search fits ``config.budget``; reads no data.
+def calibrate_single_stage(config: SearchConfig, shape_of: Callable[[SearchConfig], SearchShape]) -> SearchPlan:
+    """Calibrate σ so the whole single-stage search fits ``config.budget``; reads no data.
 
-    :func:`tunedp.planning.plan_search` is the one public planner (every mode);
-    this is its single-stage half, and the audit's planner (one trial's plan).
+    ``shape_of`` is the search mode's :meth:`~tunedp.modes.SearchMode.shape`
+    (how many trials run, what is released: what the charge assumes), asked
+    after the checks every mode shares. Every single-stage mode's plan is made
+    here, a staged one's in :func:`tunedp.planning.staged.calibrate_staged`;
+    :func:`tunedp.planning.plan_search` is the one public planner (every mode).
     """
-    if isinstance(config.search, TwoStageSearch | PublicProxySearch):  # staged modes: tunedp.planning
-        raise ConfigError(
-            f"search.mode: {config.search.mode} is a staged search; plan it with tunedp.plan_search "
-            "(tunedp.planning), which plans every mode"
-        )
     if config.training.train_on_validation:
         raise ConfigError(
             f"training.train_on_validation: a {config.search.mode} search selects on the validation split, "
@@ -411,17 +382,12 @@ def plan_single_stage(config: SearchConfig) -> SearchPlan:
     sizes = workload.sizes
     delta = config.budget.delta
     sizes.check_delta(delta, field="budget.delta")
-    _check_public_validation(config, workload)
-    shape = _search_shape(config)
-    geometry = _geometry(config, sizes)
+    check_public_validation(config, workload)
+    shape = shape_of(config)
+    geometry = trial_geometry(config, sizes)
 
     def make_event(sigma: float) -> dp_event.DpEvent:
-        return search_event(_trial_plan(config, sizes, geometry, sigma).dp_event(), shape)
+        return search_event(trial_plan(config, sizes, geometry, sigma).dp_event(), shape)
 
-    try:
-        calibration = calibrate_noise_multiplier(make_event, target_epsilon=config.budget.epsilon, delta=delta)
-    except CalibrationError as error:
-        if isinstance(config.search, HypoSearch):  # log(C/c) is charged whatever σ: name the knob
-            raise CalibrationError(f"{error}; or lower search.density_ratio") from None
-        raise
+    calibration = calibrate_noise_multiplier(make_event, target_epsilon=config.budget.epsilon, delta=delta)
     return SearchPlan(config=config, sizes=sizes, shape=shape, geometry=geometry, calibration=calibration)

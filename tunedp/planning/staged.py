@@ -18,6 +18,7 @@ This module imports neither torch nor Ray nor MLflow.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from functools import cached_property
 from typing import Any
@@ -36,29 +37,23 @@ from tunedp.accounting.staged_event import (
     staged_event,
 )
 from tunedp.accounting.trial_event import steps_event
-from tunedp.config import (
-    ConfigError,
-    FixedParam,
-    GridSearch,
-    PublicProxySearch,
-    SearchConfig,
-    TwoStageSearch,
-)
+from tunedp.config import ConfigError, FixedParam, SearchConfig, StagedSearch
 from tunedp.planning.single_stage import (
     PlanFigures,
     SearchPlan,
     TrialGeometry,
-    _check_public_validation,
-    _geometry,
-    _search_shape,
-    _trial_plan,
+    check_public_validation,
     no_trial_note,
     trial_count_note,
+    trial_geometry,
+    trial_plan,
 )
 from tunedp.workloads import DatasetSizes, resolve_workload
-from tunedp.workloads.public import check_public_proxy
 
-__all__ = ["StagedPlan", "StagedPlanFigures", "plan_staged", "staged_plan_rows"]
+__all__ = ["StagedPlan", "StagedPlanFigures", "calibrate_staged", "stage1_search_data", "staged_plan_rows"]
+
+#: Builds the stage-1 search's config from the staged config, its declared sizes and the final run's geometry.
+Stage1Config = Callable[[SearchConfig, DatasetSizes, TrialGeometry], SearchConfig]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -69,16 +64,25 @@ class StagedPlan(SearchPlan):
     staged: StagedCalibration
     #: η₂/η₁: what the transfer rule multiplies the selected learning rate(s) by.
     transfer_factor: float
+    #: The ``search:`` section (``config.search``, as the staged mode read it): the transfer and the final score.
+    staged_search: StagedSearch
+    #: Stage 1's share of the budget; ``None`` when stage 1 reads only public data (charged nothing).
+    stage1_share: float | None
 
     @property
     def charges_stage1(self) -> bool:
         """``two_stage`` reads protected rows in stage 1; ``public_proxy`` does not."""
-        return self.shape.mode == "two_stage"
+        return self.stage1_share is not None
 
     @property
     def selection_shape(self) -> SearchShape:
         """The shape of the stage-1 search (K's distribution); what the driver draws K from."""
         return self.stage1.shape
+
+    @property
+    def earlier_stages(self) -> tuple[SearchPlan, ...]:
+        """Stage 1's search runs before the final run (this plan's own trial)."""
+        return (self.stage1,)
 
     @cached_property
     def stage1_event(self) -> dp_event.DpEvent | None:
@@ -117,7 +121,6 @@ class StagedPlan(SearchPlan):
             "params": {name: {"distribution": "fixed", "value": float(value)} for name, value in point.items()},
         }
         config = SearchConfig.model_validate(data, strict=False)
-        assert isinstance(config.search, GridSearch)
         assert all(isinstance(p, FixedParam) for p in config.space.params.values())
         plan = SearchPlan(
             config=config,
@@ -132,8 +135,7 @@ class StagedPlan(SearchPlan):
 
     def figures(self) -> StagedPlanFigures:
         base = super().figures()
-        mode = self.config.search
-        assert isinstance(mode, TwoStageSearch | PublicProxySearch)
+        mode = self.staged_search
         stage1 = self.stage1.figures().to_json()
         stage1["charged"] = self.charges_stage1
         stage1["epsilon"] = self.stage1_epsilon
@@ -157,7 +159,7 @@ class StagedPlan(SearchPlan):
             "score_releases": trial.score_releases,
             "evaluation_steps": list(trial.evaluation_steps),
         }
-        share = mode.stage1_budget_share if isinstance(mode, TwoStageSearch) else 0.0
+        share = self.stage1_share if self.stage1_share is not None else 0.0
         split = {
             "stage1_budget_share": share,
             "stage1_epsilon": self.stage1_epsilon,
@@ -206,87 +208,70 @@ def _steps_epsilon(plan: SearchPlan, delta: float) -> float:
     return rdp_epsilon(steps_event(plan.trial.sampling_rate, plan.trial.segments), delta)
 
 
-def _stage1_config(config: SearchConfig, sizes: DatasetSizes, geometry: TrialGeometry) -> SearchConfig:
-    """The stage-1 search as an ordinary search config: short trials, and the public data for a proxy."""
-    mode = config.search
-    assert isinstance(mode, TwoStageSearch | PublicProxySearch)
-    steps = max(1, math.ceil(mode.stage1_training_fraction * geometry.steps))
+def stage1_search_data(config: SearchConfig, search: StagedSearch, geometry: TrialGeometry) -> dict[str, Any]:
+    """The stage-1 search as config data: ``search.stage1``'s mode, short trials, never on the validation split.
+
+    A staged mode turns it into its stage-1 config (:data:`Stage1Config`),
+    ``public_proxy`` after moving it to the public workload.
+    """
+    steps = max(1, math.ceil(search.stage1_training_fraction * geometry.steps))
     data = config.model_dump(mode="python")
-    data["search"] = mode.stage1.model_dump(mode="python")
+    data["search"] = search.stage1.model_dump(mode="python")
     training = dict(data["training"])
     # Stage-1 trials are selected by their validation scores: they never train on that split.
     training.update(
         epochs=None, steps=steps, evaluations=min(config.training.evaluations, steps), train_on_validation=False
     )
-    if isinstance(mode, PublicProxySearch):
-        public = resolve_workload(mode.public_workload).sizes
-        check_public_proxy(
-            public_workload=mode.public_workload,
-            public_dataset=public.dataset,
-            protected_workload=config.workload,
-            protected_dataset=config.dataset_name,
-        )
-        batch = geometry.sampling_rate * sizes.training_rows(on_validation=config.training.train_on_validation)
-        if batch > public.train:
-            raise ConfigError(
-                f"search.public_workload: the final run's expected batch size {batch:g} exceeds the "
-                f"{public.train} training examples of {mode.public_workload!r}; lower training.expected_batch_size"
-            )
-        if config.space.model is not None:
-            # The variant stage 1 selects is the one the private run trains: the public workload
-            # must offer each searched variant, under the same name.
-            if mode.public_model is not None:
-                raise ConfigError("search.public_model: space.model searches the variants; drop public_model")
-            offered = resolve_workload(mode.public_workload).variants
-            missing = [v for v in config.space.model.values if v not in offered]
-            if missing:
-                raise ConfigError(
-                    f"space.model.values: public workload {mode.public_workload!r} has no variant {missing[0]!r} "
-                    f"(it offers {', '.join(offered)}); search only variants both workloads declare"
-                )
-        # Same expected batch and noise segments as the final run: the same noise per update.
-        training.update(expected_batch_size=batch, sampling_rate=None, segment_steps=geometry.segment_steps)
-        data.update(
-            workload=mode.public_workload, dataset=None, model=mode.public_model, validation={"policy": "public"}
-        )
     data["training"] = training
-    return SearchConfig.model_validate(data, strict=False)
+    return data
 
 
-def plan_staged(config: SearchConfig) -> StagedPlan:
-    """Calibrate σ₁ (two-stage) and σ₂ so the staged search fits ``config.budget``; reads no data."""
-    mode = config.search
-    assert isinstance(mode, TwoStageSearch | PublicProxySearch)
+def calibrate_staged(
+    config: SearchConfig,
+    search: StagedSearch,
+    *,
+    shape: SearchShape,
+    stage1_config: Stage1Config,
+    stage1_shape: Callable[[SearchConfig], SearchShape],
+    stage1_share: float | None,
+) -> StagedPlan:
+    """Calibrate σ₁ (two-stage) and σ₂ so the staged search fits ``config.budget``; reads no data.
+
+    The staged mode says what differs: its own ``shape`` (one released run),
+    how its stage-1 search is configured (``stage1_config``) and shaped (by
+    that search's mode: ``stage1_shape``), and stage 1's share of the budget
+    (``None``: stage 1 reads public data only and is charged nothing).
+    """
     workload = resolve_workload(config.workload)  # the declaration only: no torch, no data
     sizes = workload.sizes
     delta = config.budget.delta
     sizes.check_delta(delta, field="budget.delta")
-    _check_public_validation(config, workload)
-    if config.training.train_on_validation and mode.final_score != "none":
+    check_public_validation(config, workload)
+    if config.training.train_on_validation and search.final_score != "none":
         raise ConfigError(
             "training.train_on_validation: the final run's released score is measured on the validation "
             "split, so it cannot train on it; set search.final_score: none or drop train_on_validation"
         )
-    full = _geometry(config, sizes)
-    final_steps = (full.steps,) if mode.final_score == "released" else ()
+    full = trial_geometry(config, sizes)
+    final_steps = (full.steps,) if search.final_score == "released" else ()
     geometry = replace(full, evaluation_steps=final_steps)
-    config1 = _stage1_config(config, sizes, full)
+    config1 = stage1_config(config, sizes, full)
     sizes1 = resolve_workload(config1.workload).sizes
-    geometry1 = _geometry(config1, sizes1)
-    shape1 = _search_shape(config1)
-    two_stage = isinstance(mode, TwoStageSearch)
+    geometry1 = trial_geometry(config1, sizes1)
+    shape1 = stage1_shape(config1)
+    charged = stage1_share is not None
 
     def stage1_event(sigma: float) -> dp_event.DpEvent:
-        return search_event(_trial_plan(config1, sizes1, geometry1, sigma).dp_event(), shape1)
+        return search_event(trial_plan(config1, sizes1, geometry1, sigma).dp_event(), shape1)
 
     def stage2_event(sigma: float) -> dp_event.DpEvent:
-        return _trial_plan(config, sizes, geometry, sigma).dp_event()
+        return trial_plan(config, sizes, geometry, sigma).dp_event()
 
     staged = calibrate_stages(
-        stage1_event=stage1_event if two_stage else None,
+        stage1_event=stage1_event if charged else None,
         stage2_event=stage2_event,
         target_epsilon=config.budget.epsilon,
-        stage1_share=mode.stage1_budget_share if isinstance(mode, TwoStageSearch) else 0.0,
+        stage1_share=stage1_share if stage1_share is not None else 0.0,
         delta=delta,
     )
     sigma2 = staged.stage2.noise_multiplier
@@ -299,28 +284,30 @@ def plan_staged(config: SearchConfig) -> StagedPlan:
     )
     stage1 = SearchPlan(config=config1, sizes=sizes1, shape=shape1, geometry=geometry1, calibration=stage1_calibration)
     factor = 1.0
-    if mode.transfer == "linear_radius":
-        steps2 = _trial_plan(config, sizes, geometry, sigma2)
+    if search.transfer == "linear_radius":
+        steps2 = trial_plan(config, sizes, geometry, sigma2)
         epsilon2 = rdp_epsilon(steps_event(steps2.sampling_rate, steps2.segments), delta)
         trial1 = stage1.trial
         # Public proxy: a public trial is priced as the cheap run it stands for — the
         # final run's σ and sampling rate on the protected data, for T₁ steps.
-        rate1 = trial1.sampling_rate if two_stage else steps2.sampling_rate
+        rate1 = trial1.sampling_rate if charged else steps2.sampling_rate
         epsilon1 = rdp_epsilon(steps_event(rate1, trial1.segments), delta)
         factor = linear_radius_factor(
             steps1=geometry1.steps, steps2=geometry.steps, epsilon1=epsilon1, epsilon2=epsilon2
         )
-    elif mode.transfer == "horizon":
-        factor = horizon_factor(steps1=geometry1.steps, steps2=geometry.steps, exponent=mode.horizon_exponent)
+    elif search.transfer == "horizon":
+        factor = horizon_factor(steps1=geometry1.steps, steps2=geometry.steps, exponent=search.horizon_exponent)
     return StagedPlan(
         config=config,
         sizes=sizes,
-        shape=SearchShape(mode=mode.mode, release="best", expected_trials=1, max_trials=1),
+        shape=shape,
         geometry=geometry,
         calibration=staged.stage2,
         stage1=stage1,
         staged=staged,
         transfer_factor=factor,
+        staged_search=search,
+        stage1_share=stage1_share,
     )
 
 

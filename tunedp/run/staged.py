@@ -25,7 +25,9 @@ A resumed search runs only what is missing: the stage-1 trials that had
 not finished (then selects among all K), or — when stage 1 had ended — the
 final run alone.
 
-Imports Ray (through :mod:`tunedp.run.ray_backend`) only when called.
+Each stage's trials run with their own search's Tune configuration (its
+mode's, from ``tune_hooks_of``: stage 1's mode, and ``grid`` for the final
+run). Imports Ray (through :mod:`tunedp.run.ray_backend`) only when called.
 """
 
 from __future__ import annotations
@@ -38,12 +40,14 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from tunedp.accounting.staged_event import transfer_point
+from tunedp.config import SearchConfig
 from tunedp.planning.staged import StagedPlan
 from tunedp.release.disclosure import Disclosure
 from tunedp.release.records import TrialRecord
+from tunedp.run.mode_run import TrialsRun
 
 if TYPE_CHECKING:  # Ray must not load at import
-    from tunedp.run.ray_backend import TrialsRun
+    from tunedp.run.ray_backend import TuneHooks
     from tunedp.run.resume import StateRecorder
 
 __all__ = ["run_stages"]
@@ -61,6 +65,7 @@ def _final_run(records: Sequence[TrialRecord]) -> TrialRecord | None:
 def run_stages(
     plan: StagedPlan,
     *,
+    tune_hooks_of: Callable[[SearchConfig], TuneHooks],
     rng: np.random.Generator,
     seed: int | None,
     ray_address: str | None,
@@ -74,13 +79,13 @@ def run_stages(
     from ``plan.selection_shape``); its finished trials and its selection are
     added to the recorder's state as they happen.
     """
-    from tunedp.run.ray_backend import TrialsRun, run_trials
+    from tunedp.run.ray_backend import run_trials  # Ray loads only once trials run
 
     if not recorder.state.stage1_done:
         recorder.select_stage1(
             _stage_one(
-                plan, rng=rng, seed=seed, ray_address=ray_address, max_concurrent=max_concurrent, select=select,
-                recorder=recorder,
+                plan, tune_hooks_of=tune_hooks_of, rng=rng, seed=seed, ray_address=ray_address,
+                max_concurrent=max_concurrent, select=select, recorder=recorder,
             )
         )  # fmt: skip
     chosen = recorder.state.stage1_selected
@@ -89,6 +94,7 @@ def run_stages(
     final_plan = plan.final_plan(transfer_point(chosen.point, plan.transfer_factor), chosen.variant)
     run = run_trials(
         final_plan,
+        tune_hooks=tune_hooks_of(final_plan.config),
         trial_count=1,
         rng=rng,
         # A --seed run (not private) must not replay stage-1 trial 0's batches and noise.
@@ -105,6 +111,7 @@ def run_stages(
 def _stage_one(
     plan: StagedPlan,
     *,
+    tune_hooks_of: Callable[[SearchConfig], TuneHooks],
     rng: np.random.Generator,
     seed: int | None,
     ray_address: str | None,
@@ -125,6 +132,7 @@ def _stage_one(
         return select_all([])
     selection = run_trials(
         plan.stage1,
+        tune_hooks=tune_hooks_of(plan.stage1.config),
         trial_count=remaining,
         rng=rng,
         seed=seed,
