@@ -299,21 +299,22 @@ def test_output_check(tmp_path: Path) -> None:
 
 def test_preflight_reads_no_private_row(monkeypatch: pytest.MonkeyPatch) -> None:
     """The model check runs on synthetic data: the workload's loader is never called."""
-    import trials.digits
+    from tunedp.workloads import digits, digits_torch
 
     calls: list[int] = []
-    original = trials.digits.load
+    original = digits_torch.load
 
     def counting() -> Any:
         calls.append(1)
         return original()
 
-    monkeypatch.setattr(trials.digits, "load", counting)
-    object.__setattr__(trials.digits.WORKLOAD, "loader", counting)
+    monkeypatch.setattr(digits_torch, "load", counting)
+    loader = digits.WORKLOAD.loader
+    object.__setattr__(digits.WORKLOAD, "loader", counting)
     try:
         result = run_preflight(plan_search(small_config()))
     finally:
-        object.__setattr__(trials.digits.WORKLOAD, "loader", original)
+        object.__setattr__(digits.WORKLOAD, "loader", loader)
     assert calls == []
     assert result.corners >= 1 and result.step_seconds is not None and result.step_seconds > 0
 
