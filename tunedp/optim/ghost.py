@@ -14,7 +14,11 @@ batched backward we can get
 * after the clip factors ``c_i = min(1, C/‖∇ℓ_i‖)`` are known, the clipped sum
   ``Σ_i c_i g_iᵀ a_i`` as ONE ordinary weight-gradient product of the stored
   tensors with ``g`` scaled by ``c`` — Bu et al.'s *book-keeping* (ICML 2023),
-  which saves the second backward pass of plain ghost clipping.
+  which saves the second backward pass of plain ghost clipping — or, where the
+  per-example gradients were built for the norm, one matrix-vector product
+  with them. That arithmetic, and how its memory is kept in small slices, is
+  :mod:`tunedp.optim.ghost_layers`; this module captures ``a`` and ``g`` and
+  checks that the model allows it.
 
 Any other module that owns trainable parameters (LayerNorm, Embedding, a
 custom layer...) gets its per-example parameter gradients from its stored
@@ -45,9 +49,9 @@ from typing import Any
 
 import torch
 from torch import Tensor, nn
-from torch.func import functional_call, vjp, vmap
-from torch.nn import functional
+from torch.func import vmap
 
+from tunedp.optim.ghost_layers import LayerGradients, conv2d_gradients, fallback_gradients, linear_gradients
 from tunedp.optim.per_sample import LossFn, check_batch_independence
 
 __all__ = ["GhostClipper", "GhostUnsupported", "LayerGradients"]
@@ -55,14 +59,6 @@ __all__ = ["GhostClipper", "GhostUnsupported", "LayerGradients"]
 
 class GhostUnsupported(ValueError):
     """The model breaks a condition of the ghost path; the message says which (one line)."""
-
-
-@dataclass(frozen=True, slots=True)
-class LayerGradients:
-    """One layer's part of a chunk: per-example squared norms, and its clipped sum given the factors."""
-
-    squared_norms: Tensor
-    weighted_sum: Callable[[Tensor], dict[str, Tensor]]
 
 
 @dataclass(slots=True)
@@ -84,134 +80,6 @@ def _plain(module: nn.Module, kind: type[nn.Module]) -> bool:
     return isinstance(module, kind) and type(module).forward is kind.forward
 
 
-_PER_EXAMPLE_BUDGET = 2**24
-"""Elements of one layer's per-example gradients that may exist at once (64 MiB in float32)."""
-
-
-def _use_ghost(batch: int, positions: int, d: int, p: int) -> bool:
-    """Whether a layer's norms come from Gram matrices (ghost) instead of per-example gradients.
-
-    A per-example gradient ``g_iᵀ a_i`` costs T·d·p per example and is then
-    reused for the clipped sum (a b×(d·p) matrix-vector product), so it is the
-    cheaper route whenever its b·d·p numbers fit the budget. Beyond that the
-    ghost norm (T²(d + p) per example, b·T² numbers) is used where it costs
-    less than the per-example gradient (Bu et al.'s mixed rule); then the sum
-    is one batched weight-gradient product.
-    """
-    if positions == 1:
-        return True  # ‖g aᵀ‖ = ‖g‖·‖a‖: nothing to materialise
-    if batch * d * p <= _PER_EXAMPLE_BUDGET:
-        return False
-    return positions * (d + p) <= d * p
-
-
-def _products(a: Tensor, g: Tensor) -> tuple[Tensor, Tensor | None]:
-    """‖g_iᵀ a_i‖²_F per example for ``a`` (b, T, d) and ``g`` (b, T, p), and g_iᵀ a_i if it was built."""
-    batch, positions, d, p = a.shape[0], a.shape[1], a.shape[2], g.shape[2]
-    if positions == 1:
-        return a.square().sum((1, 2)) * g.square().sum((1, 2)), None
-    if _use_ghost(batch, positions, d, p):
-        return (torch.bmm(a, a.mT) * torch.bmm(g, g.mT)).sum((1, 2)), None
-    per_example = torch.bmm(g.mT, a)  # (b, p, d)
-    return torch.linalg.vector_norm(per_example, dim=(1, 2)).square(), per_example
-
-
-def _linear(layer: _Layer, a: Tensor, g: Tensor) -> LayerGradients:
-    module = layer.module
-    assert isinstance(module, nn.Linear)
-    a = a.reshape(a.shape[0], -1, module.in_features)
-    g = g.reshape(g.shape[0], -1, module.out_features)
-    squared = torch.zeros(a.shape[0], dtype=a.dtype, device=a.device)
-    per_example: Tensor | None = None
-    if "weight" in layer.names:
-        weight_squared, per_example = _products(a, g)
-        squared = squared + weight_squared
-    if "bias" in layer.names:
-        squared = squared + g.sum(1).square().sum(1)
-
-    def weighted_sum(factors: Tensor) -> dict[str, Tensor]:
-        scaled = g * factors[:, None, None]
-        result = {}
-        if "weight" in layer.names:
-            result[layer.names["weight"]] = (
-                scaled.reshape(-1, g.shape[2]).mT @ a.reshape(-1, a.shape[2])
-                if per_example is None
-                else torch.tensordot(factors, per_example, dims=1)
-            )
-        if "bias" in layer.names:
-            result[layer.names["bias"]] = scaled.sum((0, 1))
-        return result
-
-    return LayerGradients(squared, weighted_sum)
-
-
-def _patches(a: Tensor, module: nn.Conv2d, padding: tuple[int, ...]) -> Tensor:
-    """The input patches of each output position, (b, T, d) with d ordered (kernel row, column, channel).
-
-    Built as one strided view of the channels-last input, copied once: on CPU
-    this is several times faster than ``functional.unfold`` (im2col) for the
-    large kernels of small networks, and channels-last makes the copied runs long.
-    """
-    if any(padding):
-        a = functional.pad(a, (padding[1], padding[1], padding[0], padding[0]))
-    a = a.contiguous(memory_format=torch.channels_last)
-    batch, channels, height, width = a.shape
-    (kh, kw), (sh, sw), (dh, dw) = module.kernel_size, module.stride, module.dilation
-    out_h, out_w = (height - dh * (kh - 1) - 1) // sh + 1, (width - dw * (kw - 1) - 1) // sw + 1
-    sb, sc, sy, sx = a.stride()
-    view = a.as_strided(
-        (batch, out_h, out_w, kh, kw, channels), (sb, sy * sh, sx * sw, sy * dh, sx * dw, sc), a.storage_offset()
-    )
-    return view.reshape(batch, out_h * out_w, kh * kw * channels)
-
-
-def _conv2d(layer: _Layer, a: Tensor, g: Tensor) -> LayerGradients:
-    module = layer.module
-    assert isinstance(module, nn.Conv2d)
-    padding = module.padding
-    assert not isinstance(padding, str)  # refused when planning
-    batch, channels = g.shape[0], g.shape[1]
-    squared = torch.zeros(batch, dtype=a.dtype, device=a.device)
-    per_example: Tensor | None = None
-    if "weight" in layer.names:
-        patches = _patches(a, module, padding)  # (b, T, d)
-        weight_squared, per_example = _products(patches, g.reshape(batch, channels, -1).mT)
-        squared = squared + weight_squared
-        del patches
-    if "bias" in layer.names:
-        squared = squared + g.sum((2, 3)).square().sum(1)
-
-    def weighted_sum(factors: Tensor) -> dict[str, Tensor]:
-        scaled = g * factors[:, None, None, None]
-        result = {}
-        if "weight" in layer.names:
-            if per_example is None:
-                # What torch.nn.grad.conv2d_weight does: the weight half of the convolution's backward.
-                weight = torch.ops.aten.convolution_backward(
-                    scaled,
-                    a,
-                    module.weight,
-                    None,
-                    module.stride,
-                    padding,
-                    module.dilation,
-                    False,
-                    [0, 0],
-                    module.groups,
-                    (False, True, False),
-                )[1]
-            else:
-                kh, kw = module.kernel_size
-                summed = torch.tensordot(factors, per_example, dims=1)  # (p, kh·kw·c)
-                weight = summed.reshape(channels, kh, kw, -1).permute(0, 3, 1, 2).contiguous()
-            result[layer.names["weight"]] = weight
-        if "bias" in layer.names:
-            result[layer.names["bias"]] = scaled.sum((0, 2, 3))
-        return result
-
-    return LayerGradients(squared, weighted_sum)
-
-
 class GhostClipper:
     """Per-example norms and clipped sums of ``model``'s trainable parameters by book-keeping.
 
@@ -224,7 +92,6 @@ class GhostClipper:
         self._layers: list[_Layer] = []
         self._independence_checked = False
         self._layer_problem: str | None = None
-        self._recomputing = False
         self._copy_outputs = False
         owners: dict[int, str] = {}
         for module_name, module in model.named_modules(remove_duplicate=False):
@@ -286,8 +153,6 @@ class GhostClipper:
     def _hook(self, layer: _Layer) -> Callable[..., Tensor | None]:
         def capture(module: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any], output: Any) -> Tensor | None:
             del module
-            if self._recomputing:
-                return None
             layer.calls += 1
             if layer.calls > 1:
                 raise GhostUnsupported(f"a layer ({', '.join(layer.names.values())}) is called twice per forward")
@@ -365,42 +230,10 @@ class GhostClipper:
     def _layer_gradients(self, layer: _Layer, a: Tensor, g: Tensor) -> LayerGradients:
         if self._supported(layer.module):
             if isinstance(layer.module, nn.Linear):
-                return _linear(layer, a, g)
-            return _conv2d(layer, a, g)
-        return self._fallback(layer, a, g)
-
-    def _fallback(self, layer: _Layer, a: Tensor, g: Tensor) -> LayerGradients:
-        """Per-example gradients of a layer's own parameters: ``vmap`` of its ``vjp`` on each example."""
-        module = layer.module
-        params = {local: getattr(module, local).detach() for local in layer.names}
-
-        def one(x: Tensor, gy: Tensor) -> dict[str, Tensor]:
-            def forward(p: dict[str, Tensor]) -> Tensor:
-                out: Tensor = functional_call(module, p, (x.unsqueeze(0),))
-                return out
-
-            pullback = vjp(forward, params)[1]
-            grads: dict[str, Tensor] = pullback(gy.unsqueeze(0))[0]
-            return grads
-
-        self._recomputing = True
-        try:
-            with torch.enable_grad():
-                per_example = vmap(one, randomness="error")(a, g)
-        finally:
-            self._recomputing = False
-        squared = sum(
-            (grad.flatten(1).square().sum(1) for grad in per_example.values()),
-            torch.zeros(a.shape[0], dtype=g.dtype, device=g.device),
-        )
-
-        def weighted_sum(factors: Tensor) -> dict[str, Tensor]:
-            return {
-                layer.names[local]: torch.tensordot(factors.to(grad.dtype), grad, dims=1)
-                for local, grad in per_example.items()
-            }
-
-        return LayerGradients(squared, weighted_sum)
+                return linear_gradients(layer.module, layer.names, a, g)
+            assert isinstance(layer.module, nn.Conv2d)
+            return conv2d_gradients(layer.module, layer.names, a, g)
+        return fallback_gradients(layer.module, layer.names, a, g)
 
     def norms(self, inputs: Tensor, targets: Tensor, loss_fn: LossFn) -> Tensor:
         """Each example's flat gradient norm over all trainable parameters (for tests and diagnostics)."""

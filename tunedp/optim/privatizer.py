@@ -51,12 +51,18 @@ __all__ = ["CLIPPING_METHODS", "DEFAULT_CHUNK_SIZES", "PerExampleHook", "Privati
 CLIPPING_METHODS: tuple[str, ...] = ("auto", "ghost", "vmap")
 """How per-example clipping is computed (see the module docstring); all give the same sum."""
 
-DEFAULT_CHUNK_SIZES: dict[str, int] = {"vmap": 256, "ghost": 512}
+DEFAULT_CHUNK_SIZES: dict[str, int] = {"vmap": 256, "ghost": 4096}
 """Examples per pass when ``chunk_size`` is not given, by method.
 
 Measured on the reference CNN (benchmarks/README.md): the vmap path is fastest
-at 256; the ghost path at 512 (fewer, larger passes; 1024 was no faster on one
-thread and raised the peak memory at batch 2048 above the vmap path's).
+at 256. The ghost path bounds its own temporaries (per-layer slices,
+:mod:`tunedp.optim.ghost_layers`), so its passes only cost the activations of
+the batched forward: one pass of a whole Poisson batch at expected size 2048
+(which often exceeds 2048 by a few rows) avoids a second pass of a handful of
+examples, and with two threads every pass costs hundreds of parallel regions
+(issue 28: 1.4–1.5× non-private with passes of 2048 against 1.8–2.5× with
+passes of 512, two threads, loaded machine). The price is memory: peak RSS
+at batch 2048 604 MiB against 535 for the non-private step and 455 with passes of 512.
 """
 
 PerExampleHook = Callable[[list[Tensor]], list[Tensor]]

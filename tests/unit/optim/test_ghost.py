@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 from torch import nn
 from torch.nn import functional
 
-import tunedp.optim.ghost as ghost
+import tunedp.optim.ghost_layers as ghost_layers
 from tunedp.optim import Privatizer, make_generator, make_private
 from tunedp.optim.per_sample import BatchMixingError
 from tunedp.workloads import resolve_workload
@@ -53,10 +53,15 @@ def _assert_same(model, inputs, targets, *, clip_norm, loss=functional.cross_ent
 
 
 @pytest.mark.parametrize(("workload", "variant", "shape", "classes"), BUILT_IN)
-@pytest.mark.parametrize("budget", [ghost._PER_EXAMPLE_BUDGET, 0])
-def test_built_in_models_match_the_vmap_path(monkeypatch, workload, variant, shape, classes, budget):
-    """Budget 0 forces the ghost-norm (Gram) route wherever it is cheaper than per-example gradients."""
-    monkeypatch.setattr(ghost, "_PER_EXAMPLE_BUDGET", budget)
+@pytest.mark.parametrize("budget", [ghost_layers._PER_EXAMPLE_BUDGET, 0])
+@pytest.mark.parametrize("slice_elements", [ghost_layers._SLICE_ELEMENTS, 700])
+def test_built_in_models_match_the_vmap_path(monkeypatch, workload, variant, shape, classes, budget, slice_elements):
+    """Budget 0 forces the ghost-norm (Gram) route wherever it is cheaper than per-example gradients.
+
+    A slice of 700 numbers walks every layer's temporaries in slices of one or a few examples.
+    """
+    monkeypatch.setattr(ghost_layers, "_PER_EXAMPLE_BUDGET", budget)
+    monkeypatch.setattr(ghost_layers, "_SLICE_ELEMENTS", slice_elements)
     torch.manual_seed(0)
     model = resolve_workload(workload).build_model(variant)
     inputs, targets = _data(shape, classes, size=12)
@@ -72,10 +77,11 @@ def test_built_in_models_match_the_vmap_path(monkeypatch, workload, variant, sha
 @settings(max_examples=20, deadline=None)
 @given(
     st.data(),
-    st.sampled_from([ghost._PER_EXAMPLE_BUDGET, 0]),
+    st.sampled_from([ghost_layers._PER_EXAMPLE_BUDGET, 0]),
     st.floats(0.01, 10.0),
+    st.sampled_from([ghost_layers._SLICE_ELEMENTS, 1, 40]),
 )
-def test_random_mixed_models_match_the_vmap_path(data, budget, clip_norm):
+def test_random_mixed_models_match_the_vmap_path(data, budget, clip_norm, slice_elements):
     seed = data.draw(st.integers(0, 2**16))
     torch.manual_seed(seed)
     channels, size = data.draw(st.integers(1, 3)), data.draw(st.integers(5, 9))
@@ -86,12 +92,12 @@ def test_random_mixed_models_match_the_vmap_path(data, budget, clip_norm):
     model = _random_model(data, channels, size).double()
     inputs, targets = _data((channels, size, size), 3, size=data.draw(st.integers(1, 7)), seed=seed)
     inputs = inputs.double()
-    original = ghost._PER_EXAMPLE_BUDGET
-    ghost._PER_EXAMPLE_BUDGET = budget
+    original = ghost_layers._PER_EXAMPLE_BUDGET, ghost_layers._SLICE_ELEMENTS
+    ghost_layers._PER_EXAMPLE_BUDGET, ghost_layers._SLICE_ELEMENTS = budget, slice_elements
     try:
         _assert_same(model, inputs, targets, clip_norm=clip_norm, chunk_size=data.draw(st.integers(1, 8)))
     finally:
-        ghost._PER_EXAMPLE_BUDGET = original
+        ghost_layers._PER_EXAMPLE_BUDGET, ghost_layers._SLICE_ELEMENTS = original
 
 
 def _random_model(data: st.DataObject, channels: int, size: int) -> nn.Module:
@@ -140,9 +146,12 @@ class _Tokens(nn.Module):
         return self.head(torch.tanh(self.mix(self.embedding(tokens))).mean(1))
 
 
-@pytest.mark.parametrize("budget", [ghost._PER_EXAMPLE_BUDGET, 0])
-def test_sequences_and_embeddings_match(monkeypatch, budget):
-    monkeypatch.setattr(ghost, "_PER_EXAMPLE_BUDGET", budget)
+@pytest.mark.parametrize("budget", [ghost_layers._PER_EXAMPLE_BUDGET, 0])
+@pytest.mark.parametrize("slice_elements", [ghost_layers._SLICE_ELEMENTS, 7])
+def test_sequences_and_embeddings_match(monkeypatch, budget, slice_elements):
+    """Budget 0: nothing is kept, so the embedding's per-example gradients are built again for the sum."""
+    monkeypatch.setattr(ghost_layers, "_PER_EXAMPLE_BUDGET", budget)
+    monkeypatch.setattr(ghost_layers, "_SLICE_ELEMENTS", slice_elements)
     torch.manual_seed(0)
     generator = torch.Generator().manual_seed(1)
     tokens = torch.randint(0, 11, (9, 4), generator=generator)
@@ -336,7 +345,7 @@ def test_bad_clipping_refused(mlp):
 
 
 def test_default_chunk_size_follows_the_method(mlp):
-    assert Privatizer(mlp(), expected_batch_size=1.0).chunk_size() == 512
+    assert Privatizer(mlp(), expected_batch_size=1.0).chunk_size() == 4096
     assert Privatizer(mlp(), expected_batch_size=1.0).chunk_size(hooked=True) == 256
     assert Privatizer(mlp(), expected_batch_size=1.0, clipping="vmap").chunk_size() == 256
     assert Privatizer(mlp(), expected_batch_size=1.0, chunk_size=7).chunk_size() == 7
