@@ -41,7 +41,8 @@ def budget_init(
     ledger: LedgerOption = None,
 ) -> None:
     """Create the ledger of a protected dataset with its global (ε, δ), bound to the data its workload loads."""
-    from tunedp.ledger.binding import create_ledger, workloads_of
+    from tunedp.ledger.binding import create_ledger
+    from tunedp.workloads.identity import workloads_of
 
     check_positive("--epsilon", epsilon)  # before --size: the first thing a user types is checked first
     workload, dataset = budget_target(dataset, config, size)
@@ -79,7 +80,7 @@ def budget_target(dataset: str | None, config: Path | None, size: int | None) ->
     With ``--config`` the workload declares the dataset and its sizes, so
     ``--size`` is refused and a ``--dataset`` must agree (no aliases).
     """
-    from tunedp.ledger.binding import require_dataset
+    from tunedp.workloads.identity import require_dataset
 
     if config is None:
         if dataset is None:

@@ -138,7 +138,7 @@ def search_command(
         raise UserError("--register: MLflow tracking is off (TUNEDP_TRACKING=0); unset it or give --tracking-uri")
     search_config = _with_resources(load_search_config(config, budget, delta), cpus_per_trial, gpus_per_trial)
     if dataset_ledger is not None:
-        from tunedp.ledger.binding import require_dataset
+        from tunedp.workloads.identity import require_dataset
 
         require_dataset(search_config.workload, dataset_ledger, "--dataset-ledger")
     # tunedp.search plans, then charges the ledger before Ray starts or any

@@ -23,8 +23,8 @@ May import: ``tunedp.errors``, ``tunedp.accounting.schedule`` (noise schedules),
 ``tunedp.optim.specs`` and ``tunedp.optim.lr_schedule`` (torch-free optimizer
 names and lr schedules), ``tunedp.workloads.csv_table`` (the csv workload's
 declaration); and, deferred inside :class:`SearchConfig`'s ``dataset:`` check,
-``tunedp.ledger.binding`` (which workload names which dataset). Never
-``tunedp.planning``, ``tunedp.run``, ``tunedp.cli``. Imports neither torch nor
+``tunedp.workloads.identity`` (which dataset a workload reads). Never
+``tunedp.ledger``, ``tunedp.planning``, ``tunedp.run``, ``tunedp.cli``. Imports neither torch nor
 Ray nor MLflow.
 
 This package is the public face: other packages import the models and loaders from

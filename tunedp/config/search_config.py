@@ -134,7 +134,7 @@ class SearchConfig(BaseModel):
     @model_validator(mode="after")
     def _dataset_is_the_workloads(self) -> SearchConfig:
         """``dataset:`` may only repeat the workload's declared dataset: a ledger belongs to the data (no aliases)."""
-        from tunedp.ledger.binding import require_dataset, workload_is_known
+        from tunedp.workloads.identity import require_dataset, workload_is_known
 
         if self.dataset is not None and workload_is_known(self.workload):
             require_dataset(self.workload, self.dataset, "dataset")
@@ -165,7 +165,7 @@ class SearchConfig(BaseModel):
         """
         if isinstance(self.workload, CsvWorkloadSpec):
             return self.workload.dataset
-        from tunedp.ledger.binding import protected_dataset, workload_is_known
+        from tunedp.workloads.identity import protected_dataset, workload_is_known
 
         return protected_dataset(self.workload) if workload_is_known(self.workload) else (self.dataset or self.workload)
 
