@@ -140,7 +140,7 @@ def run_trial(
     ``training_set_hook`` is for audits only (see :class:`TrainingSetHook`).
     """
     from tunedp.optim import make_private
-    from tunedp.optim.poisson import poisson_indices
+    from tunedp.optim.poisson import PoissonSampler
 
     started = time.perf_counter()
     check_settings(settings)
@@ -178,14 +178,21 @@ def run_trial(
         generator=noise,
         lr_schedule=settings.lr_schedule,
     )
-    train_x, train_y = splits.train.inputs, splits.train.targets
+    # The training rows, then (train_on_validation) the validation rows: gathered where they are, not
+    # concatenated, so a memory-mapped feature table is never copied (one map per worker process).
+    inputs, targets = [splits.train.inputs], [splits.train.targets]
     if settings.train_on_validation:
-        train_x = torch.cat([train_x, splits.validation.inputs])
-        train_y = torch.cat([train_y, splits.validation.targets])
+        inputs.append(splits.validation.inputs)
+        targets.append(splits.validation.targets)
     if training_set_hook is not None:
-        train_x, train_y = training_set_hook.extend_training_set(train_x, train_y)
-    train_rows = int(train_x.shape[0])  # = plan.dataset_size unless an audit added canaries
-    train_x, train_y = train_x.to(device), train_y.to(device)
+        extended = training_set_hook.extend_training_set(torch.cat(inputs), torch.cat(targets))
+        inputs, targets = [extended[0]], [extended[1]]
+    # Rows: plan.dataset_size, unless an audit added canaries.
+    batches = PoissonSampler(
+        [[x.to(device) for x in inputs], [y.to(device) for y in targets]],
+        sampling_rate=plan.sampling_rate,
+        generator=sampling,
+    )
     validation_x, validation_y = splits.validation.inputs.to(device), splits.validation.targets.to(device)
     evaluation_steps = set(plan.evaluation_steps)
     steps_per_epoch = max(1, round(1.0 / plan.sampling_rate))
@@ -193,8 +200,7 @@ def run_trial(
     train_seconds = 0.0
     for step in range(1, plan.steps + 1):
         tick = time.perf_counter()
-        indices = poisson_indices(train_rows, plan.sampling_rate, generator=sampling).to(device)
-        batch_x, batch_y = train_x.index_select(0, indices), train_y.index_select(0, indices)
+        batch_x, batch_y = batches.draw()  # views of buffers the next draw overwrites: used within this step
         trainer.step(batch_x, batch_y, workload.per_example_loss)
         train_seconds += time.perf_counter() - tick
         if step in evaluation_steps:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from tunedp.optim.poisson import poisson_batches, poisson_indices
+from tunedp.optim.poisson import PoissonSampler, poisson_batches, poisson_indices
 
 
 def test_mean_batch_size_is_qn_and_sizes_vary():
@@ -65,3 +65,80 @@ def test_bad_arguments_refused(kwargs, message):
 def test_mismatched_tensors_refused():
     with pytest.raises(ValueError, match=r"tensors\[1\] holds 2 examples but tensors\[0\] 3"):
         list(poisson_batches([torch.zeros(3), torch.zeros(2)], sampling_rate=0.5, steps=1, generator=torch.Generator()))
+
+
+# ---------------------------------------------------------------- PoissonSampler: reused buffers, blocks
+
+
+def _sampler(columns, rate, seed):
+    return PoissonSampler(columns, sampling_rate=rate, generator=torch.Generator().manual_seed(seed))
+
+
+def test_sampler_draws_the_batches_of_poisson_batches():
+    """Same generator → the very same rows, whether a column is one tensor or split into blocks."""
+    x, y = torch.randn(50, 3, 2), torch.arange(50)
+    want = list(poisson_batches([x, y], sampling_rate=0.2, steps=30, generator=torch.Generator().manual_seed(5)))
+    whole = _sampler([x, y], 0.2, 5)
+    blocks = _sampler([[x[:20], x[20:45], x[45:]], [y[:20], y[20:45], y[45:]]], 0.2, 5)
+    for bx, by in want:
+        for sampler in (whole, blocks):
+            gx, gy = sampler.draw()
+            assert torch.equal(gx, bx) and torch.equal(gy, by)
+            assert gx.is_contiguous()
+
+
+def test_sampler_reuses_its_buffers_and_grows_past_them():
+    x = torch.randn(400, 5)
+    sampler = _sampler([x], 0.05, 0)
+    first = sampler.draw()[0]
+    pointers = {sampler.draw()[0].data_ptr() for _ in range(20)}
+    assert pointers == {first.data_ptr()}  # one buffer, no allocation per step
+    sampler._capacity = 1  # a batch above the buffer: it grows, and the rows are still right
+    reference = _sampler([x], 0.05, 7)
+    sampler.generator = torch.Generator().manual_seed(7)
+    for _ in range(5):
+        got, want = sampler.draw()[0], reference.draw()[0]
+        assert torch.equal(got, want)
+
+
+def test_sampler_empty_batches_keep_their_shape():
+    sampler = _sampler([torch.randn(20, 3, 4), torch.arange(20)], 0.01, 2)
+    sizes = [sampler.draw()[0].shape for _ in range(50)]
+    assert (0, 3, 4) in sizes
+
+
+def test_sampler_refuses_mismatched_columns():
+    with pytest.raises(ValueError, match=r"columns\[1\] holds 2 examples but columns\[0\] 3"):
+        _sampler([torch.zeros(3), torch.zeros(2)], 0.5, 0)
+    with pytest.raises(ValueError, match=r"columns\[0\]: its tensors differ in row shape, dtype or device"):
+        _sampler([[torch.zeros(3, 2), torch.zeros(2, 3)]], 0.5, 0)
+    with pytest.raises(ValueError, match=r"^Expected sampling_rate=1.5 in \(0, 1\]$"):
+        _sampler([torch.zeros(3)], 1.5, 0)
+
+
+def test_sampler_distribution_is_independent_bernoulli_per_row():
+    """6000 draws of q = 0.1 over N = 200 rows split in two blocks: each row in w.p. q, independently.
+
+    Checked: every row's inclusion count (Binomial(6000, q); all within 5 sd, and their χ² over the
+    rows within 5 sd of its 199 degrees of freedom), the batch size's mean and variance (Nq, Nq(1 − q);
+    correlated rows would move the variance), pairs of rows in the same step and one row in
+    two consecutive steps (each in q² of the disjoint pairs).
+    """
+    steps, rows, rate = 6000, 200, 0.1
+    sampler = _sampler([[torch.arange(120), torch.arange(120, 200)]], rate, 11)
+    included = torch.zeros(steps, rows)
+    for step in range(steps):
+        included[step, sampler.draw()[0]] = 1
+    counts = included.sum(0)
+    mean, sd = steps * rate, (steps * rate * (1 - rate)) ** 0.5
+    assert float((counts - mean).abs().max()) < 5 * sd
+    chi2 = float(((counts - mean) ** 2).sum()) / sd**2
+    assert abs(chi2 - (rows - 1)) < 5 * (2 * (rows - 1)) ** 0.5
+    sizes = included.sum(1)
+    assert abs(float(sizes.mean()) - rows * rate) < 5 * (rows * rate * (1 - rate) / steps) ** 0.5
+    assert abs(float(sizes.var()) / (rows * rate * (1 - rate)) - 1) < 5 * (2 / steps) ** 0.5
+    pairs = included[:, 0::2] * included[:, 1::2]  # rows 2k and 2k + 1 in the same step
+    consecutive = included[0::2] * included[1::2]  # a row in steps 2t and 2t + 1
+    for joint, trials in ((pairs, pairs.numel()), (consecutive, consecutive.numel())):
+        expected = trials * rate**2
+        assert abs(float(joint.sum()) - expected) < 5 * (expected * (1 - rate**2)) ** 0.5
