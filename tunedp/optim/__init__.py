@@ -18,10 +18,11 @@ if TYPE_CHECKING:
     from tunedp.optim.adamwosm import DpAdamWosm
     from tunedp.optim.clipping import clip_factors, clipped_sum, per_example_norms
     from tunedp.optim.dp2 import Dp2RmsProp
+    from tunedp.optim.independence import check_model
     from tunedp.optim.lr_schedule import ConstantLr, CosineLr, LinearLr
     from tunedp.optim.memory import keep_freed_memory
     from tunedp.optim.noise import gaussian_noise_like, make_generator
-    from tunedp.optim.per_sample import LossFn, check_model, per_example_gradients
+    from tunedp.optim.per_sample import LossFn, per_example_gradients
     from tunedp.optim.private import PrivateTrainer, make_private
     from tunedp.optim.privatizer import CLIPPING_METHODS, PerExampleHook, Privatizer
     from tunedp.optim.rules import UPDATE_RULES, build_update_rule
@@ -80,7 +81,7 @@ _LAZY = {
     "UPDATE_RULES": "tunedp.optim.rules",
     "UpdateRule": "tunedp.optim.update_rule",
     "build_update_rule": "tunedp.optim.rules",
-    "check_model": "tunedp.optim.per_sample",
+    "check_model": "tunedp.optim.independence",
     "clip_factors": "tunedp.optim.clipping",
     "clipped_sum": "tunedp.optim.clipping",
     "gaussian_noise_like": "tunedp.optim.noise",

@@ -30,7 +30,7 @@ of the vmap path, up to floating-point rounding.
 Why this is only correct under conditions, which are checked: the batched
 forward must treat examples independently in training mode, as it trains (a
 model that mixes them is refused on every path:
-:func:`~tunedp.optim.per_sample.check_batch_independence` changes one example
+:func:`~tunedp.optim.independence.check_batch_independence` changes one example
 of a few from the first batch and compares the others, and compares them with
 one example at a time), row i of every layer's input must be example i's (the
 same probe, layer by layer), every layer must be called once
@@ -52,7 +52,8 @@ from torch import Tensor, nn
 from torch.func import vmap
 
 from tunedp.optim.ghost_layers import LayerGradients, conv2d_gradients, fallback_gradients, linear_gradients
-from tunedp.optim.per_sample import LossFn, check_batch_independence
+from tunedp.optim.independence import check_batch_independence
+from tunedp.optim.per_sample import LossFn
 
 __all__ = ["GhostClipper", "GhostUnsupported", "LayerGradients"]
 
@@ -127,9 +128,9 @@ class GhostClipper:
     def check_independence(self, inputs: Tensor) -> bool:
         """Refuse a model whose batched forward mixes or reorders examples (probed on up to 4 of ``inputs``).
 
-        :func:`~tunedp.optim.per_sample.check_batch_independence` runs the
+        :func:`~tunedp.optim.independence.check_batch_independence` runs the
         model as it trains (training mode, dropout on under a fixed seed) and
-        raises :class:`~tunedp.optim.per_sample.BatchMixingError` for a model
+        raises :class:`~tunedp.optim.independence.BatchMixingError` for a model
         whose examples affect one another's outputs or that keeps statistics
         of them: no clipping path can train that one. Beyond that, row i of
         every layer's input must be example i's alone (the per-layer

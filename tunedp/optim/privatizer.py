@@ -11,7 +11,7 @@ because the hook needs each example's whole gradient.
 
 A model whose training forward mixes examples (a statistic over the batch)
 or keeps statistics of them is refused on both paths, on the first batch and
-before anything of it is summed (:func:`~tunedp.optim.per_sample.check_batch_independence`).
+before anything of it is summed (:func:`~tunedp.optim.independence.check_batch_independence`).
 
 This is the whole DP-relevant computation of one step; update rules only
 post-process its output. Each example contributes at most ``clip_norm`` (in L2)
@@ -36,15 +36,9 @@ from torch import Tensor, nn
 
 from tunedp.optim.clipping import clip_factors, clipped_sum, per_example_norms
 from tunedp.optim.ghost import GhostClipper, GhostUnsupported
+from tunedp.optim.independence import check_batch_independence, check_model
 from tunedp.optim.noise import gaussian_noise_like
-from tunedp.optim.per_sample import (
-    LossFn,
-    _chunks,
-    _PerExample,
-    check_batch_independence,
-    check_model,
-    trainable_parameters,
-)
+from tunedp.optim.per_sample import LossFn, _chunks, _PerExample, trainable_parameters
 
 __all__ = ["CLIPPING_METHODS", "DEFAULT_CHUNK_SIZES", "PerExampleHook", "Privatizer"]
 

@@ -29,7 +29,8 @@ from torch.nn import functional
 from tunedp.cli import main
 from tunedp.ledger.sqlite import PrivacyLedger
 from tunedp.optim import Privatizer, make_private
-from tunedp.optim.per_sample import BatchMixingError, check_batch_independence, per_example_gradients
+from tunedp.optim.independence import BatchMixingError, check_batch_independence
+from tunedp.optim.per_sample import per_example_gradients
 from tunedp.workloads import digits
 
 FEATURES, HIDDEN, CLASSES = 6, 8, 3

@@ -12,7 +12,7 @@ from torch.nn import functional
 
 import tunedp.optim.ghost_layers as ghost_layers
 from tunedp.optim import Privatizer, make_generator, make_private
-from tunedp.optim.per_sample import BatchMixingError
+from tunedp.optim.independence import BatchMixingError
 from tunedp.workloads import resolve_workload
 from tunedp.workloads.adult import FEATURES
 from tunedp.workloads.metrics import cross_entropy_per_example

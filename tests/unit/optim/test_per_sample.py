@@ -8,7 +8,7 @@ from torch import nn
 from torch.nn import functional
 
 from tunedp.optim import per_example_gradients
-from tunedp.optim.per_sample import check_model
+from tunedp.optim.independence import check_model
 
 
 def _loop_gradients(model: nn.Module, inputs: torch.Tensor, targets: torch.Tensor) -> list[torch.Tensor]:
