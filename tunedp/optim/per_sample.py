@@ -41,8 +41,18 @@ def trainable_parameters(model: nn.Module) -> dict[str, Tensor]:
 
 
 def _chunks(size: int, chunk_size: int) -> Iterator[slice]:
-    for start in range(0, size, chunk_size):
-        yield slice(start, min(start + chunk_size, size))
+    """The fewest passes of at most ``chunk_size`` rows, of equal size (±1).
+
+    Equal, not ``chunk_size`` then the rest: a Poisson batch a few rows above
+    the chunk size would otherwise pay a whole pass for those few rows.
+    """
+    passes = -(-size // chunk_size)
+    base, extra = divmod(size, max(passes, 1))
+    start = 0
+    for index in range(passes):
+        stop = start + base + (1 if index < extra else 0)
+        yield slice(start, stop)
+        start = stop
 
 
 class _PerExample:

@@ -154,7 +154,7 @@ def make_private(
     :func:`tunedp.optim.make_generator` for what that does and does not
     guarantee). ``secure=False`` without a generator uses torch's global one.
     ``chunk_size`` bounds how many examples are processed at once (default:
-    ``DEFAULT_CHUNK_SIZES`` of the method, 256 for vmap, 4096 for ghost).
+    ``DEFAULT_CHUNK_SIZES`` of the method, 256 for vmap, 2560 for ghost; a batch runs in equal passes).
     ``clipping`` picks how per-example clipping is computed (``CLIPPING_METHODS``):
     ``"ghost"`` (book-keeping ghost clipping, one batched backward), ``"vmap"``
     (materialised per-example gradients) or ``"auto"``, ghost where the model

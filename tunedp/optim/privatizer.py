@@ -45,18 +45,21 @@ __all__ = ["CLIPPING_METHODS", "DEFAULT_CHUNK_SIZES", "PerExampleHook", "Privati
 CLIPPING_METHODS: tuple[str, ...] = ("auto", "ghost", "vmap")
 """How per-example clipping is computed (see the module docstring); all give the same sum."""
 
-DEFAULT_CHUNK_SIZES: dict[str, int] = {"vmap": 256, "ghost": 4096}
-"""Examples per pass when ``chunk_size`` is not given, by method.
+DEFAULT_CHUNK_SIZES: dict[str, int] = {"vmap": 256, "ghost": 2560}
+"""Most examples per pass when ``chunk_size`` is not given, by method; a batch runs in equal passes.
 
-Measured on the reference CNN (benchmarks/README.md): the vmap path is fastest
-at 256. The ghost path bounds its own temporaries (per-layer slices,
-:mod:`tunedp.optim.ghost_layers`), so its passes only cost the activations of
-the batched forward: one pass of a whole Poisson batch at expected size 2048
-(which often exceeds 2048 by a few rows) avoids a second pass of a handful of
-examples, and with two threads every pass costs hundreds of parallel regions
-(issue 28: 1.4–1.5× non-private with passes of 2048 against 1.8–2.5× with
-passes of 512, two threads, loaded machine). The price is memory: peak RSS
-at batch 2048 604 MiB against 535 for the non-private step and 455 with passes of 512.
+Measured (benchmarks/README.md): the vmap path is fastest at 256. The ghost
+path bounds its own temporaries (per-layer slices, :mod:`tunedp.optim.ghost_layers`),
+so a pass costs the activations of the batched forward, and every pass costs
+hundreds of operations (with two threads, as many parallel regions): one pass
+for a whole Poisson batch of expected size 2048 (2560 is 10 standard
+deviations above it) was 1.4–1.5× non-private against 1.8–2.5× with passes of
+512 (issue 28, two threads, loaded machine). Not more: an activation above
+32 MiB (ScatterNet features, 15.9 kB per example, past ~2100 rows) is a fresh
+``mmap`` faulted in at every pass even under ``keep_freed_memory()``; passes
+of 4096 made the ScatterNet linear step at batch 8192 1.8× slower than passes
+of 2048. Peak RSS at batch 2048 on the reference CNN: 604 MiB, against 535
+for the non-private step and 455 with passes of 512.
 """
 
 PerExampleHook = Callable[[list[Tensor]], list[Tensor]]

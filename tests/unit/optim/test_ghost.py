@@ -345,7 +345,7 @@ def test_bad_clipping_refused(mlp):
 
 
 def test_default_chunk_size_follows_the_method(mlp):
-    assert Privatizer(mlp(), expected_batch_size=1.0).chunk_size() == 4096
+    assert Privatizer(mlp(), expected_batch_size=1.0).chunk_size() == 2560
     assert Privatizer(mlp(), expected_batch_size=1.0).chunk_size(hooked=True) == 256
     assert Privatizer(mlp(), expected_batch_size=1.0, clipping="vmap").chunk_size() == 256
     assert Privatizer(mlp(), expected_batch_size=1.0, chunk_size=7).chunk_size() == 7

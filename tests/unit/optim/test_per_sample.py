@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 import torch
 from torch import nn
@@ -9,6 +11,7 @@ from torch.nn import functional
 
 from tunedp.optim import per_example_gradients
 from tunedp.optim.independence import check_model
+from tunedp.optim.per_sample import _chunks
 
 
 def _loop_gradients(model: nn.Module, inputs: torch.Tensor, targets: torch.Tensor) -> list[torch.Tensor]:
@@ -81,3 +84,13 @@ def test_batchnorm_refused(norm):
 
 def test_groupnorm_accepted():
     check_model(nn.Sequential(nn.Conv2d(1, 4, 3), nn.GroupNorm(2, 4), nn.LayerNorm([4, 6, 6])))
+
+
+@pytest.mark.parametrize(
+    ("size", "chunk", "want"), [(0, 4, []), (5, 5, [5]), (9, 4, [3, 3, 3]), (2049, 2048, [1025, 1024])]
+)
+def test_chunks_are_the_fewest_equal_passes(size, chunk, want):
+    passes = list(_chunks(size, chunk))
+    assert [rows.stop - rows.start for rows in passes] == want
+    assert all(a.stop == b.start for a, b in itertools.pairwise(passes))
+    assert not passes or (passes[0].start, passes[-1].stop) == (0, size)
