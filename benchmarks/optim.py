@@ -8,9 +8,11 @@ at each batch size (256 and 2048 by default), ``torch.set_num_threads(2)``,
 * **Time**: every variant is built in ONE process and they are timed
   interleaved (round after round, a few steps of each in turn), so load from
   other processes on a shared machine hits all of them alike; the medians of
-  all timed steps are compared. The 1-minute load average is printed with
-  every table: above the number of cores, read absolute times as upper
-  bounds and trust the ratios more.
+  all timed steps are compared, and each round's ratio to the non-private
+  step is given as a median and range (the range shows how far the load
+  moved it). The 1-minute load average is printed with every table: above
+  the number of cores, read absolute times as upper bounds and trust the
+  ratios more.
 * **Memory**: each variant then runs alone in a fresh subprocess, which reports
   its peak RSS and the growth of RSS during the steps.
 * ``--trial``: the training loop of one Fashion-MNIST trial of the shipped
@@ -191,6 +193,19 @@ def time_interleaved(
     return times, cpu
 
 
+def _round_ratios(seconds: list[float], baseline: list[float], block: int) -> list[float]:
+    """Per interleaved round: this variant's median step over the non-private one's in the same round.
+
+    On a shared machine the load changes from round to round; a ratio taken
+    within one round compares steps that ran seconds apart, and the spread of
+    these ratios shows how far the load moved the overall one.
+    """
+    return [
+        statistics.median(seconds[start : start + block]) / statistics.median(baseline[start : start + block])
+        for start in range(0, len(seconds), block)
+    ]
+
+
 def _status_mib(field: str) -> float:
     """A ``/proc/self/status`` memory field (VmRSS, VmHWM) in MiB (Linux)."""
     with open("/proc/self/status") as status:
@@ -229,7 +244,7 @@ def measure_memory(variant: str, *, batch_size: int, steps: int) -> dict[str, fl
 def time_trial(*, steps: int, block: int, threads: int) -> None:
     """Fashion-MNIST, shipped search space: vmap vs ghost on real Poisson batches, extrapolated to 20 epochs."""
     from tunedp.optim import make_generator, make_private
-    from tunedp.optim.poisson import poisson_indices
+    from tunedp.optim.poisson import PoissonSampler
     from tunedp.workloads import resolve_workload
     from tunedp.workloads.metrics import cross_entropy_per_example
 
@@ -253,7 +268,8 @@ def time_trial(*, steps: int, block: int, threads: int) -> None:
             generator=make_generator(seed=1, device=DEVICE),
             clipping=clipping,
         )
-        samplers[clipping] = torch.Generator().manual_seed(2)
+        sampling = torch.Generator().manual_seed(2)
+        samplers[clipping] = PoissonSampler([inputs, targets], sampling_rate=rate, generator=sampling)
     times: dict[str, list[float]] = {clipping: [] for clipping in trainers}
     cpu: dict[str, list[float]] = {clipping: [] for clipping in trainers}
     load_before = _load()
@@ -261,8 +277,7 @@ def time_trial(*, steps: int, block: int, threads: int) -> None:
         for clipping, trainer in trainers.items():
             for _ in range(block):
                 start, start_cpu = time.perf_counter(), time.process_time()
-                rows = poisson_indices(size, rate, generator=samplers[clipping]).to(DEVICE)
-                trainer.step(inputs.index_select(0, rows), targets.index_select(0, rows), cross_entropy_per_example)
+                trainer.step(*samplers[clipping].draw(), cross_entropy_per_example)  # as the trial loop gathers
                 if DEVICE.type == "cuda":
                     torch.cuda.synchronize(DEVICE)
                 if index > 0:  # the first turn is warm-up
@@ -367,17 +382,19 @@ def main() -> None:
         cpu_base = cpu_medians["nonprivate"]
         cpu_opacus = [cpu_medians[v] for v in OPACUS_VARIANTS if v in cpu_medians]
         print(
-            "| variant | median ms/step | × non-private | best Opacus ÷ this "
-            "| median CPU ms/step | CPU × non-private | best Opacus CPU ÷ this "
+            "| variant | median ms/step | × non-private | × non-private by round: median (range) "
+            "| best Opacus ÷ this | median CPU ms/step | CPU × non-private | best Opacus CPU ÷ this "
             "| peak RSS in steps MiB | RSS growth in steps MiB |"
         )
-        print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+        print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
         for variant in variants:
             speedup = f"{min(opacus) / medians[variant]:.2f}" if opacus else "n/a"
             cpu_speedup = f"{min(cpu_opacus) / cpu_medians[variant]:.2f}" if cpu_opacus else "n/a"
             rss = memory.get(variant, {})
+            rounds = _round_ratios(times[variant], times["nonprivate"], args.block)
             print(
-                f"| {variant} | {medians[variant]:.1f} | {medians[variant] / base:.2f} | {speedup} "
+                f"| {variant} | {medians[variant]:.1f} | {medians[variant] / base:.2f} "
+                f"| {statistics.median(rounds):.2f} ({min(rounds):.2f}–{max(rounds):.2f}) | {speedup} "
                 f"| {cpu_medians[variant]:.1f} | {cpu_medians[variant] / cpu_base:.2f} | {cpu_speedup} "
                 f"| {rss.get('peak_rss_mib', float('nan')):.0f} | {rss.get('step_rss_mib', float('nan')):.0f} |"
             )
