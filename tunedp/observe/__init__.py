@@ -14,7 +14,9 @@ display), :mod:`~tunedp.observe.lines` (plain progress lines for logs), MLflow
 and :mod:`~tunedp.observe.budget_page` (the ledger as a page).
 
 May import: ``tunedp.release``, ``tunedp.planning``, ``tunedp.config``, ``tunedp.accounting``,
-``tunedp.ledger``, ``tunedp.errors``; never ``tunedp.run`` (the driver calls observers, not the reverse).
+``tunedp.ledger``, ``tunedp.errors`` and the execution layer's process helpers (the dashboard's
+``tunedp.run.interrupts``); never the driver (it calls observers, not the reverse) nor a search mode
+(docs/architecture.md §2).
 Only the ``mlflow_*`` modules load MLflow (``mlflow_store`` and ``mlflow_times`` none).
 ``ConsoleProgress``, ``MlflowTracker`` and ``SearchObserver`` are re-exported
 here, lazily: ``import tunedp.observe`` loads neither MLflow nor rich.
