@@ -12,35 +12,35 @@ A run that raises is not cached: every test that needs it fails on its own.
 
 from __future__ import annotations
 
-import contextlib
-import io
-import logging
 import os
 import subprocess
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar, cast
 
-import numpy as np
 import pytest
 import yaml
-from rich.console import Console
 
-import tunedp
 import tunedp.run.driver as driver_module
-from tunedp.accounting.search_event import SearchShape, draw_trial_count
 from tunedp.config import SearchConfig
 from tunedp.ledger.binding import create_ledger
-from tunedp.ledger.sqlite import Charge, PrivacyLedger
-from tunedp.observe.console import ConsoleProgress
-from tunedp.observe.protocol import SearchObserver, SearchOutcome
+from tunedp.ledger.sqlite import PrivacyLedger
 from tunedp.planning import plan_search
-from tunedp.planning.single_stage import SearchPlan
-from tunedp.planning.staged import StagedPlan
-from tunedp.release.records import TrialRecord
 from tunedp.run.options import RunOptions
+from tunedp.testing.modes import ContractRun, Recorder, contract_search
+
+__all__ = [
+    "CLI_BEST_OPTIONS",
+    "ContractRun",
+    "Recorder",
+    "charged_without_preflight",
+    "cli_search",
+    "contract_run",
+    "once",
+    "shared_run",
+]
 
 T = TypeVar("T")
 _RUNS: dict[str, Any] = {}
@@ -62,120 +62,15 @@ def once(key: str, run: Callable[[], T]) -> T:
 # ---------------------------------------------------------------------------- the search-mode contract's runs
 
 
-@dataclass
-class Recorder(SearchObserver):
-    """Keeps every call it receives, in order."""
-
-    calls: list[tuple[str, Any]] = field(default_factory=list)
-
-    def on_charged(self, plan: SearchPlan, charge: Charge, ledger: PrivacyLedger) -> None:
-        self.calls.append(("charged", charge))
-
-    def on_trial_done(self, record: TrialRecord, done: int, planned: int) -> None:
-        self.calls.append(("trial", (record, done, planned)))
-
-    def on_finished(self, outcome: SearchOutcome) -> None:
-        self.calls.append(("finished", outcome))
-
-
-class _Lines(logging.Handler):
-    """The messages logged to exactly the ``tunedp.progress`` logger (not its children)."""
-
-    def __init__(self) -> None:
-        super().__init__(logging.INFO)
-        self.messages: list[str] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        if record.name == "tunedp.progress":
-            self.messages.append(record.getMessage())
-
-
-@dataclass(frozen=True)
-class ContractRun:
-    """One search through the Python API with every channel out of it recorded."""
-
-    config: SearchConfig
-    plan: SearchPlan
-    seed: int
-    ledger_path: Path
-    outcome: SearchOutcome
-    #: Every list of trial records the driver selected from (a spy on ``select_best``).
-    selected: list[list[TrialRecord]]
-    recorder: Recorder
-    #: What a ConsoleProgress observer printed.
-    console: str
-    #: Everything else written to sys.stdout and sys.stderr during the search (by Ray, Tune, a logger).
-    printed: str
-    #: The lines given to ``progress=``, and what the ``tunedp.progress`` logger logged meanwhile.
-    progress: list[str]
-    logged: list[str]
-
-
-def selection_shape(plan: SearchPlan) -> SearchShape:
-    """The shape K is drawn from: the search's own, or a staged search's stage-1 search."""
-    return plan.selection_shape if isinstance(plan, StagedPlan) else plan.shape
-
-
-def seed_with_at_least(config: SearchConfig, low: int) -> int:
-    """The first seed whose secret draw of K (the driver draws it first from the seed) is at least ``low``."""
-    shape = selection_shape(plan_search(config))
-    return next(s for s in range(1000) if draw_trial_count(shape, np.random.default_rng(s)) >= low)
-
-
 def contract_run(config: SearchConfig, tmp_path_factory: pytest.TempPathFactory) -> ContractRun:
-    """``config`` searched once per process with a seed that draws K ≥ 2, on a fresh ε = 100 ledger.
+    """``config`` searched once per process as the search-mode contract searches it (:func:`contract_search`).
 
-    The search goes through ``tunedp.search``, the package's entry point (the driver's function).
+    A seed that draws K ≥ 2, a fresh ε = 100 ledger, through ``tunedp.search``
+    (the package's entry point), every channel out of it recorded.
     """
-
-    def run() -> ContractRun:
-        folder = tmp_path_factory.mktemp("contract")
-        seed = seed_with_at_least(config, 2)
-        ledger_path = folder / "digits.sqlite"
-        create_ledger(ledger_path, dataset="digits", epsilon=100.0, delta=1e-5)
-        selected: list[list[TrialRecord]] = []
-        original = driver_module.select_best
-        recorder, text, printed, progress, logged = Recorder(), io.StringIO(), io.StringIO(), [], _Lines()
-        console = ConsoleProgress(Console(file=text, width=200, force_terminal=False))
-        logger = logging.getLogger("tunedp.progress")
-        level = logger.level
-        logger.addHandler(logged)
-        logger.setLevel(logging.INFO)
-        try:
-            with (
-                pytest.MonkeyPatch.context() as patch,
-                contextlib.redirect_stdout(printed),
-                contextlib.redirect_stderr(printed),
-            ):
-                patch.setattr(
-                    driver_module, "select_best", lambda records: selected.append(list(records)) or original(records)
-                )
-                outcome = tunedp.search(
-                    config,
-                    ledger_path=ledger_path,
-                    seed=seed,
-                    output_dir=folder / "out",
-                    observers=[recorder, console],
-                    progress=progress.append,
-                )
-        finally:
-            logger.removeHandler(logged)
-            logger.setLevel(level)
-        return ContractRun(
-            config=config,
-            plan=plan_search(config),
-            seed=seed,
-            ledger_path=ledger_path,
-            outcome=outcome,
-            selected=selected,
-            recorder=recorder,
-            console=text.getvalue(),
-            printed=printed.getvalue(),
-            progress=progress,
-            logged=logged.messages,
-        )
-
-    return once(f"contract:{config.model_dump_json()}", run)
+    return once(
+        f"contract:{config.model_dump_json()}", lambda: contract_search(config, tmp_path_factory.mktemp("contract"))
+    )
 
 
 # ---------------------------------------------------------------------------- other shared runs

@@ -1,4 +1,4 @@
-"""The search-mode contract: every mode (and every mode added later) must pass these.
+"""The search-mode contract (:class:`tunedp.testing.SearchModeContract`), passed by every mode: one class each.
 
 For each mode, on the real digits workload with a real Ray and sqlite ledger:
 the charged event is the plan's event; the number of trials is the one the
@@ -8,6 +8,7 @@ allows — under ``release: best`` one released trial and no per-trial
 callback, otherwise every trial once, counted 1..K. Staged modes
 (``two_stage``, ``public_proxy``) draw K for their stage-1 search and release
 only their final run: nothing of a stage-1 trial reaches the output folder.
+A new mode is one module in ``tunedp/modes`` and one class here.
 
 Each mode's search runs once per worker (:func:`shared_runs.contract_run`);
 tests elsewhere that assert other things about the same search (release:
@@ -19,11 +20,9 @@ variant's released model) read that run instead of repeating it.
 from __future__ import annotations
 
 import io
-import json
 import logging
 from pathlib import Path
 
-import numpy as np
 import pytest
 from rich.console import Console
 from search_helpers import (
@@ -36,108 +35,86 @@ from search_helpers import (
     two_stage,
     with_searched_variants,
 )
-from shared_runs import Recorder, contract_run, selection_shape, shared_run
+from shared_runs import ContractRun, Recorder, contract_run, shared_run
 
-from tunedp.accounting.search_event import draw_trial_count
-from tunedp.accounting.serialization import event_to_json
-from tunedp.accounting.staged_event import transfer_point
 from tunedp.ledger.sqlite import Charge, PrivacyLedger
 from tunedp.observe.console import ConsoleProgress
 from tunedp.observe.protocol import SearchObserver, SearchOutcome, notify
 from tunedp.planning import plan_search
 from tunedp.planning.single_stage import SearchPlan
-from tunedp.planning.staged import StagedPlan
-from tunedp.release.disclosure import disclosure_for
-from tunedp.release.records import TrialRecord
-from tunedp.release.selection import select_best
-
-MODES = {
-    "random/best": lambda: random_best(expected_trials=3.0),
-    "random/all": lambda: random_all(expected_trials=2.0, max_trials=3),
-    "adaptive": lambda: adaptive(max_trials=3, evaluations=2),
-    "grid": lambda: grid(momenta=[0.5, 0.9]),
-    # The model variant searched like a hyperparameter: one momentum × two variants = two trials.
-    "grid/model": lambda: with_searched_variants(grid(momenta=[0.9]), ["mlp", "cnn"]),
-    "two_stage": lambda: two_stage(),
-    # Horizon transfer here (linear radius in two_stage): the contract checks the factor either way.
-    # Its final run releases no score, so it trains on the validation rows too.
-    "public_proxy": lambda: public_proxy(transfer="horizon", train_on_validation=True),
-    # Adaptive proposals, K drawn as in random/best and kept secret: released as release: best.
-    "hypo": lambda: hypo(expected_trials=3.0),
-}
+from tunedp.testing import SearchModeContract
 
 
-#: Modes whose run tests in other modules assert on too (see shared_runs): one run serves them all.
-SHARED = {"random/best", "random/all", "adaptive", "grid/model"}
+class _Shared(SearchModeContract):
+    """The contract, reading the run other tests share (one search per worker, whichever asks first)."""
+
+    @classmethod
+    def run_search(cls, tmp_path_factory: pytest.TempPathFactory) -> ContractRun:
+        return contract_run(cls.config, tmp_path_factory)
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize(
-    "mode", [pytest.param(mode, marks=shared_run(mode)) if mode in SHARED else mode for mode in sorted(MODES)]
-)
-def test_search_mode_contract(mode: str, ray_session: str, tmp_path_factory: pytest.TempPathFactory) -> None:
-    run = contract_run(MODES[mode](), tmp_path_factory)
-    plan, seed, ledger_path, outcome, recorder = run.plan, run.seed, run.ledger_path, run.outcome, run.recorder
-
-    # 1. The charge is the plan's event, stored and recomposed.
-    (charge,) = PrivacyLedger.open(ledger_path).charges()
-    assert event_to_json(charge.event) == event_to_json(plan.event)
-    assert charge.epsilon == pytest.approx(plan.search_epsilon, rel=1e-12)
-
-    # 2. K is what the charge assumed.
-    records = run.selected[-1]
-    shape = selection_shape(plan)
-    expected = draw_trial_count(shape, np.random.default_rng(seed))
-    assert len(records) == expected
-    if shape.max_trials is not None:
-        assert len(records) <= shape.max_trials
-
-    # 3. Observers see exactly what the disclosure rule allows.
-    rule = disclosure_for(plan.shape.mode, plan.shape.release)
-    kinds = [kind for kind, _ in recorder.calls]
-    assert kinds[0] == "charged" and kinds[-1] == "finished"
-    trial_calls = [payload for kind, payload in recorder.calls if kind == "trial"]
-    assert outcome.best is not None
-    if rule.releases_all:
-        assert [done for _, done, _ in trial_calls] == list(range(1, len(records) + 1))
-        assert {planned for _, _, planned in trial_calls} == {len(records)}
-        assert len(outcome.disclosed_trials) == len(records)
-        assert outcome.report.trials is not None and len(outcome.report.trials) == len(records)
-    else:
-        assert trial_calls == []
-        assert outcome.disclosed_trials == (outcome.best,)
-        assert outcome.report.trials is None and "trial_count" not in outcome.report.to_json()
-        shown = run.console
-        for record in records:
-            if record.point != outcome.best.point:
-                assert f"{record.final_score:.4f}" not in shown or record.final_score == outcome.best.final_score
-    if isinstance(plan, StagedPlan):
-        _assert_nothing_of_stage1_leaves(records, outcome, shown=run.console)
-        # 4. The final run trained at the selected point with its learning rate times the plan's factor.
-        chosen = select_best(records)
-        assert chosen is not None and plan.transfer_factor != 1.0
-        assert outcome.best.point == pytest.approx(transfer_point(chosen.point, plan.transfer_factor), rel=1e-12)
-        # 5. The charged run sampled from the rows it trained on (and stage 1 never from validation).
-        sizes = plan.sizes
-        on_validation = plan.config.training.train_on_validation
-        assert plan.trial.dataset_size == sizes.train + (sizes.validation if on_validation else 0)
-        assert not plan.stage1.config.training.train_on_validation
+@shared_run("random/best")
+class TestRandomBestMode(_Shared):
+    config = random_best(expected_trials=3.0)
 
 
-def _assert_nothing_of_stage1_leaves(stage1: list[TrialRecord], outcome: SearchOutcome, *, shown: str) -> None:
-    """The output folder and the console hold the final run only: no stage-1 point, score or count."""
-    assert outcome.best is not None and outcome.best.released_scores == ()  # final_score: none
-    written = "\n".join(p.read_text(errors="replace") for p in outcome.output_dir.rglob("*") if p.suffix != ".pt")
-    document = outcome.report.to_json()
-    assert document["best"]["final_score"] is None and "trial_count" not in document
-    assert sorted(p.name for p in outcome.output_dir.iterdir()) == ["best_model.pt", "report.json", "report.txt"]
-    for record in stage1:
-        for value in [*record.point.values(), *record.released_scores]:
-            if value in outcome.best.point.values():  # a fixed coordinate (momentum) the final run shares
-                continue
-            # Full precision in the files (4-digit forms could occur inside other figures by chance).
-            assert repr(value) not in written and json.dumps(value) not in written, record
-            assert f"{value:.4f}" not in shown, record
+@pytest.mark.slow
+@shared_run("random/all")
+class TestRandomAllMode(_Shared):
+    config = random_all(expected_trials=2.0, max_trials=3)
+
+
+@pytest.mark.slow
+@shared_run("adaptive")
+class TestAdaptiveMode(_Shared):
+    config = adaptive(max_trials=3, evaluations=2)
+
+
+@pytest.mark.slow
+@shared_run("grid")
+class TestGridMode(_Shared):
+    config = grid(momenta=[0.5, 0.9])
+
+
+@pytest.mark.slow
+@shared_run("grid/model")
+class TestGridModelMode(_Shared):
+    """The model variant searched like a hyperparameter: one momentum × two variants = two trials."""
+
+    config = with_searched_variants(grid(momenta=[0.9]), ["mlp", "cnn"])
+
+
+@pytest.mark.slow
+@shared_run("hypo")
+class TestHypoMode(_Shared):
+    """Adaptive proposals, K drawn as in random/best and kept secret: released as release: best."""
+
+    config = hypo(expected_trials=3.0)
+
+
+@pytest.mark.slow
+@shared_run("two_stage")
+class TestTwoStageMode(_Shared):
+    config = two_stage()
+
+
+@pytest.mark.slow
+@shared_run("public_proxy")
+class TestPublicProxyMode(_Shared):
+    """Horizon transfer here (linear radius in two_stage): the contract checks the factor either way.
+
+    Its final run releases no score, so it trains on the validation rows too.
+    """
+
+    config = public_proxy(transfer="horizon", train_on_validation=True)
+
+
+def test_every_registered_mode_has_a_contract_class_here() -> None:
+    from tunedp.modes import registered_modes
+
+    tested = {cls.config.search.mode for cls in _Shared.__subclasses__()}
+    assert tested == set(registered_modes())
 
 
 # ---------------------------------------------------------------------------- the observer contract
