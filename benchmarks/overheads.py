@@ -12,7 +12,7 @@ the CLI, exactly as a user runs it, with 1 and with 4 grid points:
 so trial overhead = (T(4) − T(1)) / 3 and search overhead = T(1) − trial
 overhead. Each workload is measured ``--repeats`` times; the medians go to
 ``benchmarks/results/overheads.json`` and the constants in
-``tunedp/run/preflight.py`` (SEARCH_OVERHEAD_S, TRIAL_OVERHEAD_S) are set from
+``tunedp/run/preflight/estimate.py`` (SEARCH_OVERHEAD_S, TRIAL_OVERHEAD_S) are set from
 the largest workload's figures, rounded up.
 
 Usage::

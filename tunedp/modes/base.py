@@ -45,7 +45,16 @@ from tunedp.workloads import DatasetSizes
 if TYPE_CHECKING:
     from tunedp.run.resume import ResumeState
 
-__all__ = ["SearchMode", "SingleStageMode", "StagedMode", "register", "registered_modes", "search_mode"]
+__all__ = [
+    "SearchMode",
+    "SingleStageMode",
+    "StagedMode",
+    "register",
+    "registered_modes",
+    "search_mode",
+    "single_stage_mode",
+    "tune_domain",
+]
 
 #: The ``search:`` section's model of a mode (``RandomSearch``, ``TwoStageSearch``, …).
 S = TypeVar("S", bound=BaseModel)
