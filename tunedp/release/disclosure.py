@@ -99,7 +99,12 @@ class Disclosure:
 
 
 def disclosure_for(mode: str, release: str) -> Disclosure:
-    """The rule for a search charged as ``mode``/``release`` (see module docstring)."""
+    """The rule for a search charged as ``mode``/``release`` (see module docstring).
+
+    Each search mode states its own rule (:meth:`tunedp.modes.SearchMode.disclosure`,
+    what the driver applies); observers ask this function with the plan's
+    shape, and :class:`tunedp.testing.SearchModeContract` checks that both agree.
+    """
     # random/best, and the staged modes (two_stage, public_proxy: one final run
     # released, stage 1 never), are all charged with K unseen.
     if release == "best":
