@@ -1,9 +1,11 @@
 """The layering of docs/architecture.md (§2), asserted: which heavy libraries each layer loads, and no import cycles.
 
 Each import runs in a clean subprocess, so what one test imported cannot
-hide what another loads. Only the Ray backend may load Ray/Tune/Optuna; the
-command line and ``tunedp report`` load neither Ray nor torch; the
-accounting knows nothing of torch.
+hide what another loads. Only the Ray backend (and the search modes' Tune hooks,
+inside functions) may load Ray/Tune/Optuna, only four observe modules MLflow;
+the command line and ``tunedp report`` load neither Ray nor torch; the
+accounting knows nothing of torch. The directions between packages are
+``tests/unit/test_import_directions.py``.
 """
 
 from __future__ import annotations
@@ -174,15 +176,20 @@ def test_only_the_backend_and_the_modes_tune_hooks_import_ray_tune_or_optuna() -
         assert not {name for name in at_top if name.split(".")[0] in heavy}, f"{path.name} imports Ray at the top"
 
 
-def test_tunedp_never_imports_trials() -> None:
-    """``trials/`` re-exports tunedp's built-ins; tunedp resolves workloads only through its registry."""
+def test_only_the_four_mlflow_modules_import_mlflow() -> None:
+    """The store location, the published times and the dashboard server stay MLflow-free (``tunedp ui`` too)."""
     importers = {
-        path.relative_to(REPO).as_posix()
+        path.relative_to(PACKAGE).as_posix()
         for path in PACKAGE.rglob("*.py")
         for name in _imported_names(path)
-        if name.split(".")[0] == "trials"
+        if name.split(".")[0] == "mlflow"
     }
-    assert importers == set()
+    assert importers == {
+        "observe/mlflow_records.py",
+        "observe/mlflow_model.py",
+        "observe/mlflow_registry.py",
+        "observe/mlflow_tracker.py",
+    }
 
 
 def test_planning_every_builtin_loads_no_torch() -> None:
