@@ -52,14 +52,15 @@ Measured (benchmarks/README.md): the vmap path is fastest at 256. The ghost
 path bounds its own temporaries (per-layer slices, :mod:`tunedp.optim.ghost_layers`),
 so a pass costs the activations of the batched forward, and every pass costs
 hundreds of operations (with two threads, as many parallel regions): one pass
-for a whole Poisson batch of expected size 2048 (2560 is 10 standard
-deviations above it) was 1.4–1.5× non-private against 1.8–2.5× with passes of
+for a whole Poisson batch of expected size 2048 (2560 is more than 10 standard
+deviations above it) was 0.9–1.5× non-private against 1.7–2.5× with passes of
 512 (issue 28, two threads, loaded machine). Not more: an activation above
 32 MiB (ScatterNet features, 15.9 kB per example, past ~2100 rows) is a fresh
 ``mmap`` faulted in at every pass even under ``keep_freed_memory()``; passes
 of 4096 made the ScatterNet linear step at batch 8192 1.8× slower than passes
-of 2048. Peak RSS at batch 2048 on the reference CNN: 604 MiB, against 535
-for the non-private step and 455 with passes of 512.
+of 2048. The price is memory: peak RSS at batch 2048 on the reference CNN is
+606 MiB, against 488 for the non-private step, 515 for the vmap path and 455
+with passes of 512 (``chunk_size=512`` where memory matters more).
 """
 
 PerExampleHook = Callable[[list[Tensor]], list[Tensor]]
