@@ -31,16 +31,33 @@ def _check_rate(sampling_rate: float) -> None:
         raise ValueError(f"Expected sampling_rate={sampling_rate!r} in (0, 1]")
 
 
+#: torch.rand's float32 draws are multiples of this (24 random bits): P(draw < t) = t for t on the grid.
+DRAW_RESOLUTION = 2.0**-24
+
+
+def inclusion_threshold(sampling_rate: float) -> float:
+    """The largest multiple of :data:`DRAW_RESOLUTION` not above ``sampling_rate``: the rate rows are drawn at.
+
+    It is exact in float32 (k·2⁻²⁴ with k ≤ 2²⁴), so the comparison in
+    :func:`poisson_indices` loses nothing to rounding; a rate of 1 stays 1.
+    """
+    return math.floor(sampling_rate / DRAW_RESOLUTION) * DRAW_RESOLUTION
+
+
 def poisson_indices(dataset_size: int, sampling_rate: float, *, generator: torch.Generator) -> Tensor:
     """Sorted int64 indices of one Poisson batch: each of ``dataset_size`` examples in w.p. q.
 
     Row i is in when its own uniform draw (float32, a multiple of 2⁻²⁴) is
-    below q, independently of every other row.
+    below :func:`inclusion_threshold` — q rounded *down* to that grid — so a
+    row is drawn with probability exactly that threshold, never above the q
+    the accountant charged for (ε grows with q). Compared with q itself, the
+    float32 draw would include a row with probability up to 2⁻²⁴ above q.
     """
     _check_rate(sampling_rate)
     if dataset_size < 0:
         raise ValueError(f"Expected dataset_size={dataset_size} >= 0")
-    included = torch.rand(dataset_size, generator=generator, device=generator.device) < sampling_rate
+    draws = torch.rand(dataset_size, generator=generator, device=generator.device)
+    included = draws < inclusion_threshold(sampling_rate)
     return included.nonzero().flatten()
 
 

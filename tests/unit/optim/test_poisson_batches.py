@@ -5,7 +5,13 @@ from __future__ import annotations
 import pytest
 import torch
 
-from tunedp.optim.poisson import PoissonSampler, poisson_batches, poisson_indices
+from tunedp.optim.poisson import (
+    DRAW_RESOLUTION,
+    PoissonSampler,
+    inclusion_threshold,
+    poisson_batches,
+    poisson_indices,
+)
 
 
 def test_mean_batch_size_is_qn_and_sizes_vary():
@@ -142,3 +148,22 @@ def test_sampler_distribution_is_independent_bernoulli_per_row():
     for joint, trials in ((pairs, pairs.numel()), (consecutive, consecutive.numel())):
         expected = trials * rate**2
         assert abs(float(joint.sum()) - expected) < 5 * (expected * (1 - rate**2)) ** 0.5
+
+
+@pytest.mark.parametrize("q", [0.1489, 2048 / 55000, 1 / 3, 0.5, 1.0, 1e-9])
+def test_rows_are_never_drawn_above_the_charged_rate(q: float) -> None:
+    """The inclusion probability is the threshold (a float32-exact multiple of 2⁻²⁴), at most q, within 2⁻²⁴."""
+    threshold = inclusion_threshold(q)
+    assert threshold <= q < threshold + DRAW_RESOLUTION
+    assert float(torch.tensor(threshold, dtype=torch.float32)) == threshold  # compared without rounding
+    # Every float32 draw on the grid just below and at the threshold lands on the right side of it.
+    k = round(threshold / DRAW_RESOLUTION)
+    grid = torch.tensor([max(k - 1, 0), k], dtype=torch.float32) * DRAW_RESOLUTION
+    assert (grid < threshold).tolist() == ([k > 0, False])
+
+
+def test_torch_draws_lie_on_the_2_pow_minus_24_grid() -> None:
+    """The fact the threshold rests on: float32 uniforms are k·2⁻²⁴ (so P(draw < t) = t for t on the grid)."""
+    draws = torch.rand(100_000, generator=torch.Generator().manual_seed(3)).double()
+    scaled = draws / DRAW_RESOLUTION
+    assert torch.equal(scaled, scaled.round()) and float(draws.min()) >= 0 and float(draws.max()) < 1
