@@ -58,7 +58,9 @@ def test_the_wheel_installs_into_a_fresh_venv_and_plans_and_searches_outside_the
     (torch_requirement,) = [line for line in metadata.splitlines() if line.startswith("Requires-Dist: torch")]
     assert ">=" in torch_requirement and "<" in torch_requirement and "==" not in torch_requirement  # a range
     entry_points = zipfile.ZipFile(wheel).read(next(n for n in names if n.endswith("entry_points.txt"))).decode()
-    assert "[tunedp.workloads]" in entry_points and "digits = tunedp.workloads.digits:WORKLOAD" in entry_points
+    # The built-ins are listed once, in the registry: the wheel registers only the console script
+    # (the installed search below still resolves `workload: digits`, and the example's entry point).
+    assert "[tunedp.workloads]" not in entry_points and "tunedp = tunedp.cli:main" in entry_points
 
     env_dir = tmp_path / "venv"
     venv.create(env_dir)  # no pip of its own: the project venv's pip installs into it (--python)
