@@ -36,9 +36,10 @@ data:
 test: install
 	$(PY) -m pytest -q -n 2 --dist loadgroup
 
-# The unit tier alone (tests/unit: in-process, no server, no subprocess): under a minute.
+# The unit tier alone (tests/unit: in-process, no server, no subprocess); worksteal balances its few long
+# property tests across the two workers.
 test-fast: install
-	$(PY) -m pytest -q -n 2 tests/unit
+	$(PY) -m pytest -q -n 2 --dist worksteal tests/unit
 
 lint: install
 	$(VENV)/bin/ruff check tunedp tests benchmarks

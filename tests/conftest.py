@@ -23,8 +23,9 @@ os.environ["TUNEDP_HOME"] = tempfile.mkdtemp(prefix="tunedp-test-home-")
 os.environ.pop("TUNEDP_LEDGER_DIR", None)
 logging.getLogger("absl").setLevel(logging.ERROR)
 
-# The PostgreSQL fixtures (the shared server's team ledger, a throwaway server of our own).
-pytest_plugins = ["postgres_fixtures"]
+# The PostgreSQL fixtures (a team ledger per run, a throwaway server) and the small models and batches
+# of the optimizer tests (unit and integration tiers alike).
+pytest_plugins = ["postgres_fixtures", "optim_fixtures"]
 
 
 #: The tier of each top folder (docs/architecture.md §7): ``make test-fast`` runs ``-m unit``.
