@@ -27,6 +27,7 @@ import tunedp.run.driver as driver_module
 from tunedp.config import SearchConfig
 from tunedp.ledger.binding import create_ledger
 from tunedp.ledger.sqlite import PrivacyLedger
+from tunedp.observe.protocol import SearchOutcome
 from tunedp.planning import plan_search
 from tunedp.run.options import RunOptions
 from tunedp.testing.modes import ContractRun, Recorder, contract_search
@@ -35,6 +36,7 @@ __all__ = [
     "CLI_BEST_OPTIONS",
     "ContractRun",
     "Recorder",
+    "charge_past_preflight",
     "charged_without_preflight",
     "cli_search",
     "contract_run",
@@ -85,6 +87,16 @@ class ChargedRun:
     output: Path
 
 
+def charge_past_preflight(config: SearchConfig, ledger_path: Path, output: Path) -> SearchOutcome:
+    """Charge ``config`` to the ledger at ``ledger_path`` and run it with seed 1, skipping the pre-flight.
+
+    For configs the pre-flight would refuse (momentum 1.5): a failure only a trial sees.
+    """
+    return driver_module.charge_and_run(
+        plan_search(config), ledger=PrivacyLedger.open(ledger_path), options=RunOptions(seed=1, output_dir=output)
+    )
+
+
 def charged_without_preflight(config: SearchConfig, tmp_path_factory: pytest.TempPathFactory) -> ChargedRun:
     """``config`` charged and run once per process with seed 1, skipping the pre-flight: a failure only a trial sees."""
 
@@ -93,9 +105,7 @@ def charged_without_preflight(config: SearchConfig, tmp_path_factory: pytest.Tem
         ledger_path = folder / "digits.sqlite"
         create_ledger(ledger_path, dataset="digits", epsilon=100.0, delta=1e-5)
         output = folder / "out"
-        outcome = driver_module.charge_and_run(
-            plan_search(config), ledger=PrivacyLedger.open(ledger_path), options=RunOptions(seed=1, output_dir=output)
-        )
+        outcome = charge_past_preflight(config, ledger_path, output)
         return ChargedRun(outcome=outcome, ledger_path=ledger_path, output=output)
 
     return once(f"charged:{config.model_dump_json()}", run)

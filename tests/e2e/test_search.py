@@ -26,11 +26,10 @@ import pytest
 import yaml
 from ray_nodes import stop_node, wait_for_alive_nodes, wait_for_port
 from search_helpers import REPO, adaptive, grid, random_all, random_best
-from shared_runs import CLI_BEST_OPTIONS, cli_search, contract_run, shared_run
+from shared_runs import CLI_BEST_OPTIONS, charge_past_preflight, cli_search, contract_run, shared_run
 from shared_runs import charged_without_preflight as shared_charged_without_preflight
 from workload_fixtures import NODE_COPY_ENV
 
-import tunedp.run.driver as driver_module
 from tunedp.accounting.epsilon import rdp_epsilon
 from tunedp.accounting.search_event import draw_trial_count
 from tunedp.config import SearchConfig
@@ -38,7 +37,6 @@ from tunedp.ledger.binding import create_ledger
 from tunedp.ledger.sqlite import PrivacyLedger
 from tunedp.planning import plan_search
 from tunedp.run.driver import SearchError
-from tunedp.run.options import RunOptions
 
 pytestmark = pytest.mark.slow
 
@@ -114,13 +112,6 @@ def test_release_all_is_charged_as_composition_and_shows_every_trial(
     assert outcome.best.final_score == max(t["final_score"] for t in report["trials"])
 
 
-def charged_without_preflight(config: SearchConfig, ledger_path: Path, output: Path) -> Any:
-    """Charge and run past the pre-flight, which would refuse these configs: a failure only a trial sees."""
-    return driver_module.charge_and_run(
-        plan_search(config), ledger=PrivacyLedger.open(ledger_path), options=RunOptions(seed=1, output_dir=output)
-    )
-
-
 @shared_run("grid-failing")
 def test_a_failing_trial_is_charged_and_the_grid_goes_on(
     ray_session: str, tmp_path_factory: pytest.TempPathFactory
@@ -141,7 +132,7 @@ def test_a_search_whose_every_trial_fails_exits_with_the_charge_kept(ray_session
     config = grid(momenta=[1.5])
     ledger_path = _ledger(tmp_path)
     with pytest.raises(SearchError, match="every trial failed"):
-        charged_without_preflight(config, ledger_path, tmp_path / "f")
+        charge_past_preflight(config, ledger_path, tmp_path / "f")
     (charge,) = PrivacyLedger.open(ledger_path).charges()
     assert charge.status == "failed"
     assert charge.epsilon == pytest.approx(plan_search(config).search_epsilon, rel=1e-9)

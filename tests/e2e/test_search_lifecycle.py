@@ -17,16 +17,21 @@ from pathlib import Path
 import pytest
 import yaml
 from search_helpers import grid, random_all, random_best, small_config
-from shared_runs import CLI_BEST_OPTIONS, charged_without_preflight, cli_search, contract_run, shared_run
+from shared_runs import (
+    CLI_BEST_OPTIONS,
+    charge_past_preflight,
+    charged_without_preflight,
+    cli_search,
+    contract_run,
+    shared_run,
+)
 
-import tunedp.run.driver as driver_module
 from tunedp.config import SearchConfig
 from tunedp.ledger.binding import create_ledger
 from tunedp.ledger.sqlite import PrivacyLedger
 from tunedp.observe.lines import SILENT_BEST
 from tunedp.planning import plan_search
 from tunedp.run.driver import SearchError
-from tunedp.run.options import RunOptions
 
 pytestmark = pytest.mark.slow
 
@@ -38,13 +43,6 @@ def _ledger(tmp_path: Path, epsilon: float = 100.0) -> Path:
     path = tmp_path / "digits.sqlite"
     create_ledger(path, dataset="digits", epsilon=epsilon, delta=1e-5)
     return path
-
-
-def _past_preflight(config: SearchConfig, ledger_path: Path, output: Path) -> object:
-    """Charge and run without the pre-flight (which refuses momentum 1.5): a failure only a trial sees."""
-    return driver_module.charge_and_run(
-        plan_search(config), ledger=PrivacyLedger.open(ledger_path), options=RunOptions(seed=1, output_dir=output)
-    )
 
 
 @shared_run("grid-failing")
@@ -75,7 +73,7 @@ def test_release_best_says_why_trials_failed_without_which_or_how_many(ray_sessi
         search={"mode": "random", "expected_trials": 3.0, "shape": 1.0, "release": "best"}, space=space
     )
     with pytest.raises(SearchError) as raised:
-        _past_preflight(config, _ledger(tmp_path), tmp_path / "b")
+        charge_past_preflight(config, _ledger(tmp_path), tmp_path / "b")
     assert f"at least one trial failed: {MOMENTUM_ERROR}" in str(raised.value)
     report = json.loads((tmp_path / "b" / "report.json").read_text())
     assert report["failure_reasons"] == [MOMENTUM_ERROR]
