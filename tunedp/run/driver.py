@@ -103,7 +103,7 @@ def search(
         from tunedp.observe.mlflow_tracker import registering  # MLflow loads only for a search that registers
 
         observers = registering(observers, register)  # checks the registry: nothing charged yet
-    options = RunOptions.of(
+    options = RunOptions(
         ray_address=ray_address,
         max_concurrent=max_concurrent,
         seed=seed,
@@ -133,7 +133,7 @@ def run_search(
     charge (:mod:`tunedp.run.preflight`): a mistake there costs nothing. Ray is
     connected before the charge too, and that connection runs the trials.
     """
-    options = RunOptions.of(
+    options = RunOptions(
         ray_address=ray_address,
         max_concurrent=max_concurrent,
         seed=seed,
@@ -359,7 +359,7 @@ def resume_search(
     ledger = _reopen_ledger(state.ledger_path, config.dataset_name)
     charged_search(ledger, plan, state.search_id)  # refuses a plan that differs from what was charged
     search_mode(config).check_resumable(state, output)
-    options = RunOptions.of(
+    options = RunOptions(
         ray_address=ray_address,
         max_concurrent=max_concurrent,
         seed=state.seed,

@@ -31,34 +31,17 @@ class RunOptions:
     #: The output folder (default ``runs/<search id>``).
     output_dir: Path | None = None
     #: Told of the search within the disclosure rule (console, MLflow, …).
-    observers: tuple[SearchObserver, ...] = ()
+    observers: Sequence[SearchObserver] = ()
     #: Lets ``output_dir`` be a non-empty folder.
     force: bool = False
     #: Receives one plain line per event (also logged to ``tunedp.progress``).
     progress: ProgressCallback | None = field(default=None, compare=False)
 
-    @classmethod
-    def of(
-        cls,
-        *,
-        ray_address: str | None = None,
-        max_concurrent: int | None = None,
-        seed: int | None = None,
-        output_dir: Path | None = None,
-        observers: Sequence[SearchObserver] = (),
-        force: bool = False,
-        progress: ProgressCallback | None = None,
-    ) -> RunOptions:
-        """The options from the public functions' keyword arguments (any sequence of observers)."""
-        return cls(
-            ray_address=ray_address,
-            max_concurrent=max_concurrent,
-            seed=seed,
-            output_dir=Path(output_dir) if output_dir is not None else None,
-            observers=tuple(observers),
-            force=force,
-            progress=progress,
-        )
+    def __post_init__(self) -> None:
+        # The public functions take any sequence of observers and a str or Path folder: one frozen shape here.
+        object.__setattr__(self, "observers", tuple(self.observers))
+        if self.output_dir is not None:
+            object.__setattr__(self, "output_dir", Path(self.output_dir))
 
     def listeners(self) -> list[SearchObserver]:
         """Everyone told about the search: the observers, then the plain progress lines."""
