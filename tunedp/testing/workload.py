@@ -114,6 +114,22 @@ class WorkloadContract:
             pytest.skip(f"data not installed here: {error}")
         assert files and all(Path(path).is_file() for path in files), files
 
+    def test_declared_raw_input_is_preprocessed_per_example_into_the_input_shape(self, workload: Workload) -> None:
+        """A declared raw input (``raw_input_shape``/``raw_input_range``/``preprocess``) is what the released
+        model takes: ``preprocess`` must map raw examples to ``input_shape``, finite float32, one example at a
+        time (an example's output does not depend on the batch beside it). Data-free: all-zero, mid-range and
+        top-of-range examples, never a row of the data."""
+        if workload.raw_input_shape is None or workload.raw_input_range is None:
+            return  # the released model takes the network's own input
+        low, high = workload.raw_input_range
+        fills = (0.0 if low <= 0.0 <= high else low, (low + high) / 2, high)
+        alone = [workload.preprocessed(torch.full((1, *workload.raw_input_shape), fill)) for fill in fills]
+        for inputs in alone:
+            assert tuple(inputs.shape) == (1, *workload.input_shape)
+            assert inputs.dtype == torch.float32 and torch.isfinite(inputs).all()
+        together = workload.preprocessed(torch.stack([torch.full(workload.raw_input_shape, f) for f in fills]))
+        torch.testing.assert_close(together, torch.cat(alone), msg="preprocess mixes the examples of a batch")
+
     def test_declared_sizes_and_shapes_are_loaded(self, workload: Workload, splits: Splits) -> None:
         for split_name in SPLITS:
             split = getattr(splits, split_name)

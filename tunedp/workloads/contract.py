@@ -2,10 +2,12 @@
 
 A :class:`Workload` is a *declaration* first: the protected dataset it reads
 (whose ledger a search charges), the split sizes the accounting uses before
-any data is read, the input shape, the model variants, and where each split
-comes from (the protected data, or a separate public source). Building one
-imports nothing heavy — its torch parts (loader, model factory, loss, count)
-are callables or ``"module:attribute"`` strings resolved on first use — so
+any data is read, the input shape, the model variants, where each split
+comes from (the protected data, or a separate public source) and,
+optionally, the raw input a user of the released model holds with the
+per-example preprocessing that turns it into the network's input. Building
+one imports nothing heavy — its torch parts (loader, model factory, loss,
+count, preprocessing) are callables or ``"module:attribute"`` strings resolved on first use — so
 ``tunedp plan`` resolves a workload without loading torch.
 
 Two rules every workload keeps, because the privacy guarantee depends on them:
@@ -14,7 +16,9 @@ Two rules every workload keeps, because the privacy guarantee depends on them:
   :func:`tunedp.workloads.splits.carve`), never of the rows' content, and the
   loaded sizes equal the declared ones (checked on every :meth:`Workload.load`);
 * preprocessing is a fixed function of each row (declared ranges, published
-  vocabularies), never a statistic computed from the protected rows.
+  vocabularies and constants), never a statistic computed from the protected
+  rows; a declared ``preprocess`` is the function the loader applies, not a
+  copy of it, so the released model prepares raw inputs exactly as training did.
 
 Models contain no BatchNorm (it mixes examples, so per-example gradients are
 undefined for it). ``tunedp.testing.WorkloadContract`` checks all of this on
@@ -220,6 +224,26 @@ class Workload:
 
     Only a workload declaring a public source may be a ``public_proxy``'s
     stage 1 or take ``tunedp audit --public``: reading it charges nothing."""
+    raw_input_shape: tuple[int, ...] | None = None
+    """Per-example shape of the raw input a user of the released model holds, or ``None``.
+
+    ``None`` (the default): the released model takes the network's own input
+    (``input_shape``). Declared with ``raw_input_range`` and ``preprocess``
+    (all three or none): the released model takes raw examples of this shape
+    (Fashion-MNIST: 28 × 28 pixels as the IDX files store them) and applies
+    ``preprocess`` itself, so a user needs neither the training's scaling nor
+    its feature transform."""
+    raw_input_range: tuple[float, float] | None = None
+    """The declared ``(low, high)`` of raw values (pixels as stored: 0..255); the released model refuses others."""
+    preprocess: Callable[[torch.Tensor], torch.Tensor] | str | None = None
+    """The per-example map from raw inputs to network inputs: the very function ``loader`` applies, or ``None``.
+
+    Takes a float32 tensor ``(n, *raw_input_shape)`` of values in
+    ``raw_input_range`` and returns float32 ``(n, *input_shape)``, row by
+    row. It must be a fixed function of one example (declared constants,
+    public figures, a fixed transform), never a statistic of the protected
+    rows: the released model ships it, and a neighbouring dataset must get
+    the same map (docs/architecture.md §4.4)."""
 
     def __post_init__(self) -> None:
         if not self.name:
@@ -231,6 +255,23 @@ class Workload:
         for field, value in (("validation_source", self.validation_source), ("test_source", self.test_source)):
             if value not in ("protected", "public"):
                 raise ValueError(f"workload {self.name!r}: {field}={value!r} must be 'protected' or 'public'")
+        self._check_raw_input()
+
+    def _check_raw_input(self) -> None:
+        declared = (self.raw_input_shape, self.raw_input_range, self.preprocess)
+        if all(value is None for value in declared):
+            return
+        if any(value is None for value in declared):
+            raise ValueError(
+                f"workload {self.name!r}: declare raw_input_shape, raw_input_range and preprocess together, or none"
+            )
+        shape, bounds = self.raw_input_shape or (), self.raw_input_range or (0.0, 0.0)
+        if not shape or any(isinstance(d, bool) or not isinstance(d, int) or d < 1 for d in shape):
+            raise ValueError(f"workload {self.name!r}: raw_input_shape={shape!r} must be positive integers")
+        if len(bounds) != 2 or not all(math.isfinite(b) for b in bounds) or not bounds[0] < bounds[1]:
+            raise ValueError(
+                f"workload {self.name!r}: raw_input_range={bounds!r} must be finite (low, high), low < high"
+            )
 
     @property
     def dataset(self) -> str:
@@ -284,6 +325,18 @@ class Workload:
             )
         model: nn.Module = _resolve(self.model_factory, f"workload {self.name!r}: model_factory")(chosen)
         return model
+
+    def preprocessed(self, raw: torch.Tensor) -> torch.Tensor:
+        """The network's inputs for raw examples ``(n, *raw_input_shape)``: the declared ``preprocess``, checked."""
+        if self.preprocess is None:
+            raise ValueError(f"workload {self.name!r} declares no preprocess: its raw input is the network's input")
+        inputs: torch.Tensor = _resolve(self.preprocess, f"workload {self.name!r}: preprocess")(raw)
+        if tuple(inputs.shape) != (raw.shape[0], *self.input_shape):
+            raise ValueError(
+                f"workload {self.name!r}: preprocess turned {tuple(raw.shape)} into {tuple(inputs.shape)}, "
+                f"not (n, *input_shape) with input_shape {self.input_shape}"
+            )
+        return inputs
 
     def per_example_loss(self, outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         """Per-example losses, shape ``(batch,)``: what the private optimizer differentiates and clips."""

@@ -10,11 +10,11 @@ import torch
 from torch import nn
 
 from tunedp.workloads.contract import Split, Splits, require_rows
-from tunedp.workloads.digits import PIXEL_MAX, SPLIT_SEED, WORKLOAD
+from tunedp.workloads.digits import PIXEL_MAX, RAW_SHAPE, SPLIT_SEED, WORKLOAD
 from tunedp.workloads.mlp import TanhMlp
 from tunedp.workloads.splits import carve
 
-__all__ = ["build_model", "load", "scale_pixels", "split_indices"]
+__all__ = ["build_model", "inputs_of_images", "load", "scale_pixels", "split_indices"]
 
 
 class _Cnn(nn.Module):
@@ -58,14 +58,22 @@ def scale_pixels(pixels: torch.Tensor) -> torch.Tensor:
     return pixels.clamp(0.0, PIXEL_MAX).mul(2.0 / PIXEL_MAX).sub(1.0)
 
 
+def inputs_of_images(pixels: torch.Tensor) -> torch.Tensor:
+    """Raw images ``(n, 8, 8)``, values 0..16 → the networks' inputs ``(n, 1, 8, 8)`` in [-1, 1].
+
+    The workload's declared ``preprocess``: the loader and the released model both call it.
+    """
+    return scale_pixels(pixels.to(torch.float32).unsqueeze(1))
+
+
 @lru_cache(maxsize=1)
 def load() -> Splits:
     """Load the bundled digits once per process and carve the fixed three-way split."""
     from sklearn.datasets import load_digits  # deferred: scikit-learn takes ~1 s to import
 
     bunch = load_digits()
-    pixels = np.asarray(bunch.data, dtype=np.float32).reshape(-1, 1, 8, 8)
-    images = scale_pixels(torch.from_numpy(pixels))
+    pixels = np.asarray(bunch.data, dtype=np.float32).reshape(-1, *RAW_SHAPE)
+    images = inputs_of_images(torch.from_numpy(pixels))
     labels = torch.from_numpy(np.asarray(bunch.target, dtype=np.int64))
     sizes = WORKLOAD.sizes
     require_rows(WORKLOAD.name, "sklearn load_digits", labels.shape[0], sizes.train + sizes.validation + sizes.test)

@@ -34,6 +34,11 @@ tunedp.workloads.fashion_mnist_scatternet_torch`` builds it ahead of a search.
 The cache holds features of the protected images: it is private data and
 must be kept like the idx files themselves.
 
+The released model takes the raw images (28 × 28 pixels 0..255, as the idx
+files store them) and computes their features itself with
+:func:`tunedp.workloads.fashion_mnist_scatternet_torch.features_of_images`,
+the function the cache is built with.
+
 This module is torch-free; the loader, cache and models live in
 :mod:`tunedp.workloads.fashion_mnist_scatternet_torch`.
 """
@@ -70,4 +75,7 @@ WORKLOAD = Workload(
     test_source="public",
     fingerprint_workload="fashion_mnist",
     data_files=fashion_mnist_paths,  # the images the features are computed from
+    raw_input_shape=IMAGES.raw_input_shape,
+    raw_input_range=IMAGES.raw_input_range,
+    preprocess="tunedp.workloads.fashion_mnist_scatternet_torch:features_of_images",
 )

@@ -20,7 +20,7 @@ import torch
 from torch import nn
 
 from tunedp.workloads.contract import Split, Splits
-from tunedp.workloads.fashion_mnist import SPLIT_SEED
+from tunedp.workloads.fashion_mnist import RAW_SHAPE, SPLIT_SEED
 from tunedp.workloads.fashion_mnist_scatternet import CHANNELS, GROUPS, ORIENTATIONS, SCALES, SIDE, WORKLOAD
 from tunedp.workloads.fashion_mnist_torch import read_rows, split_indices
 from tunedp.workloads.files import fashion_mnist_files
@@ -34,6 +34,7 @@ __all__ = [
     "cache_dir",
     "feature_cache_path",
     "features",
+    "features_of_images",
     "load",
     "scatter",
 ]
@@ -69,13 +70,28 @@ def feature_cache_path() -> Path:
     return cache_dir() / f"fashion_mnist_scatternet-{digest}.npy"
 
 
-def scatter(images: npt.NDArray[np.uint8], *, chunk: int = _CHUNK) -> Iterator[npt.NDArray[np.float32]]:
-    """Scattering features of uint8 (n, 28, 28) images, pixels scaled to [0, 1], in chunks of ``chunk``."""
-    transform = Scattering2d((28, 28), scales=SCALES, orientations=ORIENTATIONS)
+@lru_cache(maxsize=1)
+def _transform() -> Scattering2d:
+    """The transform (its filters depend on the image size, J and L only), built once per process."""
+    return Scattering2d(RAW_SHAPE, scales=SCALES, orientations=ORIENTATIONS)
+
+
+def features_of_images(pixels: torch.Tensor) -> torch.Tensor:
+    """Raw images ``(n, 28, 28)``, pixels 0..255 as stored → scattering features ``(n, 81, 7, 7)``.
+
+    Pixels are scaled to [0, 1] and transformed; nothing else (the models'
+    GroupNorm standardises each example's features). The workload's declared
+    ``preprocess``: the cache builder (:func:`scatter`) and the released model
+    both call it. Memory grows with ``n`` (≈ 1 MB per image): pass chunks.
+    """
     with torch.no_grad():
-        for start in range(0, images.shape[0], chunk):
-            block = torch.from_numpy(images[start : start + chunk].astype(np.float32) / 255.0)
-            yield transform(block).numpy()
+        return _transform()(pixels.to(torch.float32) / 255.0)
+
+
+def scatter(images: npt.NDArray[np.uint8], *, chunk: int = _CHUNK) -> Iterator[npt.NDArray[np.float32]]:
+    """Scattering features of uint8 (n, 28, 28) images (:func:`features_of_images`), in chunks of ``chunk``."""
+    for start in range(0, images.shape[0], chunk):
+        yield features_of_images(torch.from_numpy(np.array(images[start : start + chunk]))).numpy()
 
 
 @contextlib.contextmanager

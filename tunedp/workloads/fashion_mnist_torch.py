@@ -21,9 +21,11 @@ __all__ = [
     "TemperedSigmoid",
     "TramerBonehCnn",
     "build_model",
+    "inputs_of_images",
     "load",
     "read_rows",
     "split_indices",
+    "standardised_pixels",
     "tramer_boneh_cnn",
 ]
 
@@ -96,10 +98,27 @@ def build_model(variant: str) -> nn.Module:
     return tramer_boneh_cnn(variant, classes=WORKLOAD.sizes.classes, workload=WORKLOAD.name)
 
 
+def standardised_pixels(pixels: torch.Tensor, *, mean: float, std: float) -> torch.Tensor:
+    """Pixels 0..255 ``(n, rows, cols)`` → float32 ``(n, 1, rows, cols)``: scaled to [0, 1], then (x − mean) / std.
+
+    ``mean`` and ``std`` are published constants of the image collection,
+    never computed at run time. The input is not modified.
+    """
+    images = pixels.to(torch.float32, copy=True).unsqueeze(1)
+    return images.div_(255.0).sub_(mean).div_(std)
+
+
+def inputs_of_images(pixels: torch.Tensor) -> torch.Tensor:
+    """Raw images ``(n, 28, 28)``, pixels 0..255 as stored → the CNN's inputs ``(n, 1, 28, 28)``.
+
+    The workload's declared ``preprocess``: the loader and the released model both call it.
+    """
+    return standardised_pixels(pixels, mean=MEAN, std=STD)
+
+
 def _images(raw: np.ndarray) -> torch.Tensor:
-    """uint8 (N, 28, 28) → standardised float32 (N, 1, 28, 28)."""
-    images = torch.from_numpy(raw.copy()).to(torch.float32).unsqueeze(1)
-    return images.div_(255.0).sub_(MEAN).div_(STD)
+    """uint8 (N, 28, 28) as read → the network's inputs (the read-only idx buffer is copied first)."""
+    return inputs_of_images(torch.from_numpy(raw.copy()))
 
 
 def _labels(raw: np.ndarray) -> torch.Tensor:

