@@ -21,7 +21,11 @@ __all__ = ["predict_command", "report_command"]
 
 def predict_command(
     rows: Annotated[
-        Path, typer.Argument(help="Raw rows: a CSV with the table's own columns (or a .npy array of inputs).")
+        Path,
+        typer.Argument(
+            help="Raw rows: a CSV with the table's own columns; for images, a .npy array or an idx file "
+            "(t10k-images-idx3-ubyte.gz) of raw pixels."
+        ),
     ],
     report: Annotated[
         Path,

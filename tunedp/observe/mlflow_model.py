@@ -65,8 +65,8 @@ class ReleasedPyfunc(PythonModel):
         if isinstance(model.raw_input, TableInput):
             frame = model_input if isinstance(model_input, pd.DataFrame) else pd.DataFrame(model_input)
             rows: Any = {name: frame[name].tolist() for name in model.raw_input.names if name in frame.columns}
-        else:
-            rows = np.asarray(model_input, dtype=np.float32)
+        else:  # an array: raw images (range-checked and preprocessed by the model), else the network's input
+            rows = np.asarray(model_input)
         return pd.DataFrame(model.predict(rows).columns())
 
 
@@ -83,7 +83,12 @@ mlflow.models.set_model(ReleasedPyfunc())
 
 
 def pyfunc_signature(released: ReleasedModel) -> Any:
-    """The raw columns by name (or the image tensor) in; ``label`` and ``probability_<class>`` out.
+    """The raw columns by name (or the raw image tensor) in; ``label`` and ``probability_<class>`` out.
+
+    An image workload's input is its raw images, float32 ``(-1, 28, 28)`` of
+    pixels 0..255 as stored (digits: ``(-1, 8, 8)``, 0..16): MLflow holds a
+    tensor input to its declared dtype and rank, so a caller passes
+    ``images.astype("float32")``; the model preprocesses them itself.
 
     The columns are typed ``Any``: MLflow refuses to convert a 64-bit integer
     column to ``double`` (``pandas.read_csv`` reads ``age`` as int64) and any

@@ -2,12 +2,14 @@
 
 The search releases one state dict (``best_model.pt``) of a network that
 takes *encoded* inputs and returns logits. A user holds raw rows — a table's
-own columns, or an image array — and wants labels. What turns one into the
+own columns, or raw images — and wants labels. What turns one into the
 other is the workload's **declared** encoding: a table column's declared
 range (clip, scale, optional ``log1p``) or declared categories (one-hot),
-exactly the functions of :mod:`tunedp.workloads.columns` the training used.
-Nothing here is computed from rows, so the released model carries no
-statistic of the protected data beyond its weights.
+exactly the functions of :mod:`tunedp.workloads.columns` the training used;
+for an image workload its declared ``preprocess``, the very function its
+loader applies (pixel scaling, published normalisation constants, the
+scattering transform). Nothing here is computed from rows, so the released
+model carries no statistic of the protected data beyond its weights.
 
 :class:`ReleasedModel` is that whole path; ``tunedp predict`` runs it on the
 output folder, and tracking wraps it in an MLflow pyfunc (the model at
@@ -25,8 +27,12 @@ Which inputs are raw:
 
 * ``kind: csv`` tables and ``adult``: the declared columns, by name (other
   columns of the row are ignored, the label column among them);
-* every other workload (images, custom workloads): the array the network
-  takes, of the workload's declared ``input_shape``.
+* a workload that declares a raw input (``raw_input_shape``, ``raw_input_range``,
+  ``preprocess``; the built-in image workloads): raw examples as the user holds
+  them — Fashion-MNIST and MNIST: 28 × 28 pixels 0..255 as stored, digits:
+  8 × 8 values 0..16 — which the model preprocesses itself;
+* every other workload (custom workloads without that declaration): the
+  array the network takes, of the workload's declared ``input_shape``.
 
 Imports torch and numpy (never MLflow, never pandas: :mod:`tunedp.observe.mlflow_model`
 adapts this to MLflow's data frames).
@@ -47,7 +53,7 @@ import torch
 from torch import nn
 
 from tunedp.errors import UserFacingError
-from tunedp.workloads import CsvWorkloadSpec, WorkloadReference
+from tunedp.workloads import CsvWorkloadSpec, Workload, WorkloadReference
 from tunedp.workloads.columns import one_hot, scale_by_range
 from tunedp.workloads.csv_table import NumericColumn
 
@@ -58,6 +64,7 @@ __all__ = [
     "NumericInput",
     "Prediction",
     "PredictionError",
+    "RawArrayInput",
     "ReleasedModel",
     "TableInput",
     "probability_column",
@@ -172,7 +179,58 @@ class ArrayInput:
         return np.zeros((1, *self.shape), dtype=np.float32)
 
 
-RawInput = TableInput | ArrayInput
+@dataclass(frozen=True, kw_only=True)
+class RawArrayInput:
+    """Raw examples as a user holds them, turned into the network's input by the workload's declared ``preprocess``.
+
+    Takes ``(n, *shape)`` or one example of ``shape``, of integers (uint8
+    pixels as an idx file stores them) or floats, every value within the
+    declared ``[low, high]`` — for the 28 × 28 image workloads the pixels as
+    stored, 0..255: not scaled to [0, 1], not standardised. A value outside
+    the range (or not finite) is refused in one line; a float image already
+    scaled to [0, 1] lies inside the range and cannot be told apart, hence
+    the statement here. ``preprocess`` runs on ``chunk`` examples at a time
+    (the scattering transform needs ≈ 1 MB per image).
+    """
+
+    shape: tuple[int, ...]
+    low: float
+    high: float
+    workload: Workload
+    chunk: int = 256
+
+    def encode(self, array: Any) -> npt.NDArray[np.float32]:
+        values = np.asarray(array)
+        if values.dtype.kind not in "uif":
+            raise PredictionError(f"inputs are of type {values.dtype}; give numbers (uint8 or float)")
+        if values.shape == self.shape:
+            values = values[None]
+        if values.ndim != len(self.shape) + 1 or tuple(values.shape[1:]) != self.shape:
+            raise PredictionError(
+                f"inputs have shape {tuple(values.shape)} but the model takes raw examples of shape {self.shape} "
+                f"(n × {' × '.join(map(str, self.shape))}, or one of them)"
+            )
+        raw = values.astype(np.float32)
+        if values.size and not (np.isfinite(raw).all() and values.min() >= self.low and values.max() <= self.high):
+            raise PredictionError(
+                f"inputs hold values outside {self.low:g}..{self.high:g}, the raw range the model takes; "
+                "give the raw values as stored (images: the pixels, not rescaled or standardised)"
+            )
+        parts = [
+            self.workload.preprocessed(torch.from_numpy(raw[start : start + self.chunk])).numpy()
+            for start in range(0, raw.shape[0], self.chunk)
+        ]
+        if not parts:
+            return np.zeros((0, *self.workload.input_shape), dtype=np.float32)
+        return np.concatenate(parts).astype(np.float32, copy=False)
+
+    def example(self) -> npt.NDArray[np.float32]:
+        """One all-zero raw example (data-free; inside every declared range that contains 0, else ``low``)."""
+        fill = 0.0 if self.low <= 0.0 <= self.high else self.low
+        return np.full((1, *self.shape), fill, dtype=np.float32)
+
+
+RawInput = TableInput | ArrayInput | RawArrayInput
 
 
 def raw_input_of(workload: WorkloadReference) -> RawInput:
@@ -194,7 +252,11 @@ def raw_input_of(workload: WorkloadReference) -> RawInput:
         return TableInput(columns=(*numeric, *categorical))
     from tunedp.workloads import resolve_workload
 
-    return ArrayInput(shape=tuple(resolve_workload(workload).input_shape))
+    declared = resolve_workload(workload)
+    if declared.raw_input_shape is None or declared.raw_input_range is None:
+        return ArrayInput(shape=tuple(declared.input_shape))
+    low, high = declared.raw_input_range
+    return RawArrayInput(shape=tuple(declared.raw_input_shape), low=float(low), high=float(high), workload=declared)
 
 
 def class_names_of(workload: WorkloadReference) -> tuple[str, ...]:
@@ -283,7 +345,11 @@ class ReleasedModel:
         return {"format": RECIPE_FORMAT, "workload": workload, "variant": self.variant}
 
     def predict(self, rows: Mapping[str, Sequence[Any]] | Any) -> Prediction:
-        """Labels and probabilities of raw ``rows``: ``{column: values}`` for a table, else an array."""
+        """Labels and probabilities of raw ``rows``: ``{column: values}`` for a table, else an array.
+
+        An image workload's array is raw images (see :class:`RawArrayInput`: the 28 × 28 workloads take
+        ``(n, 28, 28)`` or one ``(28, 28)`` image of pixels 0..255 as stored, uint8 or float).
+        """
         if isinstance(self.raw_input, TableInput):
             if not isinstance(rows, Mapping):
                 raise PredictionError(f"the model reads table rows with the columns {', '.join(self.raw_input.names)}")

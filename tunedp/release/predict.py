@@ -9,8 +9,11 @@ class's ``probability_<class>``.
 
 Rows are read as the training read them: a table workload's CSV by its
 header (the declared columns by name, every other column ignored, the cells
-as text; the workload's own delimiter), and any other workload's input from a
-``.npy`` array of the declared per-example shape.
+as text; the workload's own delimiter), and any other workload's input as an
+array — a ``.npy`` file or an idx file, gzipped or plain (the format
+Fashion-MNIST and MNIST ship: ``t10k-images-idx3-ubyte.gz`` is scored as it
+is). An image workload's array is its raw images (pixels 0..255 as stored);
+the model preprocesses them as the training did.
 """
 
 from __future__ import annotations
@@ -68,10 +71,28 @@ def _read_table(path: Path, delimiter: str) -> dict[str, list[str]]:
     return {name: [row[i] for row in rows] for i, name in enumerate(header)}
 
 
-def predict_file(report_dir: Path, rows: Path, output: Path | None = None) -> int:
-    """Predictions for ``rows`` by ``report_dir``'s released model, to ``output`` (else stdout); returns the count."""
+def _read_array(path: Path, shape: tuple[int, ...]) -> Any:
+    """A ``.npy`` array, else an idx file (gzipped when its name ends in ``.gz``), as stored."""
     import numpy as np
 
+    from tunedp.workloads.files import read_idx
+
+    if not path.is_file():
+        raise PredictInputError(f"ROWS: no file {path}")
+    try:
+        if path.suffix == ".npy":
+            return np.load(path, allow_pickle=False)
+        return read_idx(path)
+    except (OSError, ValueError, EOFError) as error:
+        kind = "a .npy array" if path.suffix == ".npy" else "an idx file (e.g. t10k-images-idx3-ubyte.gz)"
+        raise PredictInputError(
+            f"ROWS: cannot read {path} as {kind} ({type(error).__name__}); the model takes examples of shape "
+            f"{shape}: give a .npy array or an idx file of them"
+        ) from None
+
+
+def predict_file(report_dir: Path, rows: Path, output: Path | None = None) -> int:
+    """Predictions for ``rows`` by ``report_dir``'s released model, to ``output`` (else stdout); returns the count."""
     from tunedp.release.model import TableInput
     from tunedp.workloads import CsvWorkloadSpec
 
@@ -81,14 +102,7 @@ def predict_file(report_dir: Path, rows: Path, output: Path | None = None) -> in
         delimiter = model.workload.delimiter if isinstance(model.workload, CsvWorkloadSpec) else ","
         inputs = _read_table(rows, delimiter)
     else:
-        if rows.suffix != ".npy":
-            raise PredictInputError(
-                f"ROWS: the model takes arrays of shape {model.raw_input.shape} per example; give a .npy file"
-            )
-        try:
-            inputs = np.load(rows, allow_pickle=False)
-        except (OSError, ValueError) as error:
-            raise PredictInputError(f"ROWS: cannot read {rows} as a .npy array ({error})") from None
+        inputs = _read_array(rows, model.raw_input.shape)
     table = model.predict(inputs).columns()
     count = len(table["label"])
     handle = sys.stdout if output is None else output.open("w", newline="", encoding="utf-8")

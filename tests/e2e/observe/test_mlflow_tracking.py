@@ -476,9 +476,11 @@ def test_the_released_model_is_an_mlflow_pyfunc_that_loads_and_registers(tracked
     registry serves it back."""
     import mlflow.pyfunc
     import torch
+    from sklearn.datasets import load_digits
 
     import mlflow
     from tunedp.workloads import resolve_workload
+    from tunedp.workloads.digits_torch import split_indices
 
     outcome = tracked.random_best
     parent, _ = tracked.runs_of(outcome)
@@ -499,9 +501,9 @@ def test_the_released_model_is_an_mlflow_pyfunc_that_loads_and_registers(tracked
         uri = f"runs:/{parent.run_id}/model"
         info = mlflow.models.get_model_info(uri)
         assert "python_function" in info.flavors and info.signature is not None
-        assert [list(spec.shape) for spec in info.signature.inputs.inputs] == [[-1, 1, 8, 8]]  # the image array
+        assert [list(spec.shape) for spec in info.signature.inputs.inputs] == [[-1, 8, 8]]  # raw 8×8 images
         example = mlflow.models.Model.load(uri).load_input_example(mlflow.artifacts.download_artifacts(uri))
-        assert isinstance(example, np.ndarray) and example.shape == (1, 1, 8, 8) and not example.any()
+        assert isinstance(example, np.ndarray) and example.shape == (1, 8, 8) and not example.any()
 
         # The logged model is the released weights: the softmax of best_model.pt's network on real test rows.
         workload = resolve_workload("digits")
@@ -511,15 +513,17 @@ def test_the_released_model_is_an_mlflow_pyfunc_that_loads_and_registers(tracked
         rows = workload.load().test.inputs[:16]
         with torch.no_grad():
             expected = torch.softmax(reference(rows).double(), dim=1).numpy()
+        # The model takes the raw images (values 0..16, as load_digits holds them) and scales them itself.
+        raw = load_digits().images[split_indices()["test"][:16]].astype(np.float32)
         columns = [f"probability_{k}" for k in range(10)]
-        scored = mlflow.pyfunc.load_model(uri).predict(rows.numpy())
+        scored = mlflow.pyfunc.load_model(uri).predict(raw)
         np.testing.assert_allclose(scored[columns].to_numpy(), expected, rtol=1e-6, atol=1e-9)
         assert scored["label"].tolist() == [str(k) for k in expected.argmax(axis=1)]
 
         # The Model Registry takes it and serves it back by name and version.
         version = mlflow.register_model(uri, f"tunedp-digits-{outcome.search_id[:8]}")
         served = mlflow.pyfunc.load_model(f"models:/{version.name}/{version.version}")
-        np.testing.assert_allclose(served.predict(rows.numpy())[columns].to_numpy(), expected, rtol=1e-6, atol=1e-9)
+        np.testing.assert_allclose(served.predict(raw)[columns].to_numpy(), expected, rtol=1e-6, atol=1e-9)
         print(f"model {uri}, registered {version.name} v{version.version}")
     finally:
         mlflow.set_tracking_uri(previous)

@@ -90,9 +90,11 @@ def test_a_registered_version_carries_the_charge_and_no_time_after_it(
     import numpy as np
     import torch
     from mlflow.tracking import MlflowClient
+    from sklearn.datasets import load_digits
 
     import mlflow
     from tunedp.workloads import resolve_workload
+    from tunedp.workloads.digits_torch import split_indices
 
     server = shared_mlflow_server(tmp_path_factory, pytestconfig)
     folder = tmp_path_factory.mktemp("register")
@@ -122,7 +124,7 @@ def test_a_registered_version_carries_the_charge_and_no_time_after_it(
     assert float(version.tags["tunedp.ledger_spent"]) == pytest.approx(report["ledger"]["spent_after"], rel=1e-12)
     assert version.tags["tunedp.dataset"] == "digits" and float(version.tags["tunedp.delta"]) == 1e-5
 
-    # The version serves the released model: digits' raw input is the image array.
+    # The version serves the released model: digits' raw input is the 8×8 images, values 0..16 (load_digits').
     workload = resolve_workload("digits")
     network = workload.build_model(report["best"]["variant"])
     network.load_state_dict(torch.load(outcome.output_dir / "best_model.pt", weights_only=True))
@@ -130,10 +132,11 @@ def test_a_registered_version_carries_the_charge_and_no_time_after_it(
     images = workload.load().test.inputs[:32]
     with torch.no_grad():
         expected = torch.softmax(network(images).double(), dim=1).numpy()
+    raw = load_digits().images[split_indices()["test"][:32]].astype(np.float32)
     previous = mlflow.get_tracking_uri()
     mlflow.set_tracking_uri(server.url)
     try:
-        served = mlflow.pyfunc.load_model(f"models:/{name}/latest").predict(images.numpy())
+        served = mlflow.pyfunc.load_model(f"models:/{name}/latest").predict(raw)
     finally:
         mlflow.set_tracking_uri(previous)
     probabilities = served[[f"probability_{k}" for k in range(10)]].to_numpy()
