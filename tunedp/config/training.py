@@ -57,6 +57,11 @@ class Training(BaseModel):
 class Resources(BaseModel):
     """What one trial asks Ray for: CPUs (its torch threads) and GPUs (fractions share one GPU).
 
+    ``cpus`` is the least a trial gets: when a search runs fewer trials at
+    once than the cluster has room for (a staged search's final run,
+    ``--max-concurrent 1``), each takes its share of the idle cores
+    (:func:`tunedp.run.ray_backend.cluster.trial_cpus`).
+
     A trial that Ray gives a GPU trains on it (model, batches and noise on
     the device); requesting more GPUs than the cluster has is refused before
     the charge.

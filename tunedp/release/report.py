@@ -228,9 +228,26 @@ def _load_hint(report: SearchReport, model: str) -> str:
             f"predict on raw rows: tunedp predict --report {folder} rows.csv; "
             "in MLflow: mlflow.pyfunc.load_model('runs:/<run id>/model')"
         )
+    raw_shape = _raw_image_shape(workload)
+    if raw_shape is not None:  # a workload that declares the raw images a user holds, and their preprocessing
+        return (
+            f"predict on raw {'×'.join(map(str, raw_shape))} images: tunedp predict --report {folder} images.npy "
+            "(or an IDX file such as t10k-images-idx3-ubyte.gz); "
+            "in MLflow: mlflow.pyfunc.load_model('runs:/<run id>/model')"
+        )
     variant = report.best.variant if report.best is not None and report.best.variant else report.config.get("model")
     return (
         f"a state dict; predict: tunedp predict --report {folder} inputs.npy, or load it with "
         f"model = tunedp.workloads.resolve_workload({workload!r}).build_model({variant!r}); "
         "model.load_state_dict(torch.load(path, weights_only=True))"
     )
+
+
+def _raw_image_shape(workload: Any) -> tuple[int, ...] | None:
+    """The raw input a workload declares (``raw_input_shape``), or ``None`` (undeclared, or not resolvable here)."""
+    from tunedp.workloads import resolve_workload
+
+    try:
+        return resolve_workload(workload).raw_input_shape
+    except (ValueError, TypeError, ImportError):  # a hint only: a workload that cannot load here gets the generic one
+        return None

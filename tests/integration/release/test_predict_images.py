@@ -242,3 +242,47 @@ def test_the_mlflow_pyfunc_takes_raw_images(pixels: npt.NDArray[np.uint8], tmp_p
     expected = softmax_of(folder, loader_inputs("fashion_mnist_scatternet", pixels, ROWS))
     np.testing.assert_allclose(scored[[f"probability_{k}" for k in range(10)]].to_numpy(), expected, rtol=1e-9)
     assert scored["label"].tolist() == [str(k) for k in expected.argmax(axis=1)]
+
+
+def test_the_search_summary_names_the_raw_image_command_and_it_works_as_pasted(
+    pixels: npt.NDArray[np.uint8], t10k: Path, tmp_path: Path
+) -> None:
+    """The console's load hint for an image release is a ``tunedp predict`` line that runs on raw images."""
+    import shlex
+
+    from tunedp.release.report import BestRelease, LedgerFigures, PrivacyFigures, SearchReport, human_summary
+
+    folder = release(tmp_path / "out", "fashion_mnist", "cnn", seed=5)
+    figures = dict.fromkeys(("charged_epsilon", "delta", "ledger_delta", "noise_multiplier", "trial_epsilon"), 1.0)
+    figures |= dict.fromkeys(("search_epsilon", "naive_epsilon", "budget_epsilon"), 1.0)
+    report = SearchReport(
+        search_id="0" * 32,
+        name="images",
+        status="completed",
+        started_at="",
+        finished_at=None,
+        duration_s=None,
+        privacy=PrivacyFigures(
+            mode="random", release="best", accountant="rdp", seeded=False, event={}, plan={}, **figures
+        ),
+        ledger=LedgerFigures(path="l", dataset="fashion_mnist", global_epsilon=3.0, spent_before=0.0, spent_after=1.0),
+        best=BestRelease(
+            point={},
+            hyperparameters={},
+            final_score=None,
+            released_scores=(),
+            test_metric=None,
+            model=str(folder / "best_model.pt"),
+            variant="cnn",
+        ),
+        config={"workload": "fashion_mnist", "model": "cnn"},
+    )
+    (line,) = [text for text in human_summary(report).splitlines() if text.startswith("model: ")]
+    assert "raw 28×28 images" in line and "IDX file" in line
+    command = line.split("images: ", 1)[1].split(" (or", 1)[0]
+    np.save(tmp_path / "images.npy", pixels[ROWS])
+    done = subprocess.run(
+        [TUNEDP, *shlex.split(command)[1:]], capture_output=True, text=True, cwd=tmp_path, timeout=120
+    )  # the hint, as pasted in the folder the search ran in
+    assert done.returncode == 0, done.stderr
+    assert len(done.stdout.strip().splitlines()) == 1 + len(ROWS)

@@ -15,7 +15,7 @@ import shutil
 import signal
 import tempfile
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -28,7 +28,16 @@ from tunedp.run.scoped import environment
 from tunedp.run.scratch import private_folder, private_umask, remove_dead_scratch
 from tunedp.workloads import WorkloadReference
 
-__all__ = ["check_resources", "connect_ray", "ensure_ray", "node_fingerprints", "ray_cluster", "stop_ray"]
+__all__ = [
+    "check_resources",
+    "connect_ray",
+    "ensure_ray",
+    "node_cpus",
+    "node_fingerprints",
+    "ray_cluster",
+    "stop_ray",
+    "trial_cpus",
+]
 
 OBJECT_STORE_BYTES = 256 * 1024 * 1024
 _RAY_DEFAULTS = {"RAY_USAGE_STATS_ENABLED": "0", "RAY_AUTH_MODE": "disabled"}
@@ -160,6 +169,31 @@ def check_resources(resources: Resources) -> int:
     if resources.gpus > 0:
         slots = min(slots, int(gpus // resources.gpus))
     return max(1, slots)
+
+
+def node_cpus() -> list[float]:
+    """The CPUs of every alive node of the connected cluster (a trial runs on one node: its share is per node)."""
+    return [float(node["Resources"].get("CPU", 0)) for node in ray.nodes() if node.get("Alive")]  # type: ignore[no-untyped-call]
+
+
+def trial_cpus(nodes: Sequence[float], asked: float, concurrency: int) -> int:
+    """The CPUs each of ``concurrency`` trials at once can have: its share of the cores, never fewer than ``asked``.
+
+    A search running fewer trials than the cluster has room for (a staged
+    search's final run, ``--max-concurrent 1``, a small K) would otherwise
+    leave cores idle: each trial gets the largest whole number of CPUs ``s``
+    such that ``concurrency`` trials of ``s`` CPUs still fit on the nodes
+    (Σ ⌊cᵢ/s⌋ ≥ concurrency: a trial runs on one node), and trains with ``s``
+    torch threads. Ray is asked for those ``s`` CPUs, so the count is a
+    reservation, not an oversubscription. ``asked`` (``resources.cpus``) is
+    the floor; a fractional ask trains on one thread.
+    """
+    floor = max(1, int(asked))
+    best = floor
+    for share in range(floor + 1, int(max(nodes, default=0)) + 1):
+        if sum(int(c // share) for c in nodes) >= concurrency:
+            best = share
+    return best
 
 
 def _node_fingerprint(workload: WorkloadReference, nonce: bytes) -> str:

@@ -18,14 +18,13 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
-import ray
 from ray import tune
 
 from tunedp.config import SearchConfig
 from tunedp.release.disclosure import Disclosure
 from tunedp.release.records import TrialRecord
 from tunedp.run.mode_run import TrialsRun
-from tunedp.run.ray_backend.cluster import check_resources, ensure_ray, stop_ray
+from tunedp.run.ray_backend.cluster import check_resources, ensure_ray, node_cpus, stop_ray, trial_cpus
 from tunedp.run.ray_backend.records import record_of_result, trial_record
 from tunedp.run.ray_backend.trainable import TrialStatic, trainable
 from tunedp.run.scoped import environment, logger_levels
@@ -100,20 +99,24 @@ def run_trials(
         ):
             slots = check_resources(config.resources)
             concurrency = max(1, min(max_concurrent or slots, trial_count))
-            cpus = int(ray.cluster_resources().get("CPU", 1))  # type: ignore[no-untyped-call]
-            own = max(1, int(config.resources.cpus))
+            # Fewer trials at once than the cluster has room for (a final run, --max-concurrent 1):
+            # each takes its share of the idle cores, reserved from Ray and used as torch threads.
+            share = trial_cpus(node_cpus(), config.resources.cpus, concurrency)
+            resources = config.resources
+            if share > resources.cpus:
+                resources = resources.model_copy(update={"cpus": float(share)})
             static = TrialStatic(
                 config_json=config.model_dump_json(),
                 plan=plan.trial,
                 base_seed=seed,
-                threads=own if concurrency > 1 else max(own, min(2, cpus)),
+                threads=share,
             )
             progress = _progress_callback(
                 config, trial_count, on_trial_done if disclosure.releases_all else None, on_record
             )
             sampler_seed = int(rng.integers(0, 2**31 - 1))  # Tune's sampler: a fresh seed from the search's rng
             tuner = tune.Tuner(
-                trainable(static, config.resources),
+                trainable(static, resources),
                 param_space=tune_hooks.param_space(config),
                 tune_config=tune_hooks.tune_config(plan, trial_count, concurrency, sampler_seed),
                 run_config=tune.RunConfig(
