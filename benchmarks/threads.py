@@ -42,7 +42,7 @@ def _one_run(threads: int, steps: int) -> dict[str, float | int]:
     sys.path.insert(0, str(REPO))
     from tunedp.accounting.staged_event import transfer_point
     from tunedp.config import load_config
-    from tunedp.config.space import optimizer_hyperparameters
+    from tunedp.config.space import fixed_values, optimizer_hyperparameters
     from tunedp.optim import keep_freed_memory
     from tunedp.planning import plan_search
     from tunedp.run.trial import TrialSettings, run_trial
@@ -50,9 +50,13 @@ def _one_run(threads: int, steps: int) -> dict[str, float | int]:
     torch.set_num_threads(threads)
     keep_freed_memory()  # as a trial's worker does (tunedp.run.ray_backend.trainable)
     plan = plan_search(load_config(CONFIG))
-    point = transfer_point({"step_size": STAGE1_STEP_SIZE}, plan.transfer_factor)  # type: ignore[attr-defined]
+    chosen = {**fixed_values(plan.config), "step_size": STAGE1_STEP_SIZE}  # a stage-1 point (fixed values too)
+    point = transfer_point(chosen, plan.transfer_factor)  # type: ignore[attr-defined]
     final = plan.final_plan(point)  # type: ignore[attr-defined]
-    trial_plan = final.trial if steps <= 0 else replace(final.trial, steps=steps)
+    trial_plan = final.trial
+    if steps > 0:  # the first ``steps`` steps at the run's first σ (the tempered run's σ is constant)
+        first = replace(trial_plan.segments[0], steps=steps)
+        trial_plan = replace(trial_plan, steps=steps, segments=(first,), evaluation_steps=())
     config = final.config
     settings = TrialSettings(
         workload=config.workload,
