@@ -34,6 +34,11 @@ MNIST_5K_DECLARED_BY_A_THIRD_PARTY = dataclasses.replace(
 DIGITS_UNDECLARED = dataclasses.replace(digits.WORKLOAD, name="digits_undeclared", data_files=None)
 """digits' rows under another name, with no public_source: protected, so refused as a proxy."""
 
+#: Digits as a custom workload that declares no raw input (the network takes its own arrays).
+DIGITS_NO_RAW_INPUT = dataclasses.replace(
+    digits.WORKLOAD, name="digits_no_raw_input", raw_input_shape=None, raw_input_range=None, preprocess=None
+)
+
 MISSING_FILES = dataclasses.replace(
     digits.WORKLOAD,
     name="missing_files",

@@ -99,7 +99,9 @@ def test_report_says_where_the_model_is_and_how_to_load_it(tmp_path: Path, capsy
     code, out, err = _run(["report", str(tmp_path)], capsys)
     assert code == 0, err
     assert str(model) in out.replace("\n", "")  # rich folds a path longer than the console is wide
-    assert "resolve_workload('digits').build_model('cnn')" in out and "load_state_dict" in out
+    # digits declares the raw 8×8 images a user holds: the hint is the command that scores them.
+    flat = out.replace("\n", "")
+    assert "predict on raw 8×8 images" in flat and f"tunedp predict --report {tmp_path} images.npy" in flat
 
 
 def test_report_json_and_trial_record_share_field_names() -> None:
@@ -115,3 +117,18 @@ def test_report_json_and_trial_record_share_field_names() -> None:
     assert best_names <= record_names, best_names - record_names
     record = TrialRecord(point={"a": 1.0}, hyperparameters={"lr": 1.0}, status="completed", released_scores=(0.5,))
     assert set(record.public_view()) <= record_names
+
+
+def test_a_workload_without_a_raw_input_declaration_gets_the_state_dict_hint(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A custom workload that declares no raw input: the network's own arrays, or load the state dict."""
+    import json
+
+    document = _report_document(str(tmp_path / "best_model.pt"))
+    document["config"] = {"workload": "workload_fixtures:DIGITS_NO_RAW_INPUT", "model": None}
+    (tmp_path / "report.json").write_text(json.dumps(document))
+    code, out, err = _run(["report", str(tmp_path)], capsys)
+    assert code == 0, err
+    flat = out.replace("\n", "")
+    assert "inputs.npy" in flat and ".build_model(None)" in flat and "load_state_dict" in flat
