@@ -96,9 +96,10 @@ def test_the_experiment_page_lists_the_search_and_its_runs(dashboard: Dashboard,
             break
     assert "tunedp-digits" in text, text[:2000]
     # The search's run in the runs table, under the default columns: its name carries what a user
-    # looks for first (issue 27 §5) — ε charged, the ledger's spent of its cap, the test metric.
+    # looks for first (issue 27 §5), the test metric and the charge leading (the column shows
+    # about twenty characters), then the ledger's spent of its cap.
     assert parent_names[0] in text, text[:2000]
-    assert re.search(r"ε [\d.]+ charged · [\d.]+ of [\d.]+ spent · test 0\.\d+", parent_names[0]), parent_names[0]
+    assert re.match(r"test 0\.\d+ · ε [\d.]+ charged · [\d.]+ of [\d.]+ spent · ", parent_names[0]), parent_names[0]
     assert re.search(r"\b\d+ matching runs\b", text), text[:2000]
     assert "Run Name" in text and "Created" in text  # the table's header
     screenshot = tmp_path / "experiment.png"
