@@ -193,11 +193,25 @@ class RawArrayInput:
     (the scattering transform needs ≈ 1 MB per image).
     """
 
-    shape: tuple[int, ...]
-    low: float
-    high: float
+    #: A workload that declares ``raw_input_shape``, ``raw_input_range`` and ``preprocess``.
     workload: Workload
     chunk: int = 256
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        """The declared per-example raw shape (``raw_input_shape``)."""
+        assert self.workload.raw_input_shape is not None  # raw_input_of builds this only for a declaring workload
+        return tuple(self.workload.raw_input_shape)
+
+    @property
+    def low(self) -> float:
+        assert self.workload.raw_input_range is not None
+        return float(self.workload.raw_input_range[0])
+
+    @property
+    def high(self) -> float:
+        assert self.workload.raw_input_range is not None
+        return float(self.workload.raw_input_range[1])
 
     def encode(self, array: Any) -> npt.NDArray[np.float32]:
         values = np.asarray(array)
@@ -255,8 +269,7 @@ def raw_input_of(workload: WorkloadReference) -> RawInput:
     declared = resolve_workload(workload)
     if declared.raw_input_shape is None or declared.raw_input_range is None:
         return ArrayInput(shape=tuple(declared.input_shape))
-    low, high = declared.raw_input_range
-    return RawArrayInput(shape=tuple(declared.raw_input_shape), low=float(low), high=float(high), workload=declared)
+    return RawArrayInput(workload=declared)
 
 
 def class_names_of(workload: WorkloadReference) -> tuple[str, ...]:
