@@ -32,8 +32,8 @@ __all__ = [
     "check_resources",
     "connect_ray",
     "ensure_ray",
-    "node_cpus",
     "node_fingerprints",
+    "node_resources",
     "ray_cluster",
     "stop_ray",
     "trial_cpus",
@@ -171,27 +171,37 @@ def check_resources(resources: Resources) -> int:
     return max(1, slots)
 
 
-def node_cpus() -> list[float]:
-    """The CPUs of every alive node of the connected cluster (a trial runs on one node: its share is per node)."""
-    return [float(node["Resources"].get("CPU", 0)) for node in ray.nodes() if node.get("Alive")]  # type: ignore[no-untyped-call]
+def node_resources() -> list[tuple[float, float]]:
+    """(CPUs, GPUs) of every alive node of the connected cluster (a trial runs on one node: its share is per node)."""
+    nodes = ray.nodes()  # type: ignore[no-untyped-call]
+    return [(float(n["Resources"].get("CPU", 0)), float(n["Resources"].get("GPU", 0))) for n in nodes if n.get("Alive")]
 
 
-def trial_cpus(nodes: Sequence[float], asked: float, concurrency: int) -> int:
-    """The CPUs each of ``concurrency`` trials at once can have: its share of the cores, never fewer than ``asked``.
+def trial_cpus(nodes: Sequence[tuple[float, float]], resources: Resources, concurrency: int) -> int:
+    """The CPUs each of ``concurrency`` trials at once can have: its share of the cores, never fewer than asked.
 
     A search running fewer trials than the cluster has room for (a staged
     search's final run, ``--max-concurrent 1``, a small K) would otherwise
     leave cores idle: each trial gets the largest whole number of CPUs ``s``
-    such that ``concurrency`` trials of ``s`` CPUs still fit on the nodes
-    (Σ ⌊cᵢ/s⌋ ≥ concurrency: a trial runs on one node), and trains with ``s``
-    torch threads. Ray is asked for those ``s`` CPUs, so the count is a
-    reservation, not an oversubscription. ``asked`` (``resources.cpus``) is
+    such that ``concurrency`` trials of ``s`` CPUs (and ``resources.gpus``
+    GPUs) still fit on the ``(CPUs, GPUs)`` nodes — a trial runs on one node,
+    so a node holds ⌊cpus/s⌋ of them, and no more than its GPUs allow — and
+    trains with ``s`` torch threads. Ray is asked for those ``s`` CPUs, so the
+    count is a reservation, not an oversubscription. ``resources.cpus`` is
     the floor; a fractional ask trains on one thread.
     """
-    floor = max(1, int(asked))
+
+    def fits(share: int) -> bool:
+        held = 0
+        for cpus, gpus in nodes:
+            on_node = int(cpus // share)
+            held += min(on_node, int(gpus // resources.gpus)) if resources.gpus > 0 else on_node
+        return held >= concurrency
+
+    floor = max(1, int(resources.cpus))
     best = floor
-    for share in range(floor + 1, int(max(nodes, default=0)) + 1):
-        if sum(int(c // share) for c in nodes) >= concurrency:
+    for share in range(floor + 1, int(max((cpus for cpus, _ in nodes), default=0)) + 1):
+        if fits(share):  # Σ over nodes falls as the share grows: the last share that fits is the largest
             best = share
     return best
 
