@@ -17,6 +17,8 @@ test cannot also be in its reference.
 - Repeat-and-select: Papernot & Steinke, "Hyperparameter Tuning with Renyi
   Differential Privacy", ICLR 2022, Theorem 2 (truncated negative binomial,
   including geometric and logarithmic) and Theorem 6 (Poisson).
+- DP-HyPO: Wang, Gao, Zhang, Su & Shen, "DP-HyPO: An Adaptive Private
+  Hyperparameter Optimization Framework", NeurIPS 2023, Theorem 1.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ __all__ = [
     "epsilon_from_rdp",
     "epsilon_from_rdp_classic",
     "gaussian_rdp",
+    "hypo_rdp_theorem_1",
     "repeat_and_select_rdp_poisson",
     "repeat_and_select_rdp_tnb",
     "subsampled_gaussian_rdp",
@@ -161,6 +164,25 @@ def repeat_and_select_rdp_tnb(
         (1.0 - 1.0 / o) * r + math.log(1.0 / gamma) / o for o, r in zip(orders, rdp, strict=True)
     )
     raw = [r + constant + math.log(mean) / (o - 1.0) if o > 1 else math.inf for o, r in zip(orders, rdp, strict=True)]
+    return _monotone(orders, raw)
+
+
+def hypo_rdp_theorem_1(
+    orders: Sequence[float], rdp: Sequence[float], *, mean: float, shape: float, ratio: float
+) -> list[float]:
+    """RDP of a DP-HyPO search (Wang et al., Theorem 1): K ~ TNB(θ = shape, γ), proposals within C/c = ``ratio``.
+
+    ε′(α) = ε(α) + (1+θ)(1 − 1/α̂)ε(α̂) + (α/(α−1) + 1 + θ)·log(C/c) + (1+θ)·log(1/γ)/α̂ + log E[K]/(α−1),
+    the best α̂ among ``orders``, then RDP's monotonicity in α.
+    """
+    gamma = truncated_negative_binomial_gamma(shape, mean)
+    best_hat = min((1.0 - 1.0 / h) * e + math.log(1.0 / gamma) / h for h, e in zip(orders, rdp, strict=True))
+    raw = [
+        e + (1.0 + shape) * best_hat + (a / (a - 1.0) + 1.0 + shape) * math.log(ratio) + math.log(mean) / (a - 1.0)
+        if a > 1
+        else math.inf
+        for a, e in zip(orders, rdp, strict=True)
+    ]
     return _monotone(orders, raw)
 
 

@@ -100,6 +100,14 @@ class TestTwoStageMode(_Shared):
 
 
 @pytest.mark.slow
+@shared_run("two_stage/hypo")
+class TestTwoStageHypoMode(_Shared):
+    """DP-HyPO as stage 1: its proposals learn from stage-1 scores, and nothing of stage 1 leaves."""
+
+    config = two_stage(stage1={"mode": "hypo", "expected_trials": 3.0, "shape": 1.0, "density_ratio": 1.2}, share=0.4)
+
+
+@pytest.mark.slow
 @shared_run("public_proxy")
 class TestPublicProxyMode(_Shared):
     """Horizon transfer here (linear radius in two_stage): the contract checks the factor either way.

@@ -139,11 +139,13 @@ class GridSearch(BaseModel):
 # ---- staged modes (two_stage, public_proxy): tunedp/planning/staged.py plans them, tunedp/run/staged.py runs them
 
 
-#: The private search a staged mode runs first (its trials never leave the driver).
-StageOneMode = Annotated[RandomSearch | AdaptiveSearch, Field(discriminator="mode")]
+#: The private search a staged mode runs first (its trials never leave the driver). ``hypo`` is
+#: DP-HyPO as stage 1: its proposals learn from stage-1 trials' released (noisy) scores and
+#: stage 1 is priced by DP-HyPO's bound, composed with the final run like any stage-1 search.
+StageOneMode = Annotated[RandomSearch | AdaptiveSearch | HypoSearch, Field(discriminator="mode")]
 
 
-def _stage_one_release(stage1: RandomSearch | AdaptiveSearch) -> None:
+def _stage_one_release(stage1: RandomSearch | AdaptiveSearch | HypoSearch) -> None:
     if isinstance(stage1, RandomSearch) and stage1.release == "all":
         raise ValueError(
             "search.stage1.release: all would be charged as a composition yet nothing of stage 1 is "

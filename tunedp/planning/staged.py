@@ -314,8 +314,10 @@ def calibrate_staged(
 def staged_plan_rows(figures: StagedPlanFigures) -> list[tuple[str, str]]:
     """The rows ``tunedp plan`` shows for a staged search: both stages, the split, the transfer."""
     stage1, stage2, split, transfer = figures.stage1, figures.stage2, figures.split, figures.transfer
-    if stage1["mode"] == "random":
-        trials = f"random, {stage1['expected_trials']:g} expected (K secret; shape {stage1['shape']})"
+    if stage1["mode"] in ("random", "hypo"):
+        trials = f"{stage1['mode']}, {stage1['expected_trials']:g} expected (K secret; shape {stage1['shape']})"
+        if stage1["mode"] == "hypo":  # the span its adaptive proposals are charged for
+            trials += f", proposal density ratio C/c {stage1['density_ratio']:g} (DP-HyPO Theorem 1)"
         trials += trial_count_note(stage1["trials_median"], stage1["trials_p90"])
         trials += no_trial_note(stage1["no_trial_probability"])
     else:

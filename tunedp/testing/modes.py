@@ -227,14 +227,13 @@ class SearchModeContract:
         """The ε the plan shows is dp_accounting's RDP ε of the event the ledger stores, within the budget."""
         from dp_accounting.rdp import rdp_privacy_accountant
 
-        from tunedp.accounting.hypo import HypoDpEvent, hypo_epsilon
+        from tunedp.accounting.hypo import HypoRdpAccountant
 
         stored = event_from_json(json.loads(json.dumps(event_to_json(plan.event))))  # as the ledger keeps it
-        if isinstance(stored, HypoDpEvent):  # DP-HyPO's Theorem 1 on dp_accounting's RDP of one trial
-            epsilon = hypo_epsilon(stored, plan.delta, orders=RDP_ORDERS)
-        else:
-            accountant = rdp_privacy_accountant.RdpAccountant(list(RDP_ORDERS))
-            epsilon = float(accountant.compose(stored).get_epsilon(plan.delta))
+        accountant = rdp_privacy_accountant.RdpAccountant(list(RDP_ORDERS))
+        if not accountant.supports(stored):  # a DP-HyPO search (alone or as a stage 1): Theorem 1 on top of it
+            accountant = HypoRdpAccountant(list(RDP_ORDERS))
+        epsilon = float(accountant.compose(stored).get_epsilon(plan.delta))
         assert epsilon == pytest.approx(plan.search_epsilon, rel=1e-9)
         assert plan.search_epsilon <= self.config.budget.epsilon * (1 + 1e-9)
         assert plan.to_json()["search_epsilon"] == plan.search_epsilon

@@ -18,6 +18,7 @@ import pytest
 import yaml
 from dp_accounting import dp_event
 from dp_accounting.rdp import rdp_privacy_accountant
+from reference_dp import epsilon_from_rdp, hypo_rdp_theorem_1
 from search_helpers import REPO, example_dict, public_proxy, two_stage
 
 from tunedp import cli
@@ -36,6 +37,10 @@ CONFIGS = {
     "public_proxy": lambda: public_proxy(),
     "public_proxy/train_on_validation": lambda: public_proxy(train_on_validation=True),
     "two_stage/final_score": lambda: two_stage(final_score="released"),
+    # DP-HyPO as stage 1: priced by Theorem 1, composed with the final run.
+    "two_stage/hypo": lambda: two_stage(
+        stage1={"mode": "hypo", "expected_trials": 3, "shape": 1.0, "density_ratio": 1.2}, share=0.4
+    ),
 }
 
 
@@ -88,12 +93,35 @@ def _rdp(event: dp_event.DpEvent, delta: float, orders: list[float] | None = Non
     return float(accountant.compose(event).get_epsilon(delta))
 
 
+def _curve(event: dp_event.DpEvent, orders: list[float]) -> list[float]:
+    return [float(r) for r in rdp_privacy_accountant.RdpAccountant(orders).compose(event)._rdp]
+
+
+def _recompute_hypo(document: dict[str, Any], orders: list[float]) -> tuple[float, float]:
+    """A DP-HyPO stage 1: dp_accounting has no event for it, so Theorem 1 is applied to the trial's
+    RDP curve as written in ``reference_dp`` and the final run's curve added order by order."""
+    part = document["stage1"]
+    stage1 = hypo_rdp_theorem_1(
+        orders,
+        _curve(_trial(part), orders),
+        mean=float(part["expected_trials"]),
+        shape=float(part["shape"]),
+        ratio=float(part["density_ratio"]),
+    )
+    stage2 = _curve(_trial(document["stage2"]), orders)
+    delta = document["delta"]
+    total = [a + b for a, b in zip(stage1, stage2, strict=True)]
+    return epsilon_from_rdp(orders, total, delta), epsilon_from_rdp(orders, stage1, delta)
+
+
 def recompute(document: dict[str, Any], orders: list[float] | None = None) -> tuple[float, float | None]:
     """(ε of the whole charge, ε of stage 1 alone or None when it is public) from the JSON alone."""
     stage2 = _trial(document["stage2"])
     delta = document["delta"]
     if not document["stage1"]["charged"]:
         return _rdp(stage2, delta, orders), None
+    if document["stage1"]["mode"] == "hypo":
+        return _recompute_hypo(document, orders or list(RDP_ORDERS))
     stage1 = _stage1(document["stage1"])
     return _rdp(dp_event.ComposedDpEvent([stage1, stage2]), delta, orders), _rdp(stage1, delta, orders)
 
@@ -139,6 +167,11 @@ def test_the_json_holds_both_schedules_rates_steps_k_and_the_split(
         assert stage2["score_releases"] == 0 and stage2["evaluation_steps"] == []
     if name == "two_stage/adaptive":
         assert (stage1["mode"], stage1["max_trials"], stage1["steps"]) == ("adaptive", 3, 4)  # ⌈0.25 · 15⌉
+    elif name == "two_stage/hypo":  # K's distribution and the span C/c: all Theorem 1 reads
+        assert (stage1["mode"], stage1["release"], stage1["expected_trials"], stage1["shape"]) == (
+            "hypo", "best", 3, 1.0,
+        )  # fmt: skip
+        assert stage1["density_ratio"] == 1.2 and stage1["max_trials"] is None
     else:
         assert (stage1["mode"], stage1["release"], stage1["expected_trials"], stage1["shape"]) == (
             "random", "best", 2.5, 1.0,
@@ -386,6 +419,7 @@ SHIPPED_STAGED = {  # config → the budgets and overrides benchmarks/honest.py 
     "fashion_mnist_public_proxy.yaml": [(3.0, {}), (1.0, {})],
     "fashion_mnist_public_proxy_cosine.yaml": [(3.0, {}), (1.0, {})],
     "fashion_mnist_public_proxy_tempered.yaml": [(3.0, {}), (1.0, {})],
+    "fashion_mnist_scatternet_two_stage_hypo.yaml": [(3.0, {})],
     "fashion_mnist_scatternet_two_stage.yaml": [
         (3.0, {}),
         (1.0, {"score_noise_multiplier": 40.0}),
@@ -398,7 +432,11 @@ SHIPPED_STAGED = {  # config → the budgets and overrides benchmarks/honest.py 
         (3.0, {"training.train_on_validation": True, "training.epochs": 40}),
         (1.0, {"training.train_on_validation": True, "training.epochs": 40}),
     ],
-    "adult_two_stage.yaml": [(1.0, {}), (0.5, {})],
+    "adult_two_stage.yaml": [
+        (1.0, {}),
+        (0.5, {}),
+        (1.0, {"stage1": {"mode": "hypo", "expected_trials": 3, "shape": 1.0, "density_ratio": 1.1}}),
+    ],
 }
 
 

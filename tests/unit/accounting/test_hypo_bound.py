@@ -24,7 +24,7 @@ from dp_accounting import dp_event
 from dp_accounting.rdp import rdp_privacy_accountant
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from reference_dp import epsilon_from_rdp, gaussian_rdp, truncated_negative_binomial_gamma
+from reference_dp import epsilon_from_rdp, gaussian_rdp, hypo_rdp_theorem_1
 
 from tunedp.accounting.calibration import calibrate_noise_multiplier
 from tunedp.accounting.epsilon import RDP_ORDERS, pld_epsilon, rdp_accountant, rdp_epsilon
@@ -81,19 +81,6 @@ def test_the_driver_draws_k_with_the_gamma_the_charge_assumed() -> None:
 # ----------------------------------------------------------------------------- (b) the theorem written out here
 
 
-def _theorem_1(
-    orders: list[float], trial: list[float], *, mean: float, shape: float, ratio: float, gamma: float
-) -> list[float]:
-    """ε′(α) = ε(α) + (1+θ)(1 − 1/α̂)ε̂ + (α/(α−1) + 1 + θ)log(C/c) + (1+θ)log(1/γ)/α̂ + log E[K]/(α−1),
-    the best α̂ among ``orders``, then RDP's monotonicity in α."""
-    best_hat = min((1 - 1 / h) * e + math.log(1 / gamma) / h for h, e in zip(orders, trial, strict=True))
-    raw = [
-        e + (1 + shape) * best_hat + (a / (a - 1) + 1 + shape) * math.log(ratio) + math.log(mean) / (a - 1)
-        for a, e in zip(orders, trial, strict=True)
-    ]
-    return [min(r for b, r in zip(orders, raw, strict=True) if b >= a) for a in orders]
-
-
 @settings(max_examples=30, deadline=None)
 @given(
     sigma=st.floats(min_value=0.7, max_value=20.0),
@@ -108,10 +95,7 @@ def test_matches_theorem_1_written_from_the_paper(
     """Trial = ``releases`` Gaussian releases: RDP releases·α/(2σ²) exactly, so nothing of dp_accounting enters."""
     orders = list(RDP_ORDERS)
     trial = [releases * gaussian_rdp(a, sigma) for a in orders]
-    gamma = truncated_negative_binomial_gamma(shape, mean)
-    reference = epsilon_from_rdp(
-        orders, _theorem_1(orders, trial, mean=mean, shape=shape, ratio=ratio, gamma=gamma), DELTA
-    )
+    reference = epsilon_from_rdp(orders, hypo_rdp_theorem_1(orders, trial, mean=mean, shape=shape, ratio=ratio), DELTA)
     event = HypoDpEvent(dp_event.SelfComposedDpEvent(dp_event.GaussianDpEvent(sigma), releases), mean, shape, ratio)
     ours = hypo_epsilon(event, DELTA, orders=RDP_ORDERS)
     # dp_accounting solves for γ by bisection (tolerance 1e-9, on the conservative side); the rest is exact.
