@@ -331,6 +331,7 @@ def _cells() -> dict[str, Cell]:
     )
     # DP-HyPO as stage 1 of two_stage, against the same search with random stage 1: ScatterNet with the
     # 40-epoch final run (compare fmnist-scatternet-two-stage-e40-3) and Adult (compare adult-two-stage-1).
+    # On Adult C/c = 1.05: at 1.1 Theorem 1's log(C/c) term and the scores cost 0.39 > the 0.3 share.
     cells += [
         Cell(
             name="fmnist-scatternet-two-stage-hypo-3",
@@ -346,7 +347,7 @@ def _cells() -> dict[str, Cell]:
             kind="search",
             config="search_spaces/adult_two_stage.yaml",
             overrides={
-                "search.stage1": {"mode": "hypo", "expected_trials": 3, "shape": 1.0, "density_ratio": 1.1}
+                "search.stage1": {"mode": "hypo", "expected_trials": 3, "shape": 1.0, "density_ratio": 1.05}
             },
         ),
     ]

@@ -435,7 +435,7 @@ SHIPPED_STAGED = {  # config → the budgets and overrides benchmarks/honest.py 
     "adult_two_stage.yaml": [
         (1.0, {}),
         (0.5, {}),
-        (1.0, {"stage1": {"mode": "hypo", "expected_trials": 3, "shape": 1.0, "density_ratio": 1.1}}),
+        (1.0, {"stage1": {"mode": "hypo", "expected_trials": 3, "shape": 1.0, "density_ratio": 1.05}}),
     ],
 }
 
