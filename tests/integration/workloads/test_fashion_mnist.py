@@ -40,8 +40,10 @@ def test_cold_load_is_fast() -> None:
     load_or_skip(fashion_mnist.WORKLOAD)
     start = time.perf_counter()
     fashion_mnist_torch.load.__wrapped__()
-    # Typically ~0.7 s here; the bound leaves room for a busy 2-core machine.
-    assert time.perf_counter() - start < 3.0
+    # Typically ~0.7 s on a quiet core. The bound is deliberately generous (issue 28 §5: no verdict
+    # may hang on a machine's speed): it catches decoding in Python per pixel (55 M of them, minutes),
+    # not a slow disk or a busy machine; the speed itself is measured in benchmarks/, not here.
+    assert time.perf_counter() - start < 30.0
 
 
 def test_model_is_the_tramer_boneh_cnn() -> None:
