@@ -396,6 +396,19 @@ def _cells() -> dict[str, Cell]:
                     overrides={**overrides, **noisier},
                 )
             )
+    # Issue 26 part 3: transfer: horizon with the exponent proxy_sweep.py fits on the public landscapes at the
+    # stage-1 and final lengths of the tov-e40 public proxy (290 and 1160 steps, C = 0.1: α = 0.813, 2026-12-07),
+    # instead of the linear radius rule's ×0.5.
+    cells.append(
+        Cell(
+            name="fmnist-scatternet-public-proxy-tov-e40-fit-3",
+            workload="fashion_mnist_scatternet",
+            epsilon=3.0,
+            kind="search",
+            config="search_spaces/fashion_mnist_scatternet_public_proxy.yaml",
+            overrides={**levers["tov-e40"], "search.transfer": "horizon", "search.transfer_exponent": 0.813},
+        )
+    )
     return {cell.name: cell for cell in cells}
 
 

@@ -8,10 +8,12 @@ from dp_accounting import dp_event
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from torch import nn
+from torch.func import vmap
 from torch.nn import functional
 
 import tunedp.optim.ghost_layers as ghost_layers
 from tunedp.optim import Privatizer, make_generator, make_private
+from tunedp.optim.ghost import summed_loss
 from tunedp.optim.independence import BatchMixingError
 from tunedp.workloads import resolve_workload
 from tunedp.workloads.adult import FEATURES
@@ -163,6 +165,35 @@ def test_inplace_activation_after_a_layer(batch):
     torch.manual_seed(0)
     model = nn.Sequential(nn.Linear(6, 5), nn.ReLU(inplace=True), nn.Linear(5, 3))
     _assert_same(model, *batch(size=8), clip_norm=0.2)
+
+
+def test_a_loss_that_reduces_over_its_batch_is_still_called_per_example(mlp, batch):
+    """Only the two row-wise cross entropies take one batched call (issue 28); any other loss is
+    called one example at a time, as the vmap path calls it. This loss centres the logits over its
+    batch: on a batch of one it is constant (every gradient 0), on the whole batch it is not."""
+
+    def centred(outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        return functional.cross_entropy(outputs - outputs.mean(0, keepdim=True), targets, reduction="none")
+
+    inputs, targets = batch(size=8)
+    vmapped, ghosted = _pair(mlp(seed=0))
+    assert float(ghosted.per_example_norms(inputs, targets, centred).max()) == 0.0
+    assert float(vmapped.per_example_norms(inputs, targets, centred).max()) == 0.0
+    batched = ghosted.per_example_norms(inputs, targets, lambda o, t: cross_entropy_per_example(o, t))
+    assert float(batched.min()) > 0  # the same model and batch: non-zero gradients under a row-wise loss
+
+
+@pytest.mark.parametrize("loss", [functional.cross_entropy, cross_entropy_per_example])
+def test_row_wise_losses_sum_as_one_example_at_a_time(loss, batch):
+    """The batched shortcut gives the sum the per-example (vmap) route gives, value and gradient."""
+    inputs, targets = batch(size=16, features=3)
+    outputs = inputs.clone().requires_grad_(True)
+    got = summed_loss(loss, outputs, targets)
+    (got_grad,) = torch.autograd.grad(got, outputs)
+    want = vmap(lambda o, t: loss(o.unsqueeze(0), t.unsqueeze(0)).sum())(outputs, targets).sum()
+    (want_grad,) = torch.autograd.grad(want, outputs)
+    torch.testing.assert_close(got, want)
+    torch.testing.assert_close(got_grad, want_grad)
 
 
 @pytest.mark.parametrize("clip_norm", [1e-3, 0.5])
