@@ -425,17 +425,33 @@ SHIPPED_STAGED = {  # config → the budgets and overrides benchmarks/honest.py 
         (1.0, {"score_noise_multiplier": 40.0}),
         (3.0, {"training.train_on_validation": True, "training.epochs": 40}),  # the tov-e40 lever
         (1.0, {"training.train_on_validation": True, "training.epochs": 40, "score_noise_multiplier": 40.0}),
+        (3.0, {"training.epochs": 60}),  # issue 26 part 3: the e60 and e80 levers
+        (3.0, {"training.epochs": 80}),
     ],
     "fashion_mnist_scatternet_public_proxy.yaml": [
         (3.0, {}),
         (1.0, {}),
         (3.0, {"training.train_on_validation": True, "training.epochs": 40}),
         (1.0, {"training.train_on_validation": True, "training.epochs": 40}),
+        (3.0, {"training.train_on_validation": True, "training.epochs": 60}),
+        # The horizon exponent benchmarks/proxy_sweep.py fitted on the public landscapes.
+        (
+            3.0,
+            {
+                "training.train_on_validation": True,
+                "training.epochs": 40,
+                "transfer": "horizon",
+                "transfer_exponent": 0.813,
+            },
+        ),
     ],
     "adult_two_stage.yaml": [
         (1.0, {}),
         (0.5, {}),
         (1.0, {"stage1": {"mode": "hypo", "expected_trials": 3, "shape": 1.0, "density_ratio": 1.05}}),
+        (0.25, {"score_noise_multiplier": 120.0}),
+        (0.25, {"score_noise_multiplier": 120.0, "training.expected_batch_size": 4096}),
+        (0.25, {"score_noise_multiplier": 120.0, "training.expected_batch_size": 8192}),
     ],
 }
 
