@@ -420,6 +420,7 @@ SHIPPED_STAGED = {  # config → the budgets and overrides benchmarks/honest.py 
     "fashion_mnist_public_proxy_cosine.yaml": [(3.0, {}), (1.0, {})],
     "fashion_mnist_public_proxy_tempered.yaml": [(3.0, {}), (1.0, {})],
     "fashion_mnist_scatternet_two_stage_hypo.yaml": [(3.0, {})],
+    "fashion_mnist_scatternet_two_stage_e60.yaml": [(3.0, {})],
     "fashion_mnist_scatternet_two_stage.yaml": [
         (3.0, {}),
         (1.0, {"score_noise_multiplier": 40.0}),
