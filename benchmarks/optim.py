@@ -122,9 +122,15 @@ def _step_function(variant: str, model: nn.Module, inputs: torch.Tensor, targets
     if variant.startswith("tunedp"):
         from tunedp.optim import make_generator, make_private
 
-        # "tunedp ghost" / "tunedp vmap", optionally " chunk=N"
+        # "tunedp ghost" / "tunedp vmap", optionally " chunk=N" and " loss=per-example": the loss wrapped
+        # so that the ghost path cannot recognise it and calls it once per example through vmap, as every
+        # loss was before issue 28's batched call for the row-wise cross entropies.
         words = variant.split()
-        chunk = int(words[2].split("=")[1]) if len(words) > 2 else None
+        options = dict(word.split("=", 1) for word in words[2:])
+        chunk = int(options["chunk"]) if "chunk" in options else None
+        loss = functional.cross_entropy
+        if options.get("loss") == "per-example":
+            loss = lambda outputs, targets: functional.cross_entropy(outputs, targets)  # noqa: E731
         trainer = make_private(
             model,
             optimizer="dp_sgd",
@@ -137,7 +143,7 @@ def _step_function(variant: str, model: nn.Module, inputs: torch.Tensor, targets
             chunk_size=chunk,
             clipping=words[1],
         )
-        return lambda: trainer.step(inputs, targets, functional.cross_entropy)
+        return lambda: trainer.step(inputs, targets, loss)
     if variant in OPACUS_VARIANTS:
         return _opacus_step(variant, model, inputs, targets)
     raise ValueError(f"unknown variant {variant!r}")
