@@ -121,16 +121,17 @@ def _step_function(variant: str, model: nn.Module, inputs: torch.Tensor, targets
         return plain
     if variant.startswith("tunedp"):
         from tunedp.optim import make_generator, make_private
+        from tunedp.workloads.metrics import cross_entropy_per_example
 
-        # "tunedp ghost" / "tunedp vmap", optionally " chunk=N" and " loss=per-example": the loss wrapped
-        # so that the ghost path cannot recognise it and calls it once per example through vmap, as every
-        # loss was before issue 28's batched call for the row-wise cross entropies.
+        # "tunedp ghost" / "tunedp vmap", optionally " chunk=N" and " loss=per-example". The loss is the one
+        # the trial loop passes; loss=per-example wraps it so that the ghost path cannot recognise it and
+        # calls it once per example through vmap, as before issue 28's batched call.
         words = variant.split()
         options = dict(word.split("=", 1) for word in words[2:])
         chunk = int(options["chunk"]) if "chunk" in options else None
-        loss = functional.cross_entropy
+        loss = cross_entropy_per_example
         if options.get("loss") == "per-example":
-            loss = lambda outputs, targets: functional.cross_entropy(outputs, targets)  # noqa: E731
+            loss = lambda outputs, targets: cross_entropy_per_example(outputs, targets)  # noqa: E731
         trainer = make_private(
             model,
             optimizer="dp_sgd",

@@ -1,7 +1,7 @@
 """The layering of docs/architecture.md (§2), asserted: which heavy libraries each layer loads, and no import cycles.
 
-Each import runs in a clean subprocess, so what one test imported cannot
-hide what another loads. Only the Ray backend (and the search modes' Tune hooks,
+Each import runs in a fresh fork of one clean child (see ``_FORKSERVER``), so
+what one test imported cannot hide what another loads. Only the Ray backend (and the search modes' Tune hooks,
 inside functions) may load Ray/Tune/Optuna, only four observe modules MLflow;
 the command line and ``tunedp report`` load neither Ray nor torch; the
 accounting knows nothing of torch. The directions between packages are
@@ -11,6 +11,7 @@ accounting knows nothing of torch. The directions between packages are
 from __future__ import annotations
 
 import ast
+import functools
 import json
 import subprocess
 import sys
@@ -163,20 +164,16 @@ class _ImportChecker:
         loaded: dict[str, bool] = reply["loaded"]
         return loaded
 
-    def close(self) -> None:
-        if self._process.stdin is not None:
-            self._process.stdin.close()
-        self._process.wait(timeout=60)
 
 
-_checker: _ImportChecker | None = None
+@functools.cache
+def _checker() -> _ImportChecker:
+    """The worker's one child; it ends with the worker (its stdin closes)."""
+    return _ImportChecker()
 
 
 def _loaded_after(statement: str) -> dict[str, bool]:
-    global _checker
-    if _checker is None or _checker._process.poll() is not None:
-        _checker = _ImportChecker()
-    return _checker.loaded_after(statement)
+    return _checker().loaded_after(statement)
 
 
 def test_the_fork_server_sees_what_a_statement_loads_and_forgets_it() -> None:

@@ -63,18 +63,16 @@ def summed_loss(loss_fn: LossFn, outputs: Tensor, targets: Tensor) -> Tensor:
     """Σᵢ ℓ(outputᵢ, targetᵢ), each example's loss as the vmap path computes it (a batch of one).
 
     A user's loss may reduce over its batch (a mean, a normalisation), so in general it is
-    called on one example at a time through ``vmap``, exactly as the vmap path calls it. Two
-    losses are known to act row by row, and for them one batched call gives the same sum
-    without vmap's per-example calls (≈ 1 ms against 0.1 ms of a 28 ms CNN step at batch 256,
-    issue 28): the workloads' per-example cross entropy (``reduction="none"``), and torch's
-    ``cross_entropy`` with its defaults, whose loss on a batch of one is that example's loss
-    (one difference, of no consequence for the norms: an example whose target is the ignored
-    index would make the vmap route's mean 0/0, and contributes 0 here).
+    called on one example at a time through ``vmap``, exactly as the vmap path calls it. The
+    workloads' per-example cross entropy (``reduction="none"``, what the trial loop passes)
+    acts row by row, so for it one batched call gives the same sum without vmap's per-example
+    calls (profile: ≈ 1 ms against 0.1 ms of a 28 ms CNN step at batch 256, issue 28; too
+    small for the interleaved benchmark to resolve). Torch's ``cross_entropy`` with its mean
+    is not taken this way: on a batch of one its ignored-index target gives 0/0, which a
+    batched sum would not reproduce.
     """
     if loss_fn is cross_entropy_per_example:
         return loss_fn(outputs, targets).sum()
-    if loss_fn is torch.nn.functional.cross_entropy:
-        return torch.nn.functional.cross_entropy(outputs, targets, reduction="sum")
 
     def example_loss(output: Tensor, target: Tensor) -> Tensor:
         return loss_fn(output.unsqueeze(0), target.unsqueeze(0)).sum()

@@ -168,7 +168,7 @@ def test_inplace_activation_after_a_layer(batch):
 
 
 def test_a_loss_that_reduces_over_its_batch_is_still_called_per_example(mlp, batch):
-    """Only the two row-wise cross entropies take one batched call (issue 28); any other loss is
+    """Only the workloads' row-wise cross entropy takes one batched call (issue 28); any other loss is
     called one example at a time, as the vmap path calls it. This loss centres the logits over its
     batch: on a batch of one it is constant (every gradient 0), on the whole batch it is not."""
 
@@ -183,9 +183,9 @@ def test_a_loss_that_reduces_over_its_batch_is_still_called_per_example(mlp, bat
     assert float(batched.min()) > 0  # the same model and batch: non-zero gradients under a row-wise loss
 
 
-@pytest.mark.parametrize("loss", [functional.cross_entropy, cross_entropy_per_example])
-def test_row_wise_losses_sum_as_one_example_at_a_time(loss, batch):
+def test_the_row_wise_loss_sums_as_one_example_at_a_time(batch):
     """The batched shortcut gives the sum the per-example (vmap) route gives, value and gradient."""
+    loss = cross_entropy_per_example
     inputs, targets = batch(size=16, features=3)
     outputs = inputs.clone().requires_grad_(True)
     got = summed_loss(loss, outputs, targets)
