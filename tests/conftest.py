@@ -21,6 +21,10 @@ os.environ.setdefault("TUNEDP_TRACKING", "0")
 # Ledgers default to a per-user folder; tests must never touch the real one.
 os.environ["TUNEDP_HOME"] = tempfile.mkdtemp(prefix="tunedp-test-home-")
 os.environ.pop("TUNEDP_LEDGER_DIR", None)
+# One calibration memo for the whole run (xdist's workers inherit the controller's): a config planned
+# again, in this process or a CLI child, re-prices the σ its first plan found instead of searching for
+# it (tunedp.accounting.calibration_memo). Never the user's ~/.cache.
+os.environ.setdefault("TUNEDP_CACHE_DIR", tempfile.mkdtemp(prefix="tunedp-test-cache-"))
 logging.getLogger("absl").setLevel(logging.ERROR)
 
 # The PostgreSQL fixtures (a team ledger per run, a throwaway server) and the small models and batches

@@ -22,7 +22,8 @@ from dataclasses import dataclass
 from dp_accounting import dp_event
 from scipy import optimize
 
-from tunedp.accounting.epsilon import rdp_epsilon
+from tunedp.accounting.calibration_memo import CalibrationMemo, memo_key
+from tunedp.accounting.epsilon import RDP_ORDERS, rdp_epsilon
 from tunedp.errors import CalibrationError
 
 __all__ = ["Calibration", "CalibrationError", "calibrate_noise_multiplier"]
@@ -53,11 +54,46 @@ def calibrate_noise_multiplier(
     *,
     target_epsilon: float,
     delta: float,
+    memo: CalibrationMemo | None = None,
 ) -> Calibration:
-    """σ such that ``rdp_epsilon(make_event(σ), delta) <= target_epsilon`` and close to it."""
+    """σ such that ``rdp_epsilon(make_event(σ), delta) <= target_epsilon`` and close to it.
+
+    With a ``memo``, a σ an earlier calibration of the same problem returned
+    is tried first, priced afresh, and used only if it meets both promises
+    (within budget, within :data:`LANDING_FRACTION` of it); see
+    :mod:`tunedp.accounting.calibration_memo`.
+    """
     if not target_epsilon > 0:
         raise CalibrationError(f"budget.epsilon={target_epsilon} must be > 0")
+    key = None
+    if memo is not None:
+        key = memo_key(
+            make_event,
+            target_epsilon=target_epsilon,
+            delta=delta,
+            orders=RDP_ORDERS,
+            constants=(MAX_NOISE_MULTIPLIER, SIGMA_RELATIVE_TOLERANCE, LANDING_FRACTION),
+        )
+        remembered = memo.recall(key) if key is not None else None
+        if remembered is not None:
+            epsilon = rdp_epsilon(make_event(remembered), delta)
+            if LANDING_FRACTION * target_epsilon <= epsilon <= target_epsilon:
+                return Calibration(
+                    noise_multiplier=remembered, epsilon=epsilon, target_epsilon=target_epsilon, delta=delta
+                )
+    calibration = _calibrate(make_event, target_epsilon=target_epsilon, delta=delta)
+    if memo is not None and key is not None:
+        memo.remember(key, calibration.noise_multiplier)
+    return calibration
 
+
+def _calibrate(
+    make_event: Callable[[float], dp_event.DpEvent],
+    *,
+    target_epsilon: float,
+    delta: float,
+) -> Calibration:
+    """Root-finding from scratch: bracket by doubling, Brent's method, then bisect until it lands."""
     priced: dict[float, float] = {}
 
     def epsilon_at(sigma: float) -> float:

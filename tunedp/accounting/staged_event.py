@@ -72,6 +72,7 @@ from dataclasses import dataclass
 from dp_accounting import dp_event
 
 from tunedp.accounting.calibration import Calibration, calibrate_noise_multiplier
+from tunedp.accounting.calibration_memo import CalibrationMemo
 from tunedp.errors import CalibrationError
 
 __all__ = [
@@ -119,6 +120,7 @@ def calibrate_stages(
     target_epsilon: float,
     stage1_share: float,
     delta: float,
+    memo: CalibrationMemo | None = None,
 ) -> StagedCalibration:
     """Calibrate σ₁ for ``share · ε`` and then σ₂ for the composition at ε (never overshooting).
 
@@ -128,12 +130,14 @@ def calibrate_stages(
     if stage1_event is None:
         return StagedCalibration(
             stage1=None,
-            stage2=calibrate_noise_multiplier(stage2_event, target_epsilon=target_epsilon, delta=delta),
+            stage2=calibrate_noise_multiplier(stage2_event, target_epsilon=target_epsilon, delta=delta, memo=memo),
         )
     if not 0 < stage1_share < 1:
         raise CalibrationError(f"search.stage1_budget_share={stage1_share} must be in (0, 1)")
     try:
-        first = calibrate_noise_multiplier(stage1_event, target_epsilon=stage1_share * target_epsilon, delta=delta)
+        first = calibrate_noise_multiplier(
+            stage1_event, target_epsilon=stage1_share * target_epsilon, delta=delta, memo=memo
+        )
     except CalibrationError as error:
         raise CalibrationError(
             f"stage 1 gets search.stage1_budget_share={stage1_share:g} of budget.epsilon={target_epsilon:g}, "
@@ -142,7 +146,10 @@ def calibrate_stages(
     settled = stage1_event(first.noise_multiplier)
     try:
         second = calibrate_noise_multiplier(
-            lambda sigma: staged_event(settled, stage2_event(sigma)), target_epsilon=target_epsilon, delta=delta
+            lambda sigma: staged_event(settled, stage2_event(sigma)),
+            target_epsilon=target_epsilon,
+            delta=delta,
+            memo=memo,
         )
     except CalibrationError:
         raise CalibrationError(

@@ -20,6 +20,7 @@ from typing import Any
 from dp_accounting import dp_event
 
 from tunedp.accounting.calibration import Calibration, calibrate_noise_multiplier
+from tunedp.accounting.calibration_memo import user_memo
 from tunedp.accounting.epsilon import RDP_ORDERS, pld_epsilon, rdp_epsilon
 from tunedp.accounting.schedule import noise_segments
 from tunedp.accounting.search_event import SearchShape, naive_event, search_event, tnb_gamma
@@ -389,5 +390,7 @@ def calibrate_single_stage(config: SearchConfig, shape_of: Callable[[SearchConfi
     def make_event(sigma: float) -> dp_event.DpEvent:
         return search_event(trial_plan(config, sizes, geometry, sigma).dp_event(), shape)
 
-    calibration = calibrate_noise_multiplier(make_event, target_epsilon=config.budget.epsilon, delta=delta)
+    calibration = calibrate_noise_multiplier(
+        make_event, target_epsilon=config.budget.epsilon, delta=delta, memo=user_memo()
+    )
     return SearchPlan(config=config, sizes=sizes, shape=shape, geometry=geometry, calibration=calibration)

@@ -26,6 +26,7 @@ from typing import Any
 from dp_accounting import dp_event
 
 from tunedp.accounting.calibration import Calibration
+from tunedp.accounting.calibration_memo import user_memo
 from tunedp.accounting.epsilon import rdp_epsilon
 from tunedp.accounting.search_event import SearchShape, naive_event, search_event
 from tunedp.accounting.serialization import event_to_json
@@ -273,6 +274,7 @@ def calibrate_staged(
         target_epsilon=config.budget.epsilon,
         stage1_share=stage1_share if stage1_share is not None else 0.0,
         delta=delta,
+        memo=user_memo(),
     )
     sigma2 = staged.stage2.noise_multiplier
     stage1_calibration = staged.stage1 or Calibration(
