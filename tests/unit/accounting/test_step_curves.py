@@ -104,3 +104,19 @@ def test_the_memory_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
     assert len(epsilon_module._STEP_CURVES) == 3
     # The newest are kept, and a curve evicted is priced again, as dp_accounting prices it.
     np.testing.assert_array_equal(_cached_curve(_step(0.1, 1.0)), _plain_curve(_step(0.1, 1.0)))
+
+
+def test_a_remembered_pld_figure_is_dp_accountings_figure() -> None:
+    from dp_accounting.pld import pld_privacy_accountant
+
+    from tunedp.accounting.epsilon import PLD_DISCRETIZATION, pld_epsilon
+
+    epsilon_module._PLD_FIGURES.clear()
+    event = _trial(1.0)
+    plain = pld_privacy_accountant.PLDAccountant(value_discretization_interval=PLD_DISCRETIZATION)
+    expected = plain.compose(event).get_epsilon(1e-5)
+    assert pld_epsilon(event, 1e-5) == expected
+    assert pld_epsilon(event, 1e-5) == expected  # from memory
+    assert pld_epsilon(event, 1e-6) != expected  # δ is part of what is remembered
+    # PLD cannot price repeat-and-select: None, remembered as None.
+    assert pld_epsilon(EVENTS["random/best (repeat and select)"](), 1e-5) is None
