@@ -13,13 +13,24 @@ For each we time ``plan_search`` (geometry + calibration: the part the target
 accountant run over the whole search each), time ``SearchPlan.to_json`` (which
 adds the PLD second opinions), and, once, the whole ``tunedp plan --json``
 command including interpreter start-up. Medians over ``--repeats`` runs.
+These in-process timings calibrate from scratch every time: the calibration
+memo is off (``TUNEDP_CACHE_DIR=off``) and the per-process step curves and
+PLD figures are forgotten before each repeat.
 
-Usage: ``.venv/bin/python benchmarks/accounting.py [--repeats 7] [--no-cli]``
+``--shipped`` instead plans every ``search_spaces/*.yaml`` in fresh processes,
+three ways (issue 28): the memo off, the memo empty (the first plan of a
+config: it calibrates and remembers σ), and the memo holding that σ (every
+later plan of it: ``tunedp search`` after ``tunedp plan``). Each is
+``plan_search`` plus ``to_json`` (what ``tunedp plan --json`` computes),
+timed inside the process, imports excluded.
+
+Usage: ``.venv/bin/python benchmarks/accounting.py [--repeats 7] [--no-cli] [--shipped]``
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import os
 import platform
@@ -37,6 +48,7 @@ from typing import Any
 import yaml
 
 import tunedp.accounting.calibration as calibration
+import tunedp.accounting.epsilon as epsilon_module
 from tunedp.config import SearchConfig, parse_config
 from tunedp.planning import plan_search
 
@@ -107,6 +119,8 @@ def measure(config: SearchConfig, repeats: int) -> Measurement:
     pricings = 0
     plan = None
     for _ in range(repeats):
+        epsilon_module._STEP_CURVES.clear()
+        epsilon_module._PLD_FIGURES.clear()
         with PricingCounter() as counter:
             start = time.perf_counter()
             plan = plan_search(config)
@@ -149,12 +163,58 @@ def time_cli(data: dict[str, Any], repeats: int) -> float | None:
     return statistics.median(times)
 
 
+REPO = Path(__file__).resolve().parents[1]
+_PLAN_ONE = """
+import json, sys, time
+from tunedp.config.loading import load_config
+from tunedp.planning import plan_search
+config = load_config(sys.argv[1])
+start = time.perf_counter()
+plan = plan_search(config)
+plan.to_json()
+print(json.dumps({"seconds": time.perf_counter() - start, "sigma": plan.noise_multiplier}))
+"""
+
+
+def plan_in_fresh_process(config: Path, cache_dir: str) -> tuple[float, float]:
+    """(seconds, σ) of planning ``config`` in a new interpreter whose memo is ``cache_dir``."""
+    env = {**os.environ, "TUNEDP_CACHE_DIR": cache_dir}
+    done = subprocess.run(
+        [sys.executable, "-c", _PLAN_ONE, str(config)], env=env, check=True, capture_output=True, text=True
+    )
+    figures = json.loads(done.stdout.strip().splitlines()[-1])
+    return float(figures["seconds"]), float(figures["sigma"])
+
+
+def shipped_table() -> None:
+    print("| config | memo off s | memo empty s | memo holds σ s | same σ |")
+    print("|---|---:|---:|---:|---|")
+    totals = [0.0, 0.0, 0.0]
+    for config in sorted((REPO / "search_spaces").glob("*.yaml")):
+        with tempfile.TemporaryDirectory() as memo:
+            off, sigma_off = plan_in_fresh_process(config, "off")
+            cold, sigma_cold = plan_in_fresh_process(config, memo)
+            warm, sigma_warm = plan_in_fresh_process(config, memo)
+        for index, value in enumerate((off, cold, warm)):
+            totals[index] += value
+        same = "yes" if sigma_off == sigma_cold == sigma_warm else f"NO ({sigma_off}, {sigma_cold}, {sigma_warm})"
+        print(f"| {config.name} | {off:.2f} | {cold:.2f} | {warm:.2f} | {same} |")
+    print(f"| **all** | **{totals[0]:.1f}** | **{totals[1]:.1f}** | **{totals[2]:.1f}** | |")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--cli-repeats", type=int, default=3)
     parser.add_argument("--no-cli", action="store_true", help="skip timing the tunedp plan command")
+    parser.add_argument("--shipped", action="store_true", help="every shipped config: memo off, empty, warm")
     args = parser.parse_args()
+    os.environ["TUNEDP_CACHE_DIR"] = "off"  # in-process timings calibrate from scratch
+    if args.shipped:
+        print(f"python {platform.python_version()}, {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f}")
+        shipped_table()
+        print(f"load average after: {os.getloadavg()[0]:.2f}")
+        return
 
     print(f"python {platform.python_version()}, {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f}")
     print()
