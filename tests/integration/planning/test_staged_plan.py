@@ -418,7 +418,13 @@ SHIPPED_STAGED = {  # config → the budgets and overrides benchmarks/honest.py 
     ],
     "fashion_mnist_public_proxy.yaml": [(3.0, {}), (1.0, {})],
     "fashion_mnist_public_proxy_cosine.yaml": [(3.0, {}), (1.0, {})],
-    "fashion_mnist_public_proxy_tempered.yaml": [(3.0, {}), (1.0, {})],
+    "fashion_mnist_public_proxy_tempered.yaml": [
+        (3.0, {}),
+        (1.0, {}),
+        # Issue 28: public trials 1/16 as long as the final run, 8 expected (the f16-k8 cell).
+        (3.0, {"stage1_training_fraction": 0.0625, "stage1": {"mode": "random", "expected_trials": 8,
+                                                               "distribution": "poisson"}}),
+    ],
     "fashion_mnist_scatternet_two_stage_hypo.yaml": [(3.0, {})],
     "fashion_mnist_scatternet_two_stage_e60.yaml": [(3.0, {})],
     "fashion_mnist_scatternet_two_stage.yaml": [
