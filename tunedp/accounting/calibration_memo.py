@@ -34,6 +34,7 @@ This module imports neither torch nor Ray.
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import json
 import math
@@ -56,6 +57,7 @@ PROBES = (1.0, math.sqrt(3.0), 4.0)
 OFF = "off"
 
 
+@functools.cache
 def _dp_accounting_version() -> str:
     try:
         return metadata.version("dp-accounting")

@@ -69,10 +69,58 @@ class UnsupportedEventError(ValueError):
     """The accountant cannot analyse this event; we never treat that as ε = 0."""
 
 
-#: How many step curves :class:`StepCurveRdpAccountant` keeps (each is one float per order).
-STEP_CURVES_KEPT = 4096
-_STEP_CURVES: OrderedDict[tuple[object, ...], np.ndarray] = OrderedDict()
-_STEP_CURVES_LOCK = threading.Lock()
+_MISSING = object()
+
+
+class _Remembered:
+    """A bounded, thread-safe map of pure figures by their inputs; the least recently used go first.
+
+    Keys must be hashable; :func:`_key` says whether they are (an event with
+    an unhashable part is priced afresh every time, as before).
+    """
+
+    def __init__(self, kept: int) -> None:
+        self.kept = kept
+        self._items: OrderedDict[tuple[object, ...], object] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: tuple[object, ...]) -> object:
+        """The figure under ``key`` (now the most recent), or ``_MISSING``."""
+        with self._lock:
+            if key not in self._items:
+                return _MISSING
+            self._items.move_to_end(key)
+            return self._items[key]
+
+    def put(self, key: tuple[object, ...], value: object) -> None:
+        with self._lock:
+            self._items[key] = value
+            while len(self._items) > self.kept:
+                self._items.popitem(last=False)
+
+    def values(self) -> list[object]:
+        with self._lock:
+            return list(self._items.values())
+
+    def clear(self) -> None:
+        with self._lock:
+            self._items.clear()
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+
+def _key(*parts: object) -> tuple[object, ...] | None:
+    """``parts`` as a key of :class:`_Remembered`, or ``None`` where one of them cannot be hashed."""
+    try:
+        hash(parts)
+    except TypeError:
+        return None
+    return parts
+
+
+#: Each step's RDP curve (one float per order), by (event, orders, neighbouring relation): 4096 kept.
+_STEP_CURVES = _Remembered(kept=4096)
 
 
 class StepCurveRdpAccountant(HypoRdpAccountant):
@@ -94,28 +142,20 @@ class StepCurveRdpAccountant(HypoRdpAccountant):
     def _maybe_compose(
         self, event: dp_event.DpEvent, count: int, do_compose: bool
     ) -> rdp_privacy_accountant.CompositionErrorDetails | None:
-        if not do_compose or not isinstance(event, dp_event.GaussianDpEvent | dp_event.PoissonSampledDpEvent):
+        leaf = isinstance(event, dp_event.GaussianDpEvent | dp_event.PoissonSampledDpEvent)
+        key = _key(event, self._orders.tobytes(), self._neighboring_relation) if leaf and do_compose else None
+        if key is None:
             return super()._maybe_compose(event, count, do_compose)
-        try:
-            key = (event, self._orders.tobytes(), self._neighboring_relation)
-            hash(key)
-        except TypeError:  # an event with an unhashable part: price it as dp_accounting does
-            return super()._maybe_compose(event, count, do_compose)
-        with _STEP_CURVES_LOCK:
-            curve = _STEP_CURVES.get(key)
-            if curve is not None:
-                _STEP_CURVES.move_to_end(key)
-        if curve is None:
-            fresh = HypoRdpAccountant(list(self._orders), self._neighboring_relation)
+        curve = _STEP_CURVES.get(key)
+        if curve is _MISSING:
+            fresh = rdp_privacy_accountant.RdpAccountant(list(self._orders), self._neighboring_relation)
             error_details = fresh._maybe_compose(event, 1, True)
             if error_details is not None:
                 return error_details
             curve = fresh._rdp
             curve.flags.writeable = False
-            with _STEP_CURVES_LOCK:
-                _STEP_CURVES[key] = curve
-                while len(_STEP_CURVES) > STEP_CURVES_KEPT:
-                    _STEP_CURVES.popitem(last=False)
+            _STEP_CURVES.put(key, curve)
+        assert isinstance(curve, np.ndarray)
         self._rdp += count * curve
         return None
 
@@ -136,9 +176,8 @@ def rdp_epsilon(event: dp_event.DpEvent, delta: float) -> float:
     return float(accountant.compose(event).get_epsilon(delta))
 
 
-#: How many PLD figures :func:`pld_epsilon` keeps per process.
-PLD_FIGURES_KEPT = 256
-_PLD_FIGURES: OrderedDict[tuple[object, float], float | None] = OrderedDict()
+#: PLD figures by (event, δ): 256 kept.
+_PLD_FIGURES = _Remembered(kept=256)
 
 
 def pld_epsilon(event: dp_event.DpEvent, delta: float) -> float | None:
@@ -150,23 +189,15 @@ def pld_epsilon(event: dp_event.DpEvent, delta: float) -> float | None:
     the figure is a pure function of the two, and it is never charged.
     """
     _check_delta(delta)
-    try:
-        key: tuple[object, float] | None = (event, float(delta))
-        hash(key)
-    except TypeError:
-        key = None
-    if key is not None:
-        with _STEP_CURVES_LOCK:
-            if key in _PLD_FIGURES:
-                _PLD_FIGURES.move_to_end(key)
-                return _PLD_FIGURES[key]
+    key = _key(event, float(delta))
+    remembered = _PLD_FIGURES.get(key) if key is not None else _MISSING
+    if remembered is not _MISSING:
+        assert remembered is None or isinstance(remembered, float)
+        return remembered
     accountant = pld_privacy_accountant.PLDAccountant(value_discretization_interval=PLD_DISCRETIZATION)
     figure = float(accountant.compose(event).get_epsilon(delta)) if accountant.supports(event) else None
     if key is not None:
-        with _STEP_CURVES_LOCK:
-            _PLD_FIGURES[key] = figure
-            while len(_PLD_FIGURES) > PLD_FIGURES_KEPT:
-                _PLD_FIGURES.popitem(last=False)
+        _PLD_FIGURES.put(key, figure)
     return figure
 
 

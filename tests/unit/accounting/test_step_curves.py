@@ -86,7 +86,7 @@ def test_a_remembered_curve_cannot_be_changed_through_an_accountant() -> None:
     first += 1.0  # the accountant's own running sum, not the remembered curve
     np.testing.assert_array_equal(_cached_curve(event), _plain_curve(event))
     for curve in epsilon_module._STEP_CURVES.values():
-        assert not curve.flags.writeable
+        assert isinstance(curve, np.ndarray) and not curve.flags.writeable
 
 
 def test_an_event_dp_accounting_refuses_is_still_refused() -> None:
@@ -97,7 +97,7 @@ def test_an_event_dp_accounting_refuses_is_still_refused() -> None:
 
 
 def test_the_memory_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(epsilon_module, "STEP_CURVES_KEPT", 3)
+    monkeypatch.setattr(epsilon_module._STEP_CURVES, "kept", 3)
     epsilon_module._STEP_CURVES.clear()
     for sigma in (1.0, 2.0, 3.0, 4.0, 5.0):
         _cached_curve(_step(0.1, sigma))
