@@ -35,10 +35,16 @@ def make_generator(
 
 
 def gaussian_noise_like(tensor: Tensor, std: float, generator: torch.Generator | None) -> Tensor:
-    """N(0, std²) noise of ``tensor``'s shape, dtype and device, drawn from ``generator``."""
+    """N(0, std²) noise of ``tensor``'s shape, dtype and device, drawn from ``generator``.
+
+    Drawn in the tensor's logical order, not its memory order: a channels-last
+    weight (:mod:`tunedp.workloads.layout`) gets the same noise, coordinate by
+    coordinate, as the same weight stored contiguously, so a seed names one
+    draw whatever the model's layout.
+    """
     if not std >= 0:
         raise ValueError(f"Expected std={std} >= 0")
-    noise = torch.empty_like(tensor)
+    noise = torch.empty(tensor.shape, dtype=tensor.dtype, device=tensor.device)
     if std == 0:
         return noise.zero_()
     return noise.normal_(mean=0.0, std=std, generator=generator)

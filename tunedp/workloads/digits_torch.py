@@ -11,6 +11,7 @@ from torch import nn
 
 from tunedp.workloads.contract import Split, Splits, require_rows
 from tunedp.workloads.digits import PIXEL_MAX, RAW_SHAPE, SPLIT_SEED, WORKLOAD
+from tunedp.workloads.layout import channels_last
 from tunedp.workloads.mlp import TanhMlp
 from tunedp.workloads.splits import carve
 
@@ -43,7 +44,7 @@ def build_model(variant: str) -> nn.Module:
     if variant == "mlp":
         return TanhMlp(64, 64, classes, flatten=True)
     if variant == "cnn":
-        return _Cnn(classes)
+        return channels_last(_Cnn(classes))  # tunedp.workloads.layout: a faster step on CPU
     raise ValueError(f"digits has no model variant {variant!r}; known: mlp, cnn")
 
 

@@ -14,6 +14,7 @@ from torch import nn
 from tunedp.workloads.contract import Split, Splits, require_rows
 from tunedp.workloads.fashion_mnist import CNN_VARIANTS, MEAN, SPLIT_SEED, STD, WORKLOAD
 from tunedp.workloads.files import fashion_mnist_files, read_idx
+from tunedp.workloads.layout import channels_last
 from tunedp.workloads.splits import carve
 
 __all__ = [
@@ -85,11 +86,13 @@ def tramer_boneh_cnn(variant: str, *, classes: int, workload: str) -> nn.Module:
     """One of :data:`CNN_VARIANTS`, which every 28×28 image workload offers under the same names.
 
     ``cnn``: the Tramèr–Boneh network (tanh); ``cnn_tempered``: the same with tempered sigmoids (2, 1, 1).
+    Both are channels-last (:mod:`tunedp.workloads.layout`: about twice as fast a step on CPU).
     """
     if variant == "cnn":
-        return TramerBonehCnn(classes)
+        return channels_last(TramerBonehCnn(classes))
     if variant == "cnn_tempered":
-        return TramerBonehCnn(classes, lambda: TemperedSigmoid(scale=2.0, inverse_temperature=1.0, offset=1.0))
+        tempered = TramerBonehCnn(classes, lambda: TemperedSigmoid(scale=2.0, inverse_temperature=1.0, offset=1.0))
+        return channels_last(tempered)
     raise ValueError(f"{workload} has no model variant {variant!r}; known: {', '.join(CNN_VARIANTS)}")
 
 
