@@ -20,6 +20,12 @@ at each batch size (256 and 2048 by default), ``torch.set_num_threads(2)``,
   training split) for the vmap and the ghost path, interleaved; a fixed number
   of steps is timed and extrapolated to the whole trial (said so in the output).
 
+``--layout`` is the memory format of every variant's model: ``channels_last``
+(the default: what tunedp's own CNNs use since issue 28,
+:mod:`tunedp.workloads.layout`) or ``contiguous`` (NCHW, as before). One
+variant can override it with a ``layout=`` word, e.g. ``--extra "nonprivate
+layout=contiguous"`` times the old NCHW step beside the others.
+
 ``--device cuda`` (or ``auto``: CUDA where available) puts the model, the batches
 and the noise generator on the GPU and synchronises after every step so the
 timings are of finished work; memory is then the peak CUDA allocation of the
@@ -55,6 +61,9 @@ from torch.nn import functional
 DATASET_SIZE = 60_000
 DEVICE = torch.device("cpu")
 """Where models, batches and noise live (``--device``)."""
+LAYOUT = "channels_last"
+"""The memory format of every variant's model unless the variant names its own (``--layout``)."""
+LAYOUTS = {"channels_last": torch.channels_last, "contiguous": torch.contiguous_format}
 OPACUS_VARIANTS = ("opacus hooks", "opacus ghost")
 
 
@@ -156,8 +165,17 @@ def _batch(batch_size: int) -> tuple[torch.Tensor, torch.Tensor]:
     return inputs.to(DEVICE), torch.randint(0, 10, (batch_size,), generator=generator).to(DEVICE)
 
 
-def _model() -> nn.Module:
-    return tramer_boneh_cnn().to(DEVICE)
+def _model(layout: str | None = None) -> nn.Module:
+    return tramer_boneh_cnn().to(DEVICE, memory_format=LAYOUTS[layout or LAYOUT])
+
+
+def _layout_of(variant: str) -> tuple[str, str | None]:
+    """``variant`` without its ``layout=`` word, and that word's layout (None: the run's ``--layout``)."""
+    words = variant.split()
+    layouts = [word.split("=", 1)[1] for word in words if word.startswith("layout=")]
+    if any(layout not in LAYOUTS for layout in layouts):
+        raise ValueError(f"unknown layout in {variant!r}; known: {', '.join(LAYOUTS)}")
+    return " ".join(word for word in words if not word.startswith("layout=")), (layouts[-1] if layouts else None)
 
 
 def _finished(step: Callable[[], None]) -> Callable[[], None]:
@@ -185,7 +203,8 @@ def time_interleaved(
     steps = {}
     for variant in variants:
         torch.manual_seed(0)
-        steps[variant] = _finished(_step_function(variant, _model(), inputs, targets))
+        base, layout = _layout_of(variant)
+        steps[variant] = _finished(_step_function(base, _model(layout), inputs, targets))
         for _ in range(warmup):
             steps[variant]()
     times: dict[str, list[float]] = {variant: [] for variant in variants}
@@ -231,7 +250,8 @@ def measure_memory(variant: str, *, batch_size: int, steps: int) -> dict[str, fl
     """
     torch.manual_seed(0)
     inputs, targets = _batch(batch_size)
-    step = _finished(_step_function(variant, _model(), inputs, targets))
+    base, layout = _layout_of(variant)
+    step = _finished(_step_function(base, _model(layout), inputs, targets))
     if DEVICE.type == "cuda":  # the GPU's memory, not the host's
         torch.cuda.reset_peak_memory_stats(DEVICE)
         setup = torch.cuda.memory_allocated(DEVICE) / 2**20
@@ -307,7 +327,7 @@ def time_trial(*, steps: int, block: int, threads: int) -> None:
 
 def _memory_of(variant: str, batch_size: int, steps: int, threads: int) -> dict[str, float]:
     command = [sys.executable, __file__, "--variant", variant, f"--threads={threads}", f"--device={DEVICE}"]
-    command += [f"--batch-sizes={batch_size}", f"--memory-steps={steps}"]
+    command += [f"--layout={LAYOUT}", f"--batch-sizes={batch_size}", f"--memory-steps={steps}"]
     child = subprocess.run(command, check=True, capture_output=True, text=True)
     result: dict[str, float] = json.loads(child.stdout)
     return result
@@ -334,6 +354,7 @@ def _device(name: str) -> torch.device:
 
 
 def main() -> None:
+    global DEVICE, LAYOUT
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--batch-sizes", default="256,2048")
     parser.add_argument("--rounds", type=int, default=6, help="interleaved rounds per batch size")
@@ -348,10 +369,11 @@ def main() -> None:
     parser.add_argument(
         "--device", default="cpu", help="cpu, cuda, cuda:N, or auto (CUDA where available); default cpu"
     )
+    parser.add_argument("--layout", choices=sorted(LAYOUTS), default=LAYOUT, help="the models' memory format")
     parser.add_argument("--variant", help=argparse.SUPPRESS)  # child mode (memory)
     args = parser.parse_args()
-    global DEVICE
     DEVICE = _device(args.device)
+    LAYOUT = args.layout
     torch.set_num_threads(args.threads)
     from tunedp.optim import keep_freed_memory
 
@@ -384,7 +406,7 @@ def main() -> None:
         opacus = [medians[v] for v in OPACUS_VARIANTS if v in medians]
         print(
             f"\nbatch {batch_size}: {args.rounds} rounds × {args.block} steps per variant, "
-            f"{args.threads} threads, {DEVICE}, load average {load_before} → {load_after}"
+            f"{args.threads} threads, {DEVICE}, {LAYOUT} models, load average {load_before} → {load_after}"
         )
         cpu_base = cpu_medians["nonprivate"]
         cpu_opacus = [cpu_medians[v] for v in OPACUS_VARIANTS if v in cpu_medians]
