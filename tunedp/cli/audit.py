@@ -46,10 +46,10 @@ def audit_command(
         raise UserError(f"--canaries: {canaries} must be an integer >= 2")
     if public and ledger is not None:
         raise UserError("--ledger: a --public audit charges no ledger; drop --ledger")
-    from tunedp.audit.command import run_config_audit
-
     quiet_libraries()
     search_config = load_search_config(config, None, None)
+    from tunedp.audit.command import run_config_audit  # torch and the trial loop: once the config is good
+
     result = run_config_audit(
         search_config,
         public=public,

@@ -97,9 +97,8 @@ def search_command(
     ] = None,
 ) -> None:
     """Plan, charge the ledger, run the trials on Ray Tune, release the best and a privacy report."""
-    from tunedp.run.driver import SearchError, resume_search, search
-    from tunedp.run.interrupts import sigterm_as_interrupt
-
+    # The driver (torch, Ray, dp_accounting: ≈ 5 s of imports) is imported only once the options and
+    # the config are known good, so a mistake in them is a one-line error in well under a second.
     quiet_libraries()
     check_max_concurrent(max_concurrent)
     if abandon is not None:
@@ -118,6 +117,9 @@ def search_command(
         if register is not None:
             raise UserError("--register: a resumed search keeps the version its first start registered; drop it")
         observers = _observers(tracking_uri)
+        from tunedp.run.driver import SearchError, resume_search
+        from tunedp.run.interrupts import sigterm_as_interrupt
+
         with sigterm_as_interrupt() as interrupt:
             try:
                 outcome = resume_search(
@@ -133,14 +135,17 @@ def search_command(
         return
     if config is None:
         raise UserError("--config: give the search config (or --resume DIR to continue an interrupted search)")
-    observers = _observers(tracking_uri)
+    search_config = _with_resources(load_search_config(config, budget, delta), cpus_per_trial, gpus_per_trial)
+    observers = _observers(tracking_uri)  # MLflow's tracker imports MLflow (≈ 2 s): after the config is good
     if register is not None and not any(type(o).__name__ == "MlflowTracker" for o in observers):
         raise UserError("--register: MLflow tracking is off (TUNEDP_TRACKING=0); unset it or give --tracking-uri")
-    search_config = _with_resources(load_search_config(config, budget, delta), cpus_per_trial, gpus_per_trial)
     if dataset_ledger is not None:
         from tunedp.workloads.identity import require_dataset
 
         require_dataset(search_config.workload, dataset_ledger, "--dataset-ledger")
+    from tunedp.run.driver import SearchError, search
+    from tunedp.run.interrupts import sigterm_as_interrupt
+
     # tunedp.search plans, then charges the ledger before Ray starts or any
     # data is read; a search the ledger cannot admit raises
     # BudgetExceededError there (one line, exit 2, nothing charged).
