@@ -4,9 +4,10 @@ On CPU, PyTorch runs the small networks DP training uses much faster on
 channels-last (NHWC) activations than on its default NCHW ones: oneDNN's
 convolution weight gradients and, above all, max-pooling with stride 1 take
 a slow path on NCHW. Measured on a 2-core AMD EPYC, one thread, one training
-step of the Tramèr–Boneh tempered CNN at batch 256: 56 ms NCHW against 27 ms
-channels-last, the private (ghost-clipped) step 53 ms against 36 ms; the
-digits CNN 25 % faster; the ScatterNet CNN head's private step 18 %
+step of the Tramèr–Boneh CNN at batch 256 (``benchmarks/optim.py``): 45.9 ms
+NCHW against 20.2 ms channels-last, the private (ghost-clipped) step 44.8 ms
+against 28.5 ms; the digits CNN 25 % faster; the ScatterNet CNN head's
+private step 18 %
 (``benchmarks/README.md``, "Channels-last built-in CNNs").
 
 Converting the model is enough. A convolution whose weight is channels-last
