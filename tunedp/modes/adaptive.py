@@ -66,7 +66,6 @@ class AdaptiveMode(SingleStageMode[AdaptiveSearch]):
             scheduler=scheduler,
             num_samples=trial_count,
             max_concurrent_trials=concurrency,
-            reuse_actors=True,
         )
 
 

@@ -160,7 +160,8 @@ class SingleStageMode(SearchMode[S]):
         """The ``tune.TuneConfig`` that runs exactly the ``trial_count`` trials the charge assumed.
 
         ``concurrency`` trials run at once; ``sampler_seed`` seeds Tune's
-        sampler (drawn from the search's generator).
+        sampler (drawn from the search's generator). Whether workers are
+        reused is the cluster's to say, not the mode's (:func:`tunedp.run.ray_backend.cluster.reuse_actors`).
         """
 
     def run(self, plan: SearchPlan, context: RunContext) -> TrialsRun:

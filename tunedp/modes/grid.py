@@ -51,7 +51,7 @@ class GridMode(SingleStageMode[GridSearch]):
     def tune_config(self, plan: SearchPlan, trial_count: int, concurrency: int, sampler_seed: int) -> Any:
         from ray import tune
 
-        return tune.TuneConfig(num_samples=1, max_concurrent_trials=concurrency, reuse_actors=True)
+        return tune.TuneConfig(num_samples=1, max_concurrent_trials=concurrency)
 
     def check_resumable(self, state: ResumeState, output: Path) -> None:
         from tunedp.run.resume import ResumeError

@@ -70,7 +70,6 @@ class HypoMode(SingleStageMode[HypoSearch]):
             ),
             num_samples=trial_count,
             max_concurrent_trials=concurrency,
-            reuse_actors=True,
         )
 
 

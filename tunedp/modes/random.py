@@ -53,7 +53,6 @@ class RandomMode(SingleStageMode[RandomSearch]):
             # takes its own limit.
             search_alg=BasicVariantGenerator(random_state=sampler_seed, max_concurrent=concurrency),
             num_samples=trial_count,
-            reuse_actors=True,
         )
 
 

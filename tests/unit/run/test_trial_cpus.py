@@ -7,7 +7,7 @@ import itertools
 import pytest
 
 from tunedp.config import Resources
-from tunedp.run.ray_backend.cluster import trial_cpus
+from tunedp.run.ray_backend.cluster import reuse_actors, trial_cpus
 
 
 def _fits(nodes: list[tuple[float, float]], share: int, gpus: float, concurrency: int) -> bool:
@@ -68,3 +68,19 @@ def test_against_an_exhaustive_search_of_small_clusters() -> None:
                     if share > floor:
                         assert _fits(list(nodes), share, gpus, concurrency)
                     assert not any(_fits(list(nodes), s, gpus, concurrency) for s in range(share + 1, 8))
+
+
+@pytest.mark.parametrize(
+    ("nodes", "reused"),
+    [
+        ([(2.0, 0.0)], True),  # this machine: a worker's start saved per trial
+        ([(2.0, 0.0), (0.0, 0.0)], True),  # a head that runs no trials beside one worker node
+        ([(1.0, 0.0), (1.0, 0.0)], False),  # two nodes: each trial where its CPUs were reserved
+        ([(8.0, 1.0), (4.0, 0.0), (0.0, 0.0)], False),
+        ([], True),
+    ],
+)
+def test_workers_are_reused_only_where_one_node_runs_every_trial(
+    nodes: list[tuple[float, float]], reused: bool
+) -> None:
+    assert reuse_actors(nodes) is reused

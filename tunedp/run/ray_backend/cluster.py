@@ -177,6 +177,20 @@ def node_resources() -> list[tuple[float, float]]:
     return [(float(n["Resources"].get("CPU", 0)), float(n["Resources"].get("GPU", 0))) for n in nodes if n.get("Alive")]
 
 
+def reuse_actors(nodes: Sequence[tuple[float, float]]) -> bool:
+    """Whether Tune hands a finished trial's worker to the next trial: only where one node runs them all.
+
+    Reusing a worker saves its start (a process, torch and the workload
+    imported) per trial. On several nodes it also moves work: Tune gives a
+    cached worker to a pending trial even while that trial's own worker is
+    starting on another node, and drops the one starting. Short trials then
+    pile onto the node whose worker came up first and the other nodes idle,
+    whatever the resources reserved. With more than one node that can run a
+    trial (any CPUs), each trial runs where its resources were reserved.
+    """
+    return sum(1 for cpus, _gpus in nodes if cpus > 0) <= 1
+
+
 def trial_cpus(nodes: Sequence[tuple[float, float]], resources: Resources, concurrency: int) -> int:
     """The CPUs each of ``concurrency`` trials at once can have: its share of the cores, never fewer than asked.
 

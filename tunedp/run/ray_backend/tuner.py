@@ -24,7 +24,14 @@ from tunedp.config import SearchConfig
 from tunedp.release.disclosure import Disclosure
 from tunedp.release.records import TrialRecord
 from tunedp.run.mode_run import TrialsRun
-from tunedp.run.ray_backend.cluster import check_resources, ensure_ray, node_resources, stop_ray, trial_cpus
+from tunedp.run.ray_backend.cluster import (
+    check_resources,
+    ensure_ray,
+    node_resources,
+    reuse_actors,
+    stop_ray,
+    trial_cpus,
+)
 from tunedp.run.ray_backend.records import record_of_result, trial_record
 from tunedp.run.ray_backend.trainable import TrialStatic, trainable
 from tunedp.run.scoped import environment, logger_levels
@@ -101,7 +108,8 @@ def run_trials(
             concurrency = max(1, min(max_concurrent or slots, trial_count))
             # Fewer trials at once than the cluster has room for (a final run, --max-concurrent 1):
             # each takes its share of the idle cores, reserved from Ray and used as torch threads.
-            share = trial_cpus(node_resources(), config.resources, concurrency)
+            cluster = node_resources()
+            share = trial_cpus(cluster, config.resources, concurrency)
             resources = config.resources
             if share > resources.cpus:
                 resources = resources.model_copy(update={"cpus": float(share)})
@@ -118,7 +126,10 @@ def run_trials(
             tuner = tune.Tuner(
                 trainable(static, resources),
                 param_space=tune_hooks.param_space(config),
-                tune_config=tune_hooks.tune_config(plan, trial_count, concurrency, sampler_seed),
+                tune_config=replace(
+                    tune_hooks.tune_config(plan, trial_count, concurrency, sampler_seed),
+                    reuse_actors=reuse_actors(cluster),
+                ),
                 run_config=tune.RunConfig(
                     name="search",
                     storage_path=str(storage),
