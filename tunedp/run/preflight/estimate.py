@@ -77,6 +77,8 @@ def learning_noise_warning(plan: SearchPlan) -> str | None:
 SEARCH_OVERHEAD_S = 22.0
 #: What each trial costs on top of its steps (same benchmark): a Ray worker, its imports, the data
 #: loaded and the model built, the evaluations, Tune's bookkeeping (Ray reuses the worker: ≤ 0.6 s).
+#: On a cluster of several nodes workers are not reused (``ray_backend.cluster.reuse_actors``), so
+#: each trial there also starts its worker, which this estimate (made before any cluster is seen) leaves out.
 TRIAL_OVERHEAD_S = 1.0
 
 
