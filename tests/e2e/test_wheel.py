@@ -140,9 +140,10 @@ def _write_csv_search(folder: Path) -> None:
     data = digits_table_search(folder)
     data["budget"] = {"epsilon": 4.0, "delta": 1e-4}
     data["search"] = {"mode": "grid"}
-    # Trials long enough (~10 s) to overlap: a trial that ends before the other node's worker is up
-    # hands its worker to the next trial (Tune reuses actors), and both would run on one node.
-    data["training"] = {"steps": 8000, "expected_batch_size": 120, "evaluations": 1}
+    # Short trials: on a cluster Tune does not hand a finished trial's worker to the next one
+    # (tunedp.run.ray_backend.cluster.reuse_actors), so each of the two runs where its CPU was
+    # reserved, one on each node, however soon the first ends.
+    data["training"] = {"steps": 60, "expected_batch_size": 120, "evaluations": 1}
     data["space"] = {
         "coupling": "lr_clip",
         "params": {
