@@ -28,6 +28,7 @@ from ray_nodes import stop_node, wait_for_alive_nodes, wait_for_port
 from search_helpers import REPO, adaptive, grid, random_all, random_best
 from shared_runs import CLI_BEST_OPTIONS, charge_past_preflight, cli_search, contract_run, shared_run
 from shared_runs import charged_without_preflight as shared_charged_without_preflight
+from slow_start import SLOW_START_ENV
 from workload_fixtures import NODE_COPY_ENV
 
 from tunedp.accounting.epsilon import rdp_epsilon
@@ -287,9 +288,12 @@ def test_two_node_ray_cluster_runs_trials_on_both_nodes(tmp_path: Path) -> None:
     worker = None
     try:
         wait_for_port(address)  # the worker node joins as soon as the head's GCS listens
-        # This node's copy of the DIGITS_NODE_COPY data differs in one row (workload_fixtures).
+        # This node's copy of the DIGITS_NODE_COPY data differs in one row (workload_fixtures), and
+        # a trial's worker here starts 8 s late where tests/slow_start.py asks for it.
         worker = subprocess.Popen(
-            [ray_bin, "start", "--address", address, *common], env={**env, NODE_COPY_ENV: "modified"}, **quiet
+            [ray_bin, "start", "--address", address, *common],
+            env={**env, NODE_COPY_ENV: "modified", SLOW_START_ENV: "8"},
+            **quiet,
         )
         wait_for_alive_nodes(sys.executable, address, 2, env)
         config_path = _write_config(tmp_path, grid(momenta=[0.5, 0.9]))
@@ -304,12 +308,30 @@ def test_two_node_ray_cluster_runs_trials_on_both_nodes(tmp_path: Path) -> None:
         report = json.loads((tmp_path / "cluster" / "report.json").read_text())
         assert report["trial_count"] == 2
         assert len(report["ray_nodes"]) == 2, report["ray_nodes"]  # two trials at once on two one-CPU nodes
+        _a_trial_whose_worker_starts_late_keeps_its_node(tmp_path / "late", address, env)
         _a_node_with_another_copy_of_the_data_is_refused(tmp_path / "copy", address, env)
         _worker_node_dies_mid_search(tmp_path / "dead", address, env, worker)
     finally:
         for process in (worker, head):
             if process is not None:
                 stop_node(process)
+
+
+def _a_trial_whose_worker_starts_late_keeps_its_node(folder: Path, address: str, env: dict[str, str]) -> None:
+    """The worker node's trial starts after the head's has finished: it still runs on the worker node.
+
+    With Tune's worker reuse on, the head's finished worker was handed to it and
+    both trials ran on the head (CI saw this once by chance; this makes the
+    order certain). ``tests/slow_start.py`` runs the search.
+    """
+    folder.mkdir()
+    done = subprocess.run(
+        [sys.executable, str(Path(__file__).resolve().parents[1] / "slow_start.py"), str(folder), address],
+        capture_output=True, text=True, timeout=300, env=env,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    nodes = json.loads(done.stdout.strip().splitlines()[-1])
+    assert len(nodes) == 2, nodes
 
 
 def _a_node_with_another_copy_of_the_data_is_refused(folder: Path, address: str, env: dict[str, str]) -> None:
