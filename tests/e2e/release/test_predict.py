@@ -193,7 +193,8 @@ def test_a_csv_search_releases_a_model_that_scores_raw_rows(ray_session: str, tm
     written = pd.read_csv(predictions, dtype={"label": str})
     assert list(written.columns) == ["label", "probability_0", "probability_1"]
     assert written["label"].tolist() == labels
-    np.testing.assert_allclose(written[["probability_0", "probability_1"]].to_numpy(), expected, rtol=1e-12)
+    # Another process: its float32 kernels may sum in another order (CPU, threads, alignment), so not bit for bit.
+    np.testing.assert_allclose(written[["probability_0", "probability_1"]].to_numpy(), expected, rtol=1e-5)
 
     # 2. The MLflow pyfunc at runs:/<run id>/model, on a data frame as pandas reads the CSV (ints, strings).
     mlflow.set_tracking_uri(store)
