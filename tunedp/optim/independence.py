@@ -229,7 +229,7 @@ def check_batch_independence(
                     module.eval()
             base = recorder.run(probe)
         if _outputs_same(base, recorder.run(probe, PROBE_SEED + 1), everyone, count):
-            alone = [recorder.run(probe[i : i + 1]) for i in everyone]
+            alone = _one_at_a_time(recorder, probe, everyone, mode="training")
             joined = _joined(alone, base)
             if joined is None or not _outputs_same(base, joined, everyone, count):
                 where = recorder.name(model) if joined is None else recorder.where(base, joined, everyone, count)
@@ -245,7 +245,7 @@ def check_batch_independence(
                 "its buffers; they would be released without noise"
             )
         if watched:
-            alone = [recorder.run(probe[i : i + 1]) for i in everyone]
+            alone = _one_at_a_time(recorder, probe, everyone, mode="eval-mode")
             joined = _joined(alone, eval_before)
             problems += _layer_rows(eval_before, [(run, k) for k, run in enumerate(alone)], watched, count)
             if joined is None or not _outputs_same(eval_before, joined, everyone, count):
@@ -254,6 +254,25 @@ def check_batch_independence(
                     "(its eval-mode output differs from one example at a time)"
                 )
     return IndependenceProbe(layer_problems=tuple(dict.fromkeys(problems)))
+
+
+def _one_at_a_time(recorder: Recorder, probe: Tensor, everyone: Sequence[int], *, mode: str) -> list[Run]:
+    """The forward on each probe example alone; a model that cannot run on one example is refused.
+
+    A forward that treats examples independently runs on a batch of one, and
+    Poisson sampling draws such batches. One that raises there (``F.batch_norm``
+    in training mode: "Expected more than 1 value per channel") computes
+    something over the batch, which two examples may not reveal: with two,
+    batch normalisation maps each to about ±1, whatever the other is.
+    """
+    try:
+        return [recorder.run(probe[i : i + 1]) for i in everyone]
+    except Exception as error:  # the user's forward: whatever it raises, it cannot be checked
+        cause = (str(error).strip().splitlines() or [""])[0]
+        raise BatchMixingError(
+            f"model: its {mode} forward fails on one example alone ({type(error).__name__}: {cause}), so an "
+            f"example's output depends on its batch: {_FIX}; {_WHY}"
+        ) from error
 
 
 def _refuse_writes(state: ModelState) -> None:

@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from search_helpers import example_dict
 from torch import nn
@@ -187,6 +187,7 @@ def _largest_move(privatizer: Privatizer, inputs: torch.Tensor, targets: torch.T
     clip_norm=st.sampled_from([1e-3, 0.05, 1.0]),
     outlier=st.sampled_from([1.0, 30.0]),
 )
+@example(name="batch statistics only", clipping="ghost", size=2, seed=0, clip_norm=1e-3, outlier=30.0)  # found
 def test_mixing_models_are_refused_or_have_sensitivity_at_most_c(name, clipping, size, seed, clip_norm, outlier):
     torch.manual_seed(seed)
     model = _Net(MIXING[name]())
@@ -235,6 +236,23 @@ def test_each_mixing_module_is_refused_by_name_on_every_path(name, words, clippi
         _assert_unchanged(model, before)
     assert model.training and not model.middle.training
     assert torch.equal(torch.get_rng_state(), rng)
+
+
+@pytest.mark.parametrize("clipping", ["ghost", "vmap", "auto"])
+def test_batch_statistics_that_two_examples_hide_are_refused_on_one_example(clipping):
+    """With two examples ``F.batch_norm`` maps each to about ±1 whatever the other is, so replacing one moves
+    nothing the probe can see; the forward on one example alone then raises. That is a refusal, in one line."""
+    torch.manual_seed(0)
+    model = _Net(BatchStatistics())
+    before = _snapshot(model)
+    privatizer = Privatizer(model, expected_batch_size=1.0, clipping=clipping)
+    with pytest.raises(BatchMixingError) as info:
+        privatizer.clipped_sum(*_batch(2, 0, 30.0), functional.cross_entropy, clip_norm=1e-3)
+    message = str(info.value)
+    assert message.startswith("model: its training forward fails on one example alone (ValueError: Expected more")
+    assert "GroupNorm" in message and "\n" not in message
+    _assert_unchanged(model, before)
+    assert model.training
 
 
 def test_the_old_eval_mode_check_is_not_enough():
