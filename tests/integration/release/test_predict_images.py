@@ -201,7 +201,7 @@ def transposed(images: npt.NDArray[np.uint8]) -> torch.Tensor:
 
 @pytest.mark.parametrize("compressed", [True, False], ids=["idx.gz", "idx"])
 def test_predict_scores_the_t10k_idx_file_as_fashion_mnist_ships_it(
-    compressed: bool, t10k: Path, tmp_path: Path
+    compressed: bool, t10k: Path, pixels: npt.NDArray[np.uint8], tmp_path: Path
 ) -> None:
     folder = release(tmp_path / "out", "fashion_mnist", "cnn", seed=3)
     rows = t10k
@@ -211,7 +211,7 @@ def test_predict_scores_the_t10k_idx_file_as_fashion_mnist_ships_it(
     written = _predict(folder, rows, tmp_path / "predictions.csv")
     expected = softmax_of(folder, resolve_workload("fashion_mnist").load().test.inputs)  # all 10000 test images
     assert len(written) == 10000 and list(written[0]) == ["label", *(f"probability_{k}" for k in range(10))]
-    mistake = softmax_of(folder, inputs_of_images(transposed(read_idx(t10k))))
+    mistake = softmax_of(folder, inputs_of_images(transposed(pixels)))
     assert_scores_match(_probabilities(written), [row["label"] for row in written], expected, mistake)
 
 
