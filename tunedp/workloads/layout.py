@@ -7,8 +7,7 @@ a slow path on NCHW. Measured on a 2-core AMD EPYC, one thread, one training
 step of the Tramèr–Boneh CNN at batch 256 (``benchmarks/optim.py``): 45.9 ms
 NCHW against 20.2 ms channels-last, the private (ghost-clipped) step 44.8 ms
 against 28.5 ms; the digits CNN 25 % faster; the ScatterNet CNN head's
-private step 18 %
-(``benchmarks/README.md``, "Channels-last built-in CNNs").
+private step 18 % (``benchmarks/README.md``, "Channels-last built-in CNNs").
 
 Converting the model is enough. A convolution whose weight is channels-last
 computes in that layout whatever its input's (one-channel pixels are the
